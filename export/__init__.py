@@ -1,0 +1,1 @@
+"""From a trained adapter to the GGUF file the server loads."""

@@ -1,0 +1,291 @@
+"""`inkling`: serve, complete, doctor, and the subcommands other packages register.
+
+Logs go to stderr; in `serve` mode stdout carries only the protocol (the
+process's file descriptor 1 is pointed at stderr so that nothing printed by
+a C library can corrupt the stream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from lsp_server import __version__
+from lsp_server.errors import InklingError
+from lsp_server.settings import (
+    Settings,
+    SettingsLayer,
+    layer_from_cli,
+    layer_from_env,
+    merge,
+    setting_specs,
+)
+
+log = logging.getLogger("inkling")
+
+COMMAND_GROUP = "inkling.commands"
+"""Entry-point group: `name = "package.module:register"`, register(subparsers)."""
+
+
+def setup_logging(level: str, log_file: str | None = None) -> None:
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # pygls logs whole messages (buffer text included) at INFO: keep it quiet
+    # unless the user asked for debug logs explicitly.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in ("pygls", "inkling.llama_cpp"):
+        logging.getLogger(name).setLevel(max(quiet, logging.getLogger(name).level))
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, from the settings table."""
+    group = parser.add_argument_group("settings (also from INKLING_* variables and the client)")
+    for spec in setting_specs():
+        names = [spec.flag]
+        if spec.name == "model_path":
+            names.append("--model")
+        group.add_argument(*names, dest=f"setting_{spec.name}", default=None, help=spec.help)
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[SettingsLayer]]:
+    values = {
+        key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")
+    }
+    layers = [layer_from_env(), layer_from_cli(values)]
+    return merge(layers), layers
+
+
+# -- serve ---------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import create_server
+
+    _, layers = settings_from_args(args)
+    server = create_server(layers)
+    signal.signal(signal.SIGTERM, lambda *_: _terminate(server))
+    if args.tcp:
+        host = args.host
+        if not _is_loopback(host):
+            log.warning("listening on %s: other machines can reach this server", host)
+        server.start_tcp(host, args.port)
+        return 0
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints from C code go to stderr, never into the protocol
+    sys.stdout = sys.stderr
+    server.start_io(sys.stdin.buffer, protocol_out)
+    return 0
+
+
+def _terminate(server: Any) -> None:
+    log.info("SIGTERM: stopping")
+    try:
+        server.scheduler.close()
+        if server.engine is not None:
+            server.engine.close()
+    finally:
+        os._exit(0)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- complete --------------------------------------------------------------------------
+
+
+def parse_location(location: str) -> tuple[Path, int, int]:
+    """FILE:LINE:COL with 1-based line and column (as compilers print them)."""
+    parts = location.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise InklingError(f"expected FILE:LINE:COL (1-based), got {location!r}")
+    line, column = int(parts[1]), int(parts[2])
+    if line < 1 or column < 1:
+        raise InklingError("LINE and COL start at 1")
+    return Path(parts[0]), line, column
+
+
+def load_engine(settings: Settings, *, quiet: bool = False) -> Any:
+    """Resolve and load the model with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from lsp_server.engine import Engine, EngineConfig
+    from lsp_server.models import resolve_model
+    from lsp_server.settings import effective_threads
+
+    resolved = resolve_model(settings.model_path)
+    engine = Engine(
+        EngineConfig(
+            model_path=resolved.path,
+            n_ctx=settings.context_size,
+            n_threads=effective_threads(settings),
+            n_batch=settings.batch_size,
+        )
+    )
+    with tqdm(
+        total=100,
+        desc=f"loading {resolved.path.name}",
+        unit="%",
+        disable=quiet,
+        file=sys.stderr,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+    ) as bar:
+
+        def progress(value: float) -> None:
+            bar.update(int(value * 100) - bar.n)
+
+        engine.load(progress).result()
+    return engine
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from lsp_server.documents import Document
+    from lsp_server.languages import lsp_language_id_for_path
+    from lsp_server.pipeline import CompletionRequest, Pipeline
+
+    settings, _ = settings_from_args(args)
+    path, line, column = parse_location(args.location)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InklingError(f"cannot read {path}: {exc}") from exc
+    document = Document(path.as_uri() if path.is_absolute() else str(path), "", 0, text)
+    offset = document.offset_at(line - 1, column - 1, "utf-32")
+    started = time.perf_counter()
+    engine = load_engine(settings, quiet=args.json)
+    loaded = time.perf_counter()
+    pipeline = Pipeline(engine)
+    language_id = args.language or lsp_language_id_for_path(str(path))
+    completion = pipeline.complete(CompletionRequest(text, offset, language_id, path=str(path)), settings)
+    done = time.perf_counter()
+    engine.close()
+    if args.json:
+        generation = completion.generation
+        print(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "line": line,
+                    "column": column,
+                    "language": language_id,
+                    "mode": completion.mode.value,
+                    "reason": completion.reason,
+                    "completion": completion.text,
+                    "template": pipeline.template.family,
+                    "load_ms": round((loaded - started) * 1000, 1),
+                    "completion_ms": round((done - loaded) * 1000, 1),
+                    "timings_ms": {k: round(v, 1) for k, v in completion.timings_ms.items()},
+                    "prompt_tokens": generation.prompt_tokens if generation else 0,
+                    "generated_tokens": generation.generated_tokens if generation else 0,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    before = text[max(0, text.rfind("\n", 0, offset) + 1) : offset]
+    print(f"{path}:{line}:{column} [{completion.mode.value}: {completion.reason}]", file=sys.stderr)
+    if completion.text:
+        print(before + "\033[2m" + completion.text + "\033[0m" if sys.stdout.isatty() else completion.text)
+    else:
+        print("(no completion)", file=sys.stderr)
+    generation = completion.generation
+    tokens = f", {generation.generated_tokens} tokens" if generation else ""
+    print(
+        f"model loaded in {(loaded - started) * 1000:.0f} ms; "
+        f"completion in {(done - loaded) * 1000:.0f} ms{tokens} ({pipeline.template.family} prompt)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+# -- doctor ------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from lsp_server.doctor import run_doctor
+
+    settings, _ = settings_from_args(args)
+    report = run_doctor(settings, speed_probe=not args.no_speed)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(report.render())
+    return 0 if report.ok else 1
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inkling", description="Offline code completion over the Language Server Protocol."
+    )
+    parser.add_argument("--version", action="version", version=f"inkling {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--log-file", default=None, help="log here instead of stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", action="store_true", help="listen on TCP instead of stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="TCP address (default: loopback only)")
+    serve.add_argument("--port", type=int, default=2087)
+    add_setting_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    complete = commands.add_parser("complete", help="complete once at FILE:LINE:COL (1-based)")
+    complete.add_argument("location", metavar="FILE:LINE:COL")
+    complete.add_argument("--language", default=None, help="LSP language id (default: from the extension)")
+    complete.add_argument("--json", action="store_true", help="print a JSON record")
+    add_setting_flags(complete)
+    complete.set_defaults(func=cmd_complete)
+
+    doctor = commands.add_parser("doctor", help="check the model, grammars, speed and offline use")
+    doctor.add_argument("--json", action="store_true")
+    doctor.add_argument("--no-speed", action="store_true", help="skip the speed probe")
+    add_setting_flags(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        register: Callable[[Any], None] = entry.load()
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level if args.command == "serve" else "WARNING", args.log_file)
+    if args.command != "serve" and args.log_level != "INFO":
+        setup_logging(args.log_level, args.log_file)
+    try:
+        result: int = args.func(args)
+        return result
+    except InklingError as exc:
+        print(f"inkling: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

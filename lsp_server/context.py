@@ -1,0 +1,260 @@
+"""(document text, cursor) -> what to complete: prefix, suffix, mode, stop rules.
+
+Pure: plain values in, a dataclass out. The rules, per language family:
+
+* skip   - the cursor sits inside an identifier (a word character on both
+           sides), or inside a string or comment that continues to the right
+           of the cursor: a completion there would have to be spliced into a
+           token the user is still typing. Also before the first code of a
+           line (only blanks to the left, code to the right): the model can
+           only rewrite the code that is already there.
+* inline - there is code to the right of the cursor on the same line (fill
+           the gap), or the line has code to the left (finish the line), or
+           the cursor is on a blank line inside a body that already has
+           statements (write the next line). Generation stops at the end of
+           the line, or earlier where it closes a bracket the line's right
+           side already closes.
+* block  - the cursor is on a blank line right after a line that opens a body
+           (`:` in Python, `{` in brace languages) and the body is empty: the
+           next non-blank line is not indented deeper than the opener (or is
+           its closing brace). Generation stops at the end of that body: a
+           line indented no deeper than the opener (Python), or a closing
+           brace that balances the block (brace languages).
+
+A language without a grammar follows the same rules on text alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from lsp_server import syntax
+from lsp_server.languages import LanguageSpec
+
+_WORD = re.compile(r"\w")
+_OPENERS = {"(": ")", "[": "]", "{": "}"}
+_CLOSERS = {")": "(", "]": "[", "}": "{"}
+
+
+class Mode(enum.StrEnum):
+    INLINE = "inline"
+    BLOCK = "block"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    """Everything the prompt builder and post-processor need about the cursor."""
+
+    prefix: str
+    suffix: str
+    line_prefix: str
+    line_suffix: str
+    mode: Mode
+    reason: str
+    language: LanguageSpec | None
+    indent: str
+    """Indentation of the cursor line (what the first generated line continues)."""
+    block_indent: str | None = None
+    """Block mode: indentation of the line that opened the body."""
+
+    @property
+    def offset(self) -> int:
+        return len(self.prefix)
+
+
+def indentation(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def indent_width(indent: str, tab_size: int = 4) -> int:
+    return sum(tab_size if ch == "\t" else 1 for ch in indent)
+
+
+def _line_bounds(text: str, offset: int) -> tuple[int, int]:
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    end = offset
+    while end < len(text) and text[end] not in "\r\n":
+        end += 1
+    return start, end
+
+
+def _previous_nonblank_line(prefix_before_line: str) -> str | None:
+    for line in reversed(prefix_before_line.splitlines()):
+        if line.strip():
+            return line
+    return None
+
+
+def _next_nonblank_line(suffix_after_line: str) -> str | None:
+    for line in suffix_after_line.splitlines():
+        if line.strip():
+            return line
+    return None
+
+
+def _strip_line_comment(line: str, language: LanguageSpec | None) -> str:
+    marker = language.line_comment if language else None
+    if marker and marker in line:
+        # Good enough for a trailing comment after an opener; strings are rare there.
+        return line[: line.index(marker)]
+    return line
+
+
+def opens_body(line: str, language: LanguageSpec | None) -> bool:
+    code = _strip_line_comment(line, language).rstrip()
+    if language is None:
+        return code.endswith((":", "{"))
+    if language.indent_blocks:
+        return code.endswith(":")
+    return code.endswith("{")
+
+
+def _inside_token_continuing_right(
+    tree: syntax.Tree | None, language: LanguageSpec | None, byte_offset: int, line_suffix: str
+) -> str | None:
+    """'string' or 'comment' if the cursor is inside one that goes on past it."""
+    if tree is None or language is None or not line_suffix.strip():
+        return None
+    node = syntax.node_at(tree, byte_offset)
+    for ancestor in syntax.ancestors(node):
+        kind = ancestor.type
+        if kind in language.string_kinds or kind in language.comment_kinds:
+            inside = ancestor.start_byte < byte_offset < ancestor.end_byte
+            if inside:
+                return "comment" if kind in language.comment_kinds else "string"
+    return None
+
+
+def build_context(
+    text: str,
+    offset: int,
+    language: LanguageSpec | None,
+    tree: syntax.Tree | None = None,
+    byte_offset: int | None = None,
+) -> CompletionContext:
+    """Decide the mode at `offset` (a str index into `text`)."""
+    offset = max(0, min(offset, len(text)))
+    prefix, suffix = text[:offset], text[offset:]
+    line_start, line_end = _line_bounds(text, offset)
+    line_prefix, line_suffix = text[line_start:offset], text[offset:line_end]
+    indent = indentation(line_prefix if line_prefix.strip() else text[line_start:line_end])
+    if not line_prefix.strip():
+        indent = line_prefix
+
+    def make(mode: Mode, reason: str, block_indent: str | None = None) -> CompletionContext:
+        return CompletionContext(
+            prefix=prefix,
+            suffix=suffix,
+            line_prefix=line_prefix,
+            line_suffix=line_suffix,
+            mode=mode,
+            reason=reason,
+            language=language,
+            indent=indent,
+            block_indent=block_indent,
+        )
+
+    before = prefix[-1:] if prefix else ""
+    after = suffix[:1]
+    if before and after and _WORD.match(before) and _WORD.match(after):
+        return make(Mode.SKIP, "inside an identifier")
+    if byte_offset is None:
+        byte_offset = len(prefix.encode("utf-8", "surrogatepass"))
+    inside = _inside_token_continuing_right(tree, language, byte_offset, line_suffix)
+    if inside is not None:
+        return make(Mode.SKIP, f"inside a {inside} that continues to the right")
+
+    if line_suffix.strip():
+        if not line_prefix.strip():
+            return make(Mode.SKIP, "before the code of a line")
+        return make(Mode.INLINE, "code to the right of the cursor")
+    if line_prefix.strip():
+        return make(Mode.INLINE, "finish the line")
+
+    opener = _previous_nonblank_line(prefix[:line_start])
+    if opener is not None and opens_body(opener, language):
+        opener_indent = indentation(opener)
+        following = _next_nonblank_line(text[line_end:])
+        if _body_is_empty(opener_indent, following, language):
+            return make(Mode.BLOCK, "empty body after an opening line", opener_indent)
+    return make(Mode.INLINE, "blank line: the next statement")
+
+
+def _body_is_empty(opener_indent: str, following: str | None, language: LanguageSpec | None) -> bool:
+    if following is None:
+        return True
+    deeper = indent_width(indentation(following)) > indent_width(opener_indent)
+    if language is not None and not language.indent_blocks:
+        return following.strip().startswith("}") or not deeper
+    return not deeper
+
+
+# -- stop rules ----------------------------------------------------------------
+
+
+def closing_cut(text: str, line_suffix: str) -> int | None:
+    """Where the completion closes a bracket that the line's right side closes already.
+
+    Scans brackets opened inside the completion; the first closer that would
+    close one opened before the cursor marks the start of text the suffix
+    already has (when the suffix starts with that closer)."""
+    right = line_suffix.lstrip()
+    if not right or right[0] not in _CLOSERS:
+        return None
+    depth = 0
+    quote: str | None = None
+    for index, char in enumerate(text):
+        if quote:
+            if char == quote and text[index - 1 : index] != "\\":
+                quote = None
+            continue
+        if char in "\"'`":
+            quote = char
+        elif char in _OPENERS:
+            depth += 1
+        elif char in _CLOSERS:
+            if depth == 0:
+                return index if char == right[0] else None
+            depth -= 1
+    return None
+
+
+def stop_cut(context: CompletionContext, text: str) -> int | None:
+    """Where to cut the generated `text` so far, or None to keep generating."""
+    if context.mode is Mode.BLOCK:
+        return _block_cut(context, text)
+    newline = text.find("\n")
+    if context.line_suffix.strip():
+        cut = closing_cut(text if newline < 0 else text[:newline], context.line_suffix)
+        if cut is not None:
+            return cut
+    return newline if newline >= 0 else None
+
+
+def _block_cut(context: CompletionContext, text: str) -> int | None:
+    language = context.language
+    opener_width = indent_width(context.block_indent or "")
+    brace = language is not None and not language.indent_blocks
+    depth = 0
+    position = 0
+    lines = text.split("\n")
+    # Only complete lines are judged; the last one may still be growing.
+    for number, line in enumerate(lines[:-1]):
+        if number > 0 and line.strip():
+            if brace:
+                stripped = line.strip()
+                if stripped.startswith("}") and depth <= 0:
+                    return position
+            elif indent_width(indentation(line)) <= opener_width:
+                return position
+        if brace:
+            depth += _bracket_delta(line)
+        position += len(line) + 1
+    return None
+
+
+def _bracket_delta(line: str) -> int:
+    return sum(1 for c in line if c == "{") - sum(1 for c in line if c == "}")

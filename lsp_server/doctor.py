@@ -1,0 +1,192 @@
+"""`inkling doctor`: is this installation able to complete code, offline, quickly?"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from lsp_server.errors import InklingError
+from lsp_server.settings import Settings, effective_threads
+
+_NETWORK_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "urllib.Request")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.checks.append(Check(name, ok, detail))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [vars(check) for check in self.checks],
+            "info": self.info,
+        }
+
+    def render(self) -> str:
+        lines = [f"{'ok' if c.ok else 'FAIL':>4}  {c.name}: {c.detail}" for c in self.checks]
+        return "\n".join(lines) + ("\n\nall checks passed" if self.ok else "\n\nsome checks failed")
+
+
+class _NetworkWatch:
+    """Counts socket activity through Python's audit hooks while the doctor runs."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.active = False
+        sys.addaudithook(self._hook)
+
+    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if self.active and event in _NETWORK_EVENTS:
+            self.events.append(f"{event}{args[:2]!r}")
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
+    from lsp_server.models import resolve_model
+    from lsp_server.syntax import available_grammars
+
+    report = DoctorReport()
+    watch = _NetworkWatch()
+    watch.active = True
+    report.info.update(
+        python=platform.python_version(),
+        inkling=_package_version("inkling"),
+        llama_cpp_python=_package_version("llama-cpp-python"),
+        tree_sitter=_package_version("tree-sitter"),
+        pygls=_package_version("pygls"),
+    )
+    threads = effective_threads(settings)
+    report.add("threads", True, f"{threads} llama.cpp threads (setting threads={settings.threads})")
+
+    grammars = available_grammars()
+    broken = {lang: why for lang, why in grammars.items() if why}
+    report.add(
+        "grammars",
+        not broken,
+        f"{len(grammars) - len(broken)}/{len(grammars)} load: {', '.join(sorted(grammars))}"
+        + (f"; broken: {broken}" if broken else ""),
+    )
+
+    try:
+        resolved = resolve_model(settings.model_path)
+    except InklingError as exc:
+        report.add("model", False, str(exc))
+        watch.active = False
+        return report
+    size = resolved.path.stat().st_size
+    report.info["model_sha256"] = _sha256(resolved.path)
+    report.add("model file", True, f"{resolved.path} ({size / 2**20:.0f} MiB, from {resolved.source})")
+
+    from lsp_server.cli import load_engine
+    from lsp_server.pipeline import CompletionRequest, Pipeline
+
+    try:
+        engine = load_engine(settings, quiet=True)
+    except InklingError as exc:
+        report.add("model load", False, str(exc))
+        watch.active = False
+        return report
+    try:
+        model = engine.model
+        report.add(
+            "model load",
+            True,
+            f"{model.description()}, {model.n_params() / 1e6:.0f}M parameters, "
+            f"loaded in {engine.stats.load_seconds:.2f}s, context {model.n_ctx}",
+        )
+        pipeline = Pipeline(engine)
+        template = pipeline.template
+        fim = model.fim_token_ids()
+        report.add(
+            "prompt template",
+            True,
+            f"{template.family} ({template.order})"
+            + (f"; FIM token ids {fim}" if fim else "; no FIM tokens: prefix-only prompts"),
+        )
+        if speed_probe:
+            report.info["speed"] = _speed_probe(engine)
+            speed = report.info["speed"]
+            report.add(
+                "speed",
+                True,
+                f"prompt {speed['prompt_tokens_per_s']:.0f} tok/s, "
+                f"generation {speed['generate_tokens_per_s']:.0f} tok/s",
+            )
+        sample = "def add(a, b):\n    return "
+        started = time.perf_counter()
+        completion = pipeline.complete(CompletionRequest(sample, len(sample), "python"), settings)
+        report.add(
+            "completion",
+            bool(completion.text),
+            f"{sample.strip()!r} -> {completion.text!r} in {(time.perf_counter() - started) * 1000:.0f} ms",
+        )
+    finally:
+        engine.close()
+    watch.active = False
+    report.add(
+        "offline",
+        not watch.events,
+        "no network access attempted" if not watch.events else f"network used: {watch.events[:3]}",
+    )
+    return report
+
+
+def _speed_probe(engine: Any) -> dict[str, float]:
+    def probe(model: Any) -> dict[str, float]:
+        text = "import os\n" + "".join(f"value_{i} = compute({i}, 'x')\n" for i in range(60))
+        tokens = model.tokenize(text, add_bos=True)[: model.n_batch * 2]
+        model.kv_clear()
+        started = time.perf_counter()
+        for start in range(0, len(tokens), model.n_batch):
+            model.decode(tokens[start : start + model.n_batch], start)
+        prompt_s = time.perf_counter() - started
+        position = len(tokens)
+        started = time.perf_counter()
+        for _ in range(32):
+            token = int(model.last_logits().argmax())
+            model.decode([token], position)
+            position += 1
+        generate_s = time.perf_counter() - started
+        model.kv_clear()
+        return {
+            "prompt_tokens": float(len(tokens)),
+            "prompt_tokens_per_s": len(tokens) / prompt_s,
+            "generate_tokens_per_s": 32 / generate_s,
+        }
+
+    result: dict[str, float] = engine.run_on_engine_thread(probe).result()
+    return result
+
+
+def _sha256(path: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,283 @@
+"""Open buffers: exact text under incremental edits, positions, syntax trees.
+
+Positions arrive in the negotiated encoding (UTF-16 code units by default,
+UTF-8 bytes or code points when agreed). Lines end at LF, CRLF or a lone CR,
+as LSP defines them. Out-of-range positions are clamped, as the protocol
+asks, and a position inside a surrogate pair snaps to the character's start,
+so a buggy client can never make the server's text diverge from its own.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+from lsp_server import syntax
+from lsp_server.errors import DocumentError
+from lsp_server.languages import LanguageSpec, language_for_id
+
+_EOL = re.compile(r"\r\n|\r|\n")
+
+UTF8 = "utf-8"
+UTF16 = "utf-16"
+UTF32 = "utf-32"
+
+
+def _units(text: str, encoding: str) -> int:
+    if encoding == UTF32 or text.isascii():
+        return len(text)
+    if encoding == UTF8:
+        return len(text.encode("utf-8", "surrogatepass"))
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _index_for_units(line: str, units: int, encoding: str) -> int:
+    """Index in `line` of the character that starts at `units` (clamped, snapped back)."""
+    if units <= 0:
+        return 0
+    if encoding == UTF32 or line.isascii():
+        return min(units, len(line))
+    seen = 0
+    for index, char in enumerate(line):
+        code = ord(char)
+        if encoding == UTF8:
+            width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+        else:
+            width = 2 if code > 0xFFFF else 1
+        if seen + width > units:
+            return index  # inside a multi-unit character: snap to its start
+        seen += width
+        if seen == units:
+            return index + 1
+    return len(line)
+
+
+@dataclass(frozen=True)
+class DocumentSnapshot:
+    """An immutable view of a buffer at one version: what a request works on."""
+
+    uri: str
+    language_id: str
+    version: int
+    text: str
+
+    @property
+    def language(self) -> LanguageSpec | None:
+        return language_for_id(self.language_id)
+
+
+class Document:
+    """One open buffer. Not thread-safe by itself: `DocumentStore` guards it."""
+
+    def __init__(self, uri: str, language_id: str, version: int, text: str) -> None:
+        self.uri = uri
+        self.language_id = language_id
+        self.version = version
+        self.text = text
+        self._line_starts: list[int] | None = None
+        self._tree: syntax.Tree | None = None
+        self._tree_stale = True
+
+    # -- positions ---------------------------------------------------------
+
+    @property
+    def line_starts(self) -> list[int]:
+        if self._line_starts is None:
+            self._line_starts = [0, *(m.end() for m in _EOL.finditer(self.text))]
+        return self._line_starts
+
+    def line_count(self) -> int:
+        return len(self.line_starts)
+
+    def _line_bounds(self, line: int) -> tuple[int, int]:
+        """Start and end (before the line break) of a line, as str indices."""
+        starts = self.line_starts
+        start = starts[line]
+        end = starts[line + 1] if line + 1 < len(starts) else len(self.text)
+        while end > start and self.text[end - 1] in "\r\n":
+            end -= 1
+        return start, end
+
+    def offset_at(self, line: int, character: int, encoding: str = UTF16) -> int:
+        """str index of an LSP position; past-the-end values are clamped."""
+        if line < 0 or character < 0:
+            raise DocumentError(f"negative position {line}:{character}")
+        starts = self.line_starts
+        if line >= len(starts):
+            return len(self.text)
+        start, end = self._line_bounds(line)
+        return start + _index_for_units(self.text[start:end], character, encoding)
+
+    def position_at(self, offset: int, encoding: str = UTF16) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self.text)))
+        starts = self.line_starts
+        line = _bisect_right(starts, offset) - 1
+        start, end = self._line_bounds(line)
+        offset = min(offset, end)
+        return line, _units(self.text[start:offset], encoding)
+
+    # -- edits ---------------------------------------------------------------
+
+    def apply_change(
+        self,
+        text: str,
+        start: tuple[int, int] | None = None,
+        end: tuple[int, int] | None = None,
+        encoding: str = UTF16,
+    ) -> None:
+        """Apply one content change: the whole text, or a range replacement."""
+        if start is None or end is None:
+            self.replace_text(text)
+            return
+        begin = self.offset_at(*start, encoding)
+        finish = self.offset_at(*end, encoding)
+        if finish < begin:
+            raise DocumentError(
+                f"change range ends before it starts ({start[0]}:{start[1]} > {end[0]}:{end[1]})"
+            )
+        if self._tree is not None:
+            self._edit_tree(begin, finish, text)
+        self.text = self.text[:begin] + text + self.text[finish:]
+        self._line_starts = None
+        self._tree_stale = True
+
+    def replace_text(self, text: str) -> None:
+        self.text = text
+        self._line_starts = None
+        self._tree = None
+        self._tree_stale = True
+
+    def _edit_tree(self, begin: int, finish: int, new_text: str) -> None:
+        tree = self._tree
+        assert tree is not None
+        start_byte = _utf8_len(self.text, 0, begin)
+        old_end_byte = start_byte + _utf8_len(self.text, begin, finish)
+        new_end_byte = start_byte + len(new_text.encode("utf-8", "surrogatepass"))
+        start_point = self._point(begin)
+        old_end_point = self._point(finish)
+        new_end_point = _advance_point(start_point, new_text)
+        syntax.edit_tree(
+            tree, start_byte, old_end_byte, new_end_byte, start_point, old_end_point, new_end_point
+        )
+
+    def _point(self, offset: int) -> tuple[int, int]:
+        """tree-sitter point (row, UTF-8 column) of a str index in the current text."""
+        # tree-sitter rows break at '\n' only; a lone CR stays inside its row.
+        row = self.text.count("\n", 0, offset)
+        line_start = self.text.rfind("\n", 0, offset) + 1
+        return row, _utf8_len(self.text, line_start, offset)
+
+    # -- syntax ----------------------------------------------------------------
+
+    def syntax_tree(self, max_bytes: int) -> syntax.Tree | None:
+        """The parse tree for the current text, reparsed incrementally; None if too big."""
+        spec = language_for_id(self.language_id)
+        if spec is None:
+            return None
+        source = self.text.encode("utf-8", "surrogatepass")
+        if len(source) > max_bytes:
+            self._tree = None
+            return None
+        if self._tree is None or self._tree_stale:
+            self._tree = syntax.parse(spec, source, self._tree)
+            self._tree_stale = False
+        return self._tree
+
+    def snapshot(self) -> DocumentSnapshot:
+        return DocumentSnapshot(self.uri, self.language_id, self.version, self.text)
+
+
+def _utf8_len(text: str, start: int, end: int) -> int:
+    chunk = text[start:end]
+    return len(chunk) if chunk.isascii() else len(chunk.encode("utf-8", "surrogatepass"))
+
+
+def _advance_point(point: tuple[int, int], inserted: str) -> tuple[int, int]:
+    newlines = inserted.count("\n")
+    if newlines == 0:
+        return point[0], point[1] + len(inserted.encode("utf-8", "surrogatepass"))
+    tail = inserted[inserted.rfind("\n") + 1 :]
+    return point[0] + newlines, len(tail.encode("utf-8", "surrogatepass"))
+
+
+def _bisect_right(values: list[int], target: int) -> int:
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] <= target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+class DocumentStore:
+    """The open buffers, keyed by URI. Safe to use from the server and worker threads."""
+
+    def __init__(self) -> None:
+        self._documents: dict[str, Document] = {}
+        self._lock = threading.Lock()
+
+    def open(self, uri: str, language_id: str, version: int, text: str) -> None:
+        with self._lock:
+            self._documents[uri] = Document(uri, language_id, version, text)
+
+    def close(self, uri: str) -> None:
+        with self._lock:
+            self._documents.pop(uri, None)
+
+    def change(
+        self,
+        uri: str,
+        version: int,
+        changes: list[tuple[str, tuple[int, int] | None, tuple[int, int] | None]],
+        encoding: str,
+    ) -> None:
+        """Apply a didChange; all changes land or none do."""
+        with self._lock:
+            document = self._require(uri)
+            before = document.text
+            try:
+                for text, start, end in changes:
+                    document.apply_change(text, start, end, encoding)
+            except DocumentError:
+                document.replace_text(before)
+                raise
+            document.version = version
+
+    def get(self, uri: str) -> Document:
+        with self._lock:
+            return self._require(uri)
+
+    def snapshot(self, uri: str) -> DocumentSnapshot:
+        with self._lock:
+            return self._require(uri).snapshot()
+
+    def syntax_tree_at(self, uri: str, version: int, max_bytes: int) -> syntax.Tree | None:
+        """The buffer's tree if it is still at `version` (else None: parse the snapshot)."""
+        with self._lock:
+            document = self._documents.get(uri)
+            if document is None or document.version != version:
+                return None
+            tree = document.syntax_tree(max_bytes)
+            # The caller reads the tree outside the lock: hand it a copy.
+            return tree.copy() if tree is not None else None
+
+    def offset_at(self, uri: str, line: int, character: int, encoding: str) -> int:
+        with self._lock:
+            return self._require(uri).offset_at(line, character, encoding)
+
+    def position_at(self, uri: str, offset: int, encoding: str) -> tuple[int, int]:
+        with self._lock:
+            return self._require(uri).position_at(offset, encoding)
+
+    def uris(self) -> list[str]:
+        with self._lock:
+            return list(self._documents)
+
+    def _require(self, uri: str) -> Document:
+        document = self._documents.get(uri)
+        if document is None:
+            raise DocumentError(f"{uri} is not open (send textDocument/didOpen first)")
+        return document

@@ -1,0 +1,331 @@
+"""The model, owned by one thread: loading, KV-cache reuse, generation, cancellation.
+
+Every call into llama.cpp happens on the engine's own thread, so requests
+never race on the context. Each request carries a `CancelToken`; the engine
+checks it between prompt batches (and llama.cpp's abort callback checks it
+inside one), and after every generated token, so a cancelled or superseded
+request stops within one token. What is in the KV cache is tracked as a token
+list: a new prompt re-evaluates only what differs from the cached one.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
+from lsp_server.llama_model import LlamaModel
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FinishReason = Literal["stop", "eos", "length", "budget", "cancelled", "context"]
+
+
+class CancelToken:
+    """Set once, from any thread; checked by the engine between tokens."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+        self._watchers: list[threading.Event] = []
+        self._lock = threading.Lock()
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self.reason = reason
+                self._event.set()
+            for watcher in self._watchers:
+                watcher.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def link(self, flag: threading.Event) -> None:
+        """Also set `flag` when this token is cancelled (llama.cpp's abort flag)."""
+        with self._lock:
+            self._watchers.append(flag)
+            if self._event.is_set():
+                flag.set()
+
+    def unlink(self, flag: threading.Event) -> None:
+        with self._lock:
+            if flag in self._watchers:
+                self._watchers.remove(flag)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_path: Path
+    n_ctx: int = 4096
+    n_threads: int = 2
+    n_batch: int = 128
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: Sequence[int]
+    max_tokens: int
+    time_budget_s: float = 10.0
+    stop: Callable[[str], int | None] | None = None
+    """Called with the text so far; returns where to cut it to stop, or None."""
+    stop_token_ids: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    reused_tokens: int
+    generated_tokens: int
+    prompt_ms: float
+    generate_ms: float
+    token_ids: tuple[int, ...] = ()
+
+    @property
+    def evaluated_tokens(self) -> int:
+        return self.prompt_tokens - self.reused_tokens
+
+
+class EngineState(enum.Enum):
+    EMPTY = "empty"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
+@dataclass
+class EngineStats:
+    requests: int = 0
+    cancelled: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    load_seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Engine:
+    """Owns one `LlamaModel` on one thread."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inkling-engine")
+        self._model: LlamaModel | None = None
+        self._cached: list[int] = []
+        self.state = EngineState.EMPTY
+        self.error: str | None = None
+        self.stats = EngineStats()
+        self._current: CancelToken | None = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def load(self, on_progress: Callable[[float], None] | None = None) -> Future[None]:
+        """Load the model on the engine thread; the future fails with ModelError."""
+        self.state = EngineState.LOADING
+        return self._executor.submit(self._load, on_progress)
+
+    def _load(self, on_progress: Callable[[float], None] | None) -> None:
+        started = time.perf_counter()
+        try:
+            self._model = LlamaModel(
+                self.config.model_path,
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads,
+                n_batch=self.config.n_batch,
+                on_progress=on_progress,
+            )
+            self._warm_up()
+        except ModelError as exc:
+            self.state = EngineState.FAILED
+            self.error = str(exc)
+            raise
+        except Exception as exc:  # anything else llama.cpp throws is still a model problem
+            self.state = EngineState.FAILED
+            self.error = f"could not load {self.config.model_path}: {exc}"
+            raise ModelError(self.error) from exc
+        self.stats.load_seconds = time.perf_counter() - started
+        self.state = EngineState.READY
+        log.info(
+            "model ready in %.2fs: %s (%s)",
+            self.stats.load_seconds,
+            self.config.model_path,
+            self._model.description(),
+        )
+
+    def _warm_up(self) -> None:
+        """Run one tiny decode so that the first real request pays no start-up cost."""
+        assert self._model is not None
+        tokens = self._model.tokenize("def main():\n", add_bos=self._model.add_bos)
+        self._model.decode(tokens[: self._model.n_batch], 0)
+        self._cached = list(tokens[: self._model.n_batch])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._current.cancel("shutdown")
+        self.state = EngineState.CLOSED
+        self._executor.submit(self._close_model)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def _close_model(self) -> None:
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state is EngineState.READY
+
+    @property
+    def model(self) -> LlamaModel:
+        """The loaded model, for read-only vocabulary questions from any thread."""
+        if self._model is None or self.state is not EngineState.READY:
+            raise ModelNotReadyError(self.error or f"the model is {self.state.value}")
+        return self._model
+
+    # -- requests ----------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest, cancel: CancelToken | None = None) -> Future[Generation]:
+        """Queue a generation. The latest request wins: the running one is superseded."""
+        if not self.ready:
+            raise ModelNotReadyError(self.error or f"the model is {self.state.value}")
+        token = cancel or CancelToken()
+        with self._lock:
+            if self._current is not None:
+                self._current.cancel("superseded")
+            self._current = token
+        return self._executor.submit(self._run, request, token)
+
+    def run_on_engine_thread(self, job: Callable[[LlamaModel], T]) -> Future[T]:
+        """Run `job(model)` on the engine thread (benchmarks, diagnostics).
+
+        The job may use the KV cache freely: it is cleared afterwards."""
+
+        def wrapped() -> T:
+            model = self.model
+            try:
+                return job(model)
+            finally:
+                model.kv_clear()
+                self._cached = []
+
+        return self._executor.submit(wrapped)
+
+    def _run(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
+        model = self.model
+        self.stats.requests += 1
+        prompt = list(request.prompt)
+        started = time.perf_counter()
+        if cancel.cancelled:
+            self.stats.cancelled += 1
+            return Generation("", "cancelled", len(prompt), 0, 0, 0.0, 0.0)
+        room = model.n_ctx - len(prompt)
+        if room <= 0:
+            raise ModelError(f"the prompt has {len(prompt)} tokens but the context holds {model.n_ctx}")
+        reused = self._evaluate_prompt(model, prompt, cancel)
+        prompt_done = time.perf_counter()
+        if reused < 0:
+            self.stats.cancelled += 1
+            return Generation("", "cancelled", len(prompt), 0, 0, (prompt_done - started) * 1000, 0.0)
+        text, tokens, reason = self._generate(model, request, cancel, min(room, request.max_tokens))
+        finished = time.perf_counter()
+        if reason == "cancelled":
+            self.stats.cancelled += 1
+        self.stats.prompt_tokens += len(prompt)
+        self.stats.reused_tokens += reused
+        self.stats.generated_tokens += len(tokens)
+        return Generation(
+            text=text,
+            finish_reason=reason,
+            prompt_tokens=len(prompt),
+            reused_tokens=reused,
+            generated_tokens=len(tokens),
+            prompt_ms=(prompt_done - started) * 1000,
+            generate_ms=(finished - prompt_done) * 1000,
+            token_ids=tuple(tokens),
+        )
+
+    def _evaluate_prompt(self, model: LlamaModel, prompt: list[int], cancel: CancelToken) -> int:
+        """Bring the KV cache to `prompt`; returns tokens reused, or -1 if cancelled."""
+        common = 0
+        for cached, wanted in zip(self._cached, prompt, strict=False):
+            if cached != wanted:
+                break
+            common += 1
+        # The last prompt token must be evaluated again to get fresh logits.
+        keep = min(common, len(prompt) - 1)
+        if not model.kv_truncate(keep):
+            model.kv_clear()
+            keep = 0
+        self._cached = prompt[:keep]
+        flag = model.abort_flag
+        flag.clear()
+        cancel.link(flag)
+        try:
+            position = keep
+            while position < len(prompt):
+                if cancel.cancelled:
+                    return -1
+                chunk = prompt[position : position + model.n_batch]
+                try:
+                    model.decode(chunk, position)
+                except CancelledError:
+                    # Ubatches that finished stay in the cache; drop them to be exact.
+                    model.kv_truncate(position)
+                    return -1
+                position += len(chunk)
+                self._cached = prompt[:position]
+        finally:
+            cancel.unlink(flag)
+            flag.clear()
+        return keep
+
+    def _generate(
+        self,
+        model: LlamaModel,
+        request: GenerationRequest,
+        cancel: CancelToken,
+        max_tokens: int,
+    ) -> tuple[str, list[int], FinishReason]:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        text = ""
+        tokens: list[int] = []
+        deadline = time.perf_counter() + request.time_budget_s
+        reason: FinishReason = "length"
+        for _ in range(max_tokens):
+            if cancel.cancelled:
+                return text, tokens, "cancelled"
+            token = int(model.last_logits().argmax())
+            if (
+                model.is_eog(token)
+                or token in request.stop_token_ids
+                or model.is_control(token)  # FIM markers never leak into a completion
+            ):
+                return text, tokens, "eos"
+            tokens.append(token)
+            text += decoder.decode(model.piece(token))
+            if request.stop is not None:
+                cut = request.stop(text)
+                if cut is not None:
+                    return text[:cut], tokens, "stop"
+            if time.perf_counter() > deadline:
+                return text, tokens, "budget"
+            if len(self._cached) >= model.n_ctx:
+                return text, tokens, "context"
+            model.decode([token], len(self._cached))
+            self._cached.append(token)
+        return text, tokens, reason

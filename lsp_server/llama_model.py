@@ -1,0 +1,282 @@
+"""A typed, minimal wrapper over llama.cpp's C API (through llama-cpp-python).
+
+Inkling drives llama.cpp directly rather than through `llama_cpp.Llama`: it
+builds its own token lists (FIM control tokens included), keeps track of what
+is in the KV cache, and needs the abort callback and the load-progress
+callback that the high-level class does not expose. Not thread-safe: the
+engine's owner thread is the only caller of the decoding methods.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+import numpy.typing as npt
+
+from lsp_server.errors import CancelledError, ModelError
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("inkling.llama_cpp")
+
+_backend_ready = False
+_backend_lock = threading.Lock()
+
+# ggml log levels: 1 debug, 2 info (very chatty), 3 warning, 4 error, 5 continuation.
+_LLAMA_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
+_recent_errors: collections.deque[str] = collections.deque(maxlen=6)
+
+
+def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # llama.cpp logs a great deal at INFO; keep it at DEBUG unless it is a problem.
+    message = text.decode("utf-8", "replace").rstrip()
+    if message:
+        if level == 4:
+            _recent_errors.append(message)
+        llama_log.log(_LLAMA_LOG_LEVELS.get(level, logging.DEBUG), message)
+
+
+_LOG_CALLBACK = llama_cpp.llama_log_callback(_route_llama_log)  # kept alive for llama.cpp
+
+
+def _init_backend() -> None:
+    global _backend_ready  # noqa: PLW0603 - process-wide llama.cpp state
+    with _backend_lock:
+        if not _backend_ready:
+            llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+_FIM_GETTERS = {
+    "pre": llama_cpp.llama_vocab_fim_pre,
+    "suf": llama_cpp.llama_vocab_fim_suf,
+    "mid": llama_cpp.llama_vocab_fim_mid,
+    "pad": llama_cpp.llama_vocab_fim_pad,
+    "rep": llama_cpp.llama_vocab_fim_rep,
+    "sep": llama_cpp.llama_vocab_fim_sep,
+}
+
+DECODE_ABORTED = 2
+
+
+class LlamaModel:
+    """One model and one context (one sequence) in llama.cpp."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        on_progress: Callable[[float], None] | None = None,
+        vocab_only: bool = False,
+    ) -> None:
+        _init_backend()
+        self.path = path
+        self._abort = threading.Event()
+        self._model: ctypes.c_void_p | None = None
+        self._ctx: ctypes.c_void_p | None = None
+        self._batch: llama_cpp.llama_batch | None = None
+
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.vocab_only = vocab_only
+        # Keep a reference: llama.cpp calls it during loading.
+        self._progress_cb = llama_cpp.llama_progress_callback(
+            lambda value, _data: self._report_progress(on_progress, value)
+        )
+        model_params.progress_callback = self._progress_cb
+        _recent_errors.clear()
+        model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
+        if not model:
+            reason = "; ".join(_recent_errors) or "no reason given"
+            raise ModelError(f"llama.cpp could not load {path}: {reason}")
+        self._model = model
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self.n_batch = n_batch
+        self.n_ctx = n_ctx
+        self._piece_cache: dict[int, bytes] = {}
+        if vocab_only:
+            return
+
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = n_ctx
+        ctx_params.n_batch = n_batch
+        ctx_params.n_ubatch = n_batch
+        ctx_params.n_seq_max = 1
+        ctx_params.n_threads = n_threads
+        ctx_params.n_threads_batch = n_threads
+        ctx_params.no_perf = True
+        # Sliding-window models (Gemma 3) can only drop a tail of the KV cache
+        # when the window cache is full size; without it every request restarts.
+        ctx_params.swa_full = True
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort.is_set())
+        ctx_params.abort_callback = self._abort_cb
+        ctx = llama_cpp.llama_init_from_model(model, ctx_params)
+        if not ctx:
+            self.close()
+            raise ModelError(
+                f"llama.cpp could not create a context of {n_ctx} tokens for {path}; "
+                "try a smaller contextSize"
+            )
+        self._ctx = ctx
+        self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
+        self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+        self._memory = llama_cpp.llama_get_memory(ctx)
+
+    @staticmethod
+    def _report_progress(callback: Callable[[float], None] | None, value: float) -> bool:
+        if callback is not None:
+            try:
+                callback(float(value))
+            except Exception:  # a progress display must never abort a load
+                log.exception("progress callback failed")
+        return True
+
+    def close(self) -> None:
+        if self._batch is not None:
+            llama_cpp.llama_batch_free(self._batch)
+            self._batch = None
+        if self._ctx is not None:
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if self._model is not None:
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    # -- metadata and vocabulary -------------------------------------------
+
+    def metadata(self, key: str) -> str | None:
+        assert self._model is not None
+        size = 256
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buf.value.decode("utf-8", "replace")
+            size = n + 1
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata("general.architecture") or "unknown"
+
+    def description(self) -> str:
+        assert self._model is not None
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self._model, buf, 256)
+        return buf.value.decode("utf-8", "replace")
+
+    def size_bytes(self) -> int:
+        assert self._model is not None
+        return int(llama_cpp.llama_model_size(self._model))
+
+    def n_params(self) -> int:
+        assert self._model is not None
+        return int(llama_cpp.llama_model_n_params(self._model))
+
+    @property
+    def bos_id(self) -> int:
+        return int(llama_cpp.llama_vocab_bos(self._vocab))
+
+    @property
+    def add_bos(self) -> bool:
+        return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+
+    def is_eog(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+
+    def is_control(self, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
+
+    def token_text(self, token: int) -> str:
+        raw = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return raw.decode("utf-8", "replace") if raw else ""
+
+    def fim_token_ids(self) -> dict[str, int]:
+        ids = {name: int(get(self._vocab)) for name, get in _FIM_GETTERS.items()}
+        return {name: token for name, token in ids.items() if token >= 0}
+
+    def special_token_id(self, text: str) -> int | None:
+        tokens = self.tokenize(text, add_bos=False, special=True)
+        if len(tokens) != 1:
+            return None
+        token = tokens[0]
+        attr = int(llama_cpp.llama_vocab_get_attr(self._vocab, token))
+        special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        return token if attr & special and self.token_text(token) == text else None
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        data = text.encode("utf-8", "surrogatepass")
+        capacity = len(data) + 8
+        while True:
+            buf = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, capacity, add_bos, special)
+            if n >= 0:
+                return list(buf[:n])
+            capacity = -n + 8
+
+    def piece(self, token: int) -> bytes:
+        """The bytes a token adds to the text; control tokens add nothing."""
+        cached = self._piece_cache.get(token)
+        if cached is not None:
+            return cached
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, 64, 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, -n, 0, False)
+        piece = buf.raw[:n]
+        self._piece_cache[token] = piece
+        return piece
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+
+    # -- evaluation -------------------------------------------------------------
+
+    @property
+    def abort_flag(self) -> threading.Event:
+        """Set it from any thread to stop the llama_decode call under way."""
+        return self._abort
+
+    def kv_truncate(self, n_keep: int) -> bool:
+        """Drop every cached position from `n_keep` on; False if llama.cpp cannot."""
+        return bool(llama_cpp.llama_memory_seq_rm(self._memory, 0, n_keep, -1))
+
+    def kv_clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._memory, True)
+
+    def decode(self, tokens: Sequence[int], start_pos: int) -> None:
+        """Evaluate at most n_batch tokens at positions start_pos..; logits for the last."""
+        assert self._ctx is not None and self._batch is not None
+        n = len(tokens)
+        if not 0 < n <= self.n_batch:
+            raise ValueError(f"decode takes 1..{self.n_batch} tokens, got {n}")
+        batch = self._batch
+        batch.n_tokens = n
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start_pos + i  # type: ignore[call-overload]
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i == n - 1
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if status == DECODE_ABORTED:
+            raise CancelledError("prompt evaluation aborted")
+        if status != 0:
+            raise ModelError(f"llama_decode failed with status {status}")
+
+    def last_logits(self) -> npt.NDArray[np.float32]:
+        assert self._ctx is not None
+        pointer = llama_cpp.llama_get_logits_ith(self._ctx, -1)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))

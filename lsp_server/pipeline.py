@@ -1,0 +1,188 @@
+"""The one place the completion flow is written: context -> prompt -> engine -> postprocess.
+
+The server, `inkling complete`, `inkling eval` and `inkling bench` all call
+`Pipeline.complete`, so what is measured is what users get.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from lsp_server import syntax
+from lsp_server.context import CompletionContext, Mode, build_context, stop_cut
+from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
+from lsp_server.languages import LanguageSpec, language_for_id
+from lsp_server.postprocess import Finished, finish
+from lsp_server.prompt import Budget, Prompt, build_prompt
+from lsp_server.settings import Settings
+from lsp_server.templates import Template, detect_template
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """A request in domain terms: text, cursor (str index), language."""
+
+    text: str
+    offset: int
+    language_id: str
+    path: str = ""
+    tree: syntax.Tree | None = None
+    """The document's current parse tree, if the caller keeps one in step."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What to insert at `offset`; `text` is empty when there is nothing to offer."""
+
+    text: str
+    offset: int
+    mode: Mode
+    reason: str
+    generation: Generation | None = None
+    steps: tuple[str, ...] = ()
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.text
+
+
+class Pipeline:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._template: Template | None = None
+
+    @property
+    def template(self) -> Template:
+        """The prompt format, detected once from the loaded model's vocabulary."""
+        if self._template is None:
+            self._template = detect_template(self.engine.model)
+            log.info("prompt template: %s (%s)", self._template.family, self._template.order)
+        return self._template
+
+    def context_for(self, request: CompletionRequest, settings: Settings) -> CompletionContext:
+        language = language_for_id(request.language_id)
+        tree = request.tree
+        if tree is None and language is not None:
+            data = request.text.encode("utf-8", "surrogatepass")
+            if len(data) <= settings.max_file_bytes:
+                tree = syntax.parse(language, data)
+        return build_context(request.text, request.offset, language, tree)
+
+    def complete(
+        self, request: CompletionRequest, settings: Settings, cancel: CancelToken | None = None
+    ) -> Completion:
+        started = time.perf_counter()
+        cancel = cancel or CancelToken()
+        context = self.context_for(request, settings)
+        if context.mode is Mode.SKIP:
+            return Completion("", request.offset, context.mode, context.reason)
+        template = self.template
+        model = self.engine.model
+        max_tokens = settings.max_tokens_block if context.mode is Mode.BLOCK else settings.max_tokens_inline
+        budget = Budget(
+            prefix_tokens=settings.prefix_tokens,
+            suffix_tokens=settings.suffix_tokens,
+            n_ctx=model.n_ctx,
+            reserve=max_tokens,
+        )
+        prompt = build_prompt(context, template, model, budget, path=request.path)
+        prompt_built = time.perf_counter()
+        if settings.log_buffers:
+            log.debug("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
+        budget_s = (
+            settings.time_budget_block_ms if context.mode is Mode.BLOCK else settings.time_budget_inline_ms
+        ) / 1000
+        generation = self.engine.submit(
+            GenerationRequest(
+                prompt=prompt.tokens,
+                max_tokens=max_tokens,
+                time_budget_s=budget_s,
+                stop=lambda text: _healed_stop(context, prompt, text),
+                stop_token_ids=prompt.stop_token_ids,
+            ),
+            cancel,
+        ).result()
+        generated = time.perf_counter()
+        timings = {
+            "context_prompt": (prompt_built - started) * 1000,
+            "prompt_eval": generation.prompt_ms,
+            "generate": generation.generate_ms,
+        }
+        if generation.finish_reason == "cancelled":
+            return Completion("", request.offset, context.mode, "cancelled", generation, (), timings)
+        body = prompt.unheal(generation.text)
+        finished = finish(
+            context,
+            body or "",
+            complete=generation.finish_reason not in ("budget", "length", "context"),
+            parses=self._parse_check(context, request, settings),
+        )
+        timings["postprocess"] = (time.perf_counter() - generated) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        if settings.log_buffers:
+            log.debug("raw completion %r -> %r", generation.text, finished and finished.text)
+        return _result(request, context, generation, finished, timings)
+
+    @staticmethod
+    def _parse_check(
+        context: CompletionContext, request: CompletionRequest, settings: Settings
+    ) -> ParseCheckFn | None:
+        language = context.language
+        if language is None:
+            return None
+        before = (context.prefix + context.suffix).encode("utf-8", "surrogatepass")
+        if len(before) > settings.max_file_bytes:
+            return None
+        return _ParseCheck(language, context, syntax.error_count_in(language, before))
+
+
+def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int | None:
+    """The stop rule, applied to what follows the healed whitespace."""
+    body = prompt.unheal(text)
+    if body is None:
+        return None if prompt.may_still_heal(text) else 0
+    cut = stop_cut(context, body)
+    return None if cut is None else cut + len(prompt.healed)
+
+
+class _ParseCheck:
+    """True when inserting a candidate adds no tree-sitter errors to the file."""
+
+    def __init__(self, language: LanguageSpec, context: CompletionContext, baseline: int) -> None:
+        self.language = language
+        self.context = context
+        self.baseline = baseline
+
+    def __call__(self, candidate: str) -> bool:
+        text = self.context.prefix + candidate + self.context.suffix
+        return syntax.error_count_in(self.language, text.encode("utf-8", "surrogatepass")) <= self.baseline
+
+
+ParseCheckFn = _ParseCheck
+
+
+def _result(
+    request: CompletionRequest,
+    context: CompletionContext,
+    generation: Generation,
+    finished: Finished | None,
+    timings: dict[str, float],
+) -> Completion:
+    if finished is None:
+        return Completion(
+            "", request.offset, context.mode, "nothing useful generated", generation, (), timings
+        )
+    return Completion(
+        finished.text,
+        request.offset,
+        context.mode,
+        context.reason,
+        generation,
+        finished.steps,
+        timings,
+    )

@@ -1,0 +1,148 @@
+"""Raw model text -> the completion a user sees, or nothing (pure).
+
+The model (especially one without FIM tokens, which never saw the suffix)
+often writes past the hole: it reproduces the closing bracket that is already
+to the right of the cursor, or the lines below. Each step here removes one
+such failure; `inkling eval` measures what each is worth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lsp_server.context import CompletionContext, Mode, stop_cut
+
+ParseCheck = Callable[[str], bool]
+"""Given a candidate completion, True if the file still parses no worse than before."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    text: str
+    steps: tuple[str, ...]
+    """Which post-processing steps changed the text (for evaluation and logs)."""
+
+
+def finish(
+    context: CompletionContext,
+    raw: str,
+    *,
+    complete: bool = True,
+    parses: ParseCheck | None = None,
+) -> Finished | None:
+    """Post-process `raw`; `complete` is False when generation ran out of budget."""
+    steps: list[str] = []
+    text = raw
+
+    cut = stop_cut(context, text + "\n") if context.mode is Mode.BLOCK else stop_cut(context, text)
+    if cut is not None and cut < len(text):
+        text = text[:cut]
+        steps.append("stop")
+
+    if context.mode is Mode.BLOCK:
+        if not complete and "\n" in text:
+            text = text[: text.rfind("\n")]
+            steps.append("drop-incomplete-line")
+        trimmed = _drop_suffix_duplicate_lines(text, context.suffix)
+        if trimmed != text:
+            text = trimmed
+            steps.append("suffix-lines")
+    else:
+        trimmed = trim_suffix_overlap(text, context.line_suffix)
+        if trimmed != text:
+            text = trimmed
+            steps.append("suffix-overlap")
+
+    stripped = _strip_trailing_whitespace(text)
+    if stripped != text:
+        text = stripped
+        steps.append("whitespace")
+
+    if not text.strip():
+        return None
+    right = context.line_suffix.strip()
+    if context.mode is Mode.INLINE and right and right.startswith(text.strip()):
+        return None  # it only repeats what is already to the right of the cursor
+    if _is_repetition(context, text):
+        return None
+
+    if parses is not None and not parses(text):
+        shorter = _longest_parsing_prefix(context, text, parses)
+        if shorter is None:
+            return None
+        text = shorter
+        steps.append("parse")
+    return Finished(text, tuple(steps))
+
+
+def trim_suffix_overlap(text: str, line_suffix: str) -> str:
+    """Drop the end of an inline completion that the rest of the line already has."""
+    right = line_suffix.strip()
+    if not right or not text:
+        return text
+    body = text.rstrip()
+    if body.endswith(right):
+        return body[: len(body) - len(right)]
+    # The completion ends with the start of the right side: `foo(a, b)` + `):`.
+    for size in range(min(len(right), len(body)), 0, -1):
+        if body.endswith(right[:size]) and _closes_only(right[:size]):
+            return body[: len(body) - size]
+    return text
+
+
+def _closes_only(fragment: str) -> bool:
+    return all(ch in ")]}>\"'`;:, " for ch in fragment)
+
+
+def _drop_suffix_duplicate_lines(text: str, suffix: str) -> str:
+    """Remove trailing completion lines that repeat the first lines below the cursor."""
+    below = [line.rstrip() for line in suffix.split("\n")[1:] if line.strip()][:8]
+    if not below:
+        return text
+    lines = text.split("\n")
+    for count in range(min(len(lines) - 1, len(below)), 0, -1):
+        tail = [line.rstrip() for line in lines[-count:]]
+        if tail == below[:count]:
+            return "\n".join(lines[:-count])
+    return text
+
+
+def _strip_trailing_whitespace(text: str) -> str:
+    lines = [line.rstrip() for line in text.split("\n")]
+    while len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def _is_repetition(context: CompletionContext, text: str) -> bool:
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if len(lines) >= 3 and len(set(lines)) == 1:
+        return True
+    first_new = (context.line_prefix + text.split("\n", maxsplit=1)[0]).strip()
+    previous = [ln.strip() for ln in context.prefix.split("\n")[:-1] if ln.strip()]
+    following = [ln.strip() for ln in context.suffix.split("\n")[1:] if ln.strip()]
+    # Writing the line that is right above or right below again helps nobody.
+    if context.mode is Mode.INLINE and not context.line_suffix.strip():
+        if previous and first_new == previous[-1] and len(first_new) > 3:
+            return True
+        if following and first_new == following[0] and len(first_new) > 3:
+            return True
+    return False
+
+
+def _longest_parsing_prefix(context: CompletionContext, text: str, parses: ParseCheck) -> str | None:
+    """Shorten line by line (block) or word by word (inline) until the file parses."""
+    if context.mode is Mode.BLOCK:
+        lines = text.split("\n")
+        for end in range(len(lines) - 1, 0, -1):
+            candidate = _strip_trailing_whitespace("\n".join(lines[:end]))
+            if candidate.strip() and parses(candidate):
+                return candidate
+        return None
+    cuts = sorted({i for i, ch in enumerate(text) if ch in " ,;)" and i > 0}, reverse=True)
+    for cut in cuts[:12]:
+        candidate = text[:cut].rstrip()
+        if candidate.strip() and parses(candidate):
+            return candidate
+    return None

@@ -1,0 +1,534 @@
+"""The only module that speaks LSP: lifecycle, buffers, completion requests.
+
+It converts between protocol types and domain types and turns Inkling's
+errors into messages; the work itself is done by the pipeline on worker
+threads so that the event loop keeps reading the client's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.exceptions import (
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcServerNotInitialized,
+)
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from lsp_server import __version__
+from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
+from lsp_server.engine import CancelToken, Engine, EngineConfig
+from lsp_server.errors import (
+    CancelledError,
+    DocumentError,
+    InklingError,
+    ModelNotReadyError,
+)
+from lsp_server.models import resolve_model
+from lsp_server.pipeline import Completion, CompletionRequest, Pipeline
+from lsp_server.scheduler import Scheduler
+from lsp_server.settings import (
+    Settings,
+    SettingsLayer,
+    changed_reload_fields,
+    effective_threads,
+    layer_from_client,
+    merge,
+)
+
+log = logging.getLogger(__name__)
+
+_ENCODINGS: dict[str, str] = {
+    types.PositionEncodingKind.Utf8.value: UTF8,
+    types.PositionEncodingKind.Utf16.value: UTF16,
+    types.PositionEncodingKind.Utf32.value: UTF32,
+}
+_WORD_TAIL = re.compile(r"[\w$]+$")
+STATUS_NOTIFICATION = "inkling/status"
+
+
+@dataclass
+class _BadRequest:
+    """A request whose params did not deserialize; answered with InvalidParams."""
+
+    id: Any
+    method: str
+    reason: str
+    jsonrpc: str = "2.0"
+
+
+class InklingProtocol(LanguageServerProtocol):
+    """pygls' protocol, hardened: every request gets an answer, and the server
+    keeps its own exact copy of each buffer (see `documents.py`)."""
+
+    _server: InklingServer
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except Exception as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                cause = exc.__cause__ or exc
+                return _BadRequest(data["id"], str(data["method"]), _first_line(cause))
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _BadRequest):
+            log.warning("invalid params for %s: %s", message.method, message.reason)
+            invalid = JsonRpcInvalidParams(f"invalid params for {message.method}: {message.reason}")
+            self._send_response(message.id, None, invalid.to_response_error())
+            return
+        method = getattr(message, "method", None)
+        msg_id = getattr(message, "id", None)
+        if method is not None and msg_id is not None:
+            if self._shutdown and method != types.EXIT:
+                refused = JsonRpcInvalidRequest(f"the server is shutting down; {method} refused")
+                self._send_response(msg_id, None, refused.to_response_error())
+                return
+            if method != types.INITIALIZE and self._workspace is None:
+                early = JsonRpcServerNotInitialized(f"{method} before initialize")
+                self._send_response(msg_id, None, early.to_response_error())
+                return
+        super().handle_message(message)
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, types.InitializeResult]:
+        # Prefer UTF-8 positions whenever the client offers them: tree-sitter
+        # counts bytes, and no conversion is cheaper than a cheap one.
+        general = params.capabilities.general
+        if general is not None and general.position_encodings:
+            offered = list(general.position_encodings)
+            if types.PositionEncodingKind.Utf8 in offered:
+                offered.remove(types.PositionEncodingKind.Utf8)
+                general.position_encodings = [types.PositionEncodingKind.Utf8, *offered]
+        return (yield from super().lsp_initialize(params))
+
+    # The server keeps buffers in `DocumentStore`; pygls' copies are not kept.
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._dispatch(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._dispatch(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        yield from self._dispatch(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _dispatch(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        handler = self.fm.features.get(method)
+        if handler is not None:
+            yield handler, (params,), None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class InklingServer(LanguageServer):
+    """State of one client session. Handlers are registered in `create_server`."""
+
+    def __init__(self, base_layers: list[SettingsLayer]) -> None:
+        super().__init__("inkling", __version__, protocol_cls=InklingProtocol, max_workers=4)
+        self.documents = DocumentStore()
+        self.scheduler = Scheduler()
+        self.base_layers = base_layers
+        self.client_layers: list[SettingsLayer] = []
+        self.settings: Settings = merge(base_layers)
+        self.engine: Engine | None = None
+        self.pipeline: Pipeline | None = None
+        self.model_path = ""
+        self.model_state = "not loaded"
+        self.model_error: str | None = None
+        self.last_latency_ms: float | None = None
+        self._load_generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shown: set[str] = set()
+        self._progress_token: str | None = None
+
+    # -- messages to the user ------------------------------------------------------
+
+    def tell(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
+        """Log a problem, and show it in the editor once per session."""
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, message)
+        if message in self._shown:
+            return
+        self._shown.add(message)
+        self._in_loop(
+            self.window_show_message,
+            types.ShowMessageParams(type=kind, message=f"Inkling: {message}"),
+        )
+
+    def _in_loop(self, fn: Any, *args: Any) -> None:
+        """Call `fn` on the event loop thread (pygls' writer is not thread-safe)."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self.protocol._shutdown:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def status(self) -> dict[str, Any]:
+        template = self.pipeline.template.family if self.pipeline is not None else None
+        return {
+            "state": self.model_state,
+            "model": self.model_path,
+            "template": template,
+            "error": self.model_error,
+            "lastLatencyMs": self.last_latency_ms,
+            "encoding": self.encoding if self.protocol._workspace is not None else None,
+        }
+
+    def send_status(self) -> None:
+        self._in_loop(self.protocol.notify, STATUS_NOTIFICATION, self.status())
+
+    # -- settings ----------------------------------------------------------------
+
+    def apply_client_settings(self, raw: Any, source: str) -> None:
+        layer = layer_from_client(raw, source)
+        for warning in layer.warnings:
+            self.tell(warning)
+        self.client_layers = [*self.client_layers, layer]
+        old, self.settings = self.settings, merge([*self.base_layers, *self.client_layers])
+        if self.engine is not None or self.model_state == "failed":
+            changed = changed_reload_fields(old, self.settings)
+            if changed:
+                log.info("settings %s changed: loading the model again", ", ".join(changed))
+                self.start_model_load()
+
+    # -- the model ---------------------------------------------------------------------
+
+    def start_model_load(self) -> None:
+        self._loop = self._loop or asyncio.get_running_loop()
+        self._load_generation += 1
+        generation = self._load_generation
+        old_engine, self.engine, self.pipeline = self.engine, None, None
+        self.scheduler.cancel_all("model reload")
+        if old_engine is not None:
+            self._loop.run_in_executor(None, old_engine.close)
+        self.model_state, self.model_error = "loading", None
+        self.send_status()
+        token = self._begin_progress()
+        settings = self.settings
+        future = self._loop.run_in_executor(None, self._load_blocking, settings, token, generation)
+        future.add_done_callback(lambda f: self._model_loaded(f, token, generation))
+
+    def _load_blocking(self, settings: Settings, token: str | None, generation: int) -> Engine:
+        resolved = resolve_model(settings.model_path)
+        self.model_path = str(resolved.path)
+        log.info("loading %s (%s)", resolved.path, resolved.source)
+        engine = Engine(
+            EngineConfig(
+                model_path=resolved.path,
+                n_ctx=settings.context_size,
+                n_threads=effective_threads(settings),
+                n_batch=settings.batch_size,
+            )
+        )
+        last = [-1]
+
+        def progress(value: float) -> None:
+            percent = int(value * 100)
+            if token is not None and percent >= last[0] + 10 and generation == self._load_generation:
+                last[0] = percent
+                self._in_loop(self._report_progress, token, percent)
+
+        engine.load(progress).result()
+        return engine
+
+    def _model_loaded(self, future: asyncio.Future[Engine], token: str | None, generation: int) -> None:
+        if generation != self._load_generation:  # a newer load replaced this one
+            if future.exception() is None:
+                self._loop.run_in_executor(None, future.result().close)  # type: ignore[union-attr]
+            return
+        error = future.exception()
+        if error is None:
+            engine = future.result()
+            self.engine, self.pipeline = engine, Pipeline(engine)
+            self.model_state = "ready"
+            template = self.pipeline.template
+            message = f"model ready in {engine.stats.load_seconds:.1f}s ({template.family} prompt format)"
+            log.info("%s: %s", message, self.model_path)
+        else:
+            self.model_state = "failed"
+            self.model_error = str(error) if isinstance(error, InklingError) else repr(error)
+            message = "model failed to load"
+            self.tell(
+                f"could not load the model: {self.model_error}. "
+                "Completions are off until the modelPath setting is fixed.",
+                types.MessageType.Error,
+            )
+        self._end_progress(token, message)
+        self.send_status()
+
+    def _begin_progress(self) -> str | None:
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            return None
+        token = f"inkling-load-{uuid.uuid4().hex[:8]}"
+        self._progress_token = token
+
+        def created(*_: Any) -> None:
+            self.work_done_progress.begin(
+                token,
+                types.WorkDoneProgressBegin(
+                    title="Inkling", message="loading the model", percentage=0, cancellable=False
+                ),
+            )
+
+        self.work_done_progress.create(token, created)
+        return token
+
+    def _report_progress(self, token: str, percent: int) -> None:
+        if token in self.work_done_progress.tokens:
+            self.work_done_progress.report(
+                token, types.WorkDoneProgressReport(message="loading the model", percentage=percent)
+            )
+
+    def _end_progress(self, token: str | None, message: str) -> None:
+        if token is None:
+            return
+
+        def end() -> None:
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+            self.work_done_progress.tokens.pop(token, None)
+
+        if self.protocol._shutdown:
+            return
+        if token in self.work_done_progress.tokens:
+            end()
+        else:  # the client has not answered the create request yet
+            assert self._loop is not None
+            self._loop.call_later(0.2, lambda: self._end_progress(token, message))
+
+    # -- completion ------------------------------------------------------------------------
+
+    @property
+    def encoding(self) -> str:
+        negotiated = self.workspace.position_encoding
+        key = negotiated.value if isinstance(negotiated, types.PositionEncodingKind) else negotiated
+        return _ENCODINGS.get(key or "", UTF16)
+
+    async def complete_at(self, uri: str, position: types.Position) -> tuple[Completion, Document] | None:
+        """Run the pipeline for a cursor; None when there is nothing to offer."""
+        settings = self.settings
+        try:
+            document = self.documents.get(uri)
+        except DocumentError as exc:
+            self.tell(str(exc))
+            return None
+        if not settings.language_enabled(document.language_id):
+            return None
+        pipeline = self.pipeline
+        if pipeline is None:
+            return None  # still loading, or failed (the user was told)
+        encoding = self.encoding
+        offset = self.documents.offset_at(uri, position.line, position.character, encoding)
+        snapshot = self.documents.snapshot(uri)
+        view = Document(uri, snapshot.language_id, snapshot.version, snapshot.text)
+        path = _uri_to_path(uri)
+
+        def job(cancel: CancelToken) -> Completion:
+            tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
+            request = CompletionRequest(snapshot.text, offset, snapshot.language_id, path=path, tree=tree)
+            return pipeline.complete(request, settings, cancel)
+
+        started = time.perf_counter()
+        token, future = self.scheduler.submit(job)
+        try:
+            completion = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            token.cancel("cancelled by the client")
+            raise
+        except (CancelledError, ModelNotReadyError):
+            return None
+        except InklingError as exc:
+            self.tell(str(exc))
+            return None
+        if completion.reason != "cancelled":
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+        if completion.empty:
+            return None
+        return completion, view
+
+
+def _uri_to_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+def inline_items(server: InklingServer, completion: Completion, view: Document) -> types.InlineCompletionList:
+    line, character = view.position_at(completion.offset, server.encoding)
+    position = types.Position(line=line, character=character)
+    item = types.InlineCompletionItem(
+        insert_text=completion.text,
+        range=types.Range(start=position, end=position),
+    )
+    return types.InlineCompletionList(items=[item])
+
+
+def completion_items(server: InklingServer, completion: Completion, view: Document) -> types.CompletionList:
+    """One item carrying the whole completion, for clients without ghost text.
+
+    Its edit starts at the beginning of the word being typed, so that clients
+    which filter by that word (Helix, Neovim's menu) keep showing it."""
+    encoding = server.encoding
+    line_start = view.offset_at(view.position_at(completion.offset, encoding)[0], 0, encoding)
+    word = _WORD_TAIL.search(view.text[line_start : completion.offset])
+    word_text = word.group(0) if word else ""
+    start = view.position_at(completion.offset - len(word_text), encoding)
+    end = view.position_at(completion.offset, encoding)
+    new_text = word_text + completion.text
+    first_line = new_text.split("\n", 1)[0]
+    label = first_line.strip() or new_text.strip().split("\n", 1)[0]
+    if "\n" in new_text:
+        label += " …"
+    item = types.CompletionItem(
+        label=label[:80],
+        kind=types.CompletionItemKind.Text,
+        detail="Inkling",
+        documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{new_text}\n```"),
+        filter_text=word_text + first_line[len(word_text) :],
+        sort_text="0",
+        preselect=True,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        insert_text_mode=types.InsertTextMode.AsIs,
+        text_edit=types.TextEdit(
+            range=types.Range(
+                start=types.Position(line=start[0], character=start[1]),
+                end=types.Position(line=end[0], character=end[1]),
+            ),
+            new_text=new_text,
+        ),
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
+    """A server with Inkling's handlers registered; start it with start_io/start_tcp."""
+    server = InklingServer(base_layers)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: InklingServer, params: types.InitializeParams) -> None:
+        ls._loop = asyncio.get_running_loop()
+        for layer in ls.base_layers:
+            for warning in layer.warnings:
+                ls.tell(warning)
+        if params.initialization_options is not None:
+            ls.apply_client_settings(params.initialization_options, "initializationOptions")
+        log.info("client %s, positions in %s", _client_name(params), ls.encoding)
+
+    @server.feature(types.INITIALIZED)
+    def initialized(ls: InklingServer, params: types.InitializedParams) -> None:
+        ls.start_model_load()
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: InklingServer, params: None) -> None:
+        ls.scheduler.close()
+        if ls.engine is not None:
+            ls.engine.close()
+            ls.engine, ls.pipeline = None, None
+
+    @server.feature(STATUS_NOTIFICATION)
+    def status(ls: InklingServer, params: Any) -> dict[str, Any]:
+        """Custom request: model state, for status bars and tests."""
+        return ls.status()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: InklingServer, params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: InklingServer, params: types.DidChangeTextDocumentParams) -> None:
+        changes: list[tuple[str, tuple[int, int] | None, tuple[int, int] | None]] = []
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start, end = change.range.start, change.range.end
+                changes.append((change.text, (start.line, start.character), (end.line, end.character)))
+            else:
+                changes.append((change.text, None, None))
+        try:
+            ls.documents.change(params.text_document.uri, params.text_document.version, changes, ls.encoding)
+        except DocumentError as exc:
+            ls.tell(f"could not apply an edit: {exc}")
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.documents.close(params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: InklingServer, params: types.DidChangeConfigurationParams) -> None:
+        raw = params.settings
+        if raw is None or raw == {}:
+            raw = await _pull_configuration(ls)
+        if raw is not None:
+            ls.apply_client_settings(raw, "workspace/didChangeConfiguration")
+
+    @server.feature(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        types.InlineCompletionOptions(),
+    )
+    async def inline_completion(
+        ls: InklingServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        found = await ls.complete_at(params.text_document.uri, params.position)
+        if found is None:
+            return types.InlineCompletionList(items=[])
+        return inline_items(ls, *found)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[".", "(", " ", "\n"]),
+    )
+    async def completion(ls: InklingServer, params: types.CompletionParams) -> types.CompletionList:
+        found = await ls.complete_at(params.text_document.uri, params.position)
+        if found is None:
+            return types.CompletionList(is_incomplete=True, items=[])
+        return completion_items(ls, *found)
+
+    return server
+
+
+async def _pull_configuration(ls: InklingServer) -> Any:
+    workspace = ls.client_capabilities.workspace
+    if workspace is None or not workspace.configuration:
+        return None
+    try:
+        result = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="inkling")])
+        )
+    except Exception as exc:  # a client that fails this request must not stop the server
+        log.warning("workspace/configuration failed: %s", exc)
+        return None
+    return result[0] if result else None
+
+
+def _client_name(params: types.InitializeParams) -> str:
+    info = params.client_info
+    return f"{info.name} {info.version or ''}".strip() if info else "unknown client"

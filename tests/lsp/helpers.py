@@ -1,0 +1,57 @@
+"""Shared pieces for tests that run `inkling serve` as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = [sys.executable, "-m", "lsp_server", "serve"]
+
+
+async def status(client: LanguageClient) -> dict[str, Any]:
+    result: Any = await client.protocol.send_request_async("inkling/status", None)
+    # pygls hands back results of custom requests as namedtuples.
+    return result if isinstance(result, dict) else dict(result._asdict())
+
+
+async def wait_for_model(client: LanguageClient, timeout: float = 180.0) -> dict[str, Any]:
+    """Poll the server's status until the model is ready or has failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await status(client)
+        if current["state"] in ("ready", "failed") or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.05)
+
+
+def open_document(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1, text=text)
+        )
+    )
+
+
+def position_after(text: str, marker: str) -> types.Position:
+    """The LSP position (UTF-16) just after the first `marker` in `text`."""
+    offset = text.index(marker) + len(marker)
+    line = text.count("\n", 0, offset)
+    column_text = text[text.rfind("\n", 0, offset) + 1 : offset]
+    return types.Position(line=line, character=len(column_text.encode("utf-16-le")) // 2)
+
+
+async def inline(client: LanguageClient, uri: str, position: types.Position) -> Any:
+    return await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+        )
+    )

@@ -1,0 +1,85 @@
+"""The engine on the real default model: KV reuse, cancellation, stops."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from lsp_server.engine import CancelToken, Engine, GenerationRequest
+
+pytestmark = pytest.mark.model
+
+SOURCE = "import os\n\n\ndef list_python_files(root):\n    result = []\n    for name in os.listdir(root):\n"
+
+
+def prompt(engine: Engine, text: str) -> list[int]:
+    return engine.model.tokenize(text, add_bos=True)
+
+
+def test_kv_cache_is_reused_across_keystrokes(engine: Engine) -> None:
+    first = engine.submit(GenerationRequest(prompt(engine, SOURCE), max_tokens=4)).result()
+    typed = engine.submit(GenerationRequest(prompt(engine, SOURCE + "        if"), max_tokens=4)).result()
+    assert first.prompt_tokens >= 30
+    # Only the typed tokens (and the last prompt token) are evaluated again.
+    assert typed.evaluated_tokens <= 4, typed
+    assert typed.reused_tokens >= first.prompt_tokens - 1
+
+
+def test_cancel_stops_within_one_token(engine: Engine) -> None:
+    token = CancelToken()
+    seen: list[int] = []
+
+    def stop(text: str) -> int | None:
+        seen.append(len(text))
+        if len(seen) == 3:
+            token.cancel("test")
+        return None
+
+    result = engine.submit(
+        GenerationRequest(prompt(engine, SOURCE), max_tokens=64, stop=stop), token
+    ).result()
+    assert result.finish_reason == "cancelled"
+    assert result.generated_tokens == 3
+
+
+def test_latest_request_supersedes_the_running_one(engine: Engine) -> None:
+    started = threading.Event()
+
+    def slow_stop(text: str) -> int | None:
+        started.set()
+        return None
+
+    first = engine.submit(GenerationRequest(prompt(engine, SOURCE), max_tokens=200, stop=slow_stop))
+    started.wait(timeout=30)
+    second = engine.submit(GenerationRequest(prompt(engine, SOURCE + "        "), max_tokens=3))
+    assert first.result().finish_reason == "cancelled"
+    assert first.result().generated_tokens < 200
+    assert second.result().finish_reason in ("length", "eos")
+
+
+def test_stop_callback_cuts_the_text(engine: Engine) -> None:
+    result = engine.submit(
+        GenerationRequest(
+            prompt(engine, SOURCE),
+            max_tokens=64,
+            stop=lambda text: text.index("\n") if "\n" in text else None,
+        )
+    ).result()
+    assert result.finish_reason in ("stop", "eos")
+    assert "\n" not in result.text
+
+
+def test_time_budget_returns_what_was_generated(engine: Engine) -> None:
+    result = engine.submit(
+        GenerationRequest(prompt(engine, SOURCE), max_tokens=500, time_budget_s=0.05)
+    ).result()
+    assert result.finish_reason in ("budget", "eos")
+    assert result.generated_tokens < 50
+
+
+def test_cancelled_before_start_costs_nothing(engine: Engine) -> None:
+    token = CancelToken()
+    token.cancel()
+    result = engine.submit(GenerationRequest(prompt(engine, SOURCE + "x"), max_tokens=8), token).result()
+    assert result.finish_reason == "cancelled" and result.generated_tokens == 0

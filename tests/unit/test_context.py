@@ -1,0 +1,62 @@
+import pytest
+
+from lsp_server import syntax
+from lsp_server.context import Mode, build_context, closing_cut, stop_cut
+from lsp_server.languages import language_for_id
+
+
+def ctx(source: str, language: str = "python"):
+    """Build the context at the '|' marker."""
+    offset = source.index("|")
+    text = source.replace("|", "", 1)
+    spec = language_for_id(language)
+    tree = syntax.parse(spec, text.encode()) if spec else None
+    return build_context(text, offset, spec, tree)
+
+
+@pytest.mark.parametrize(
+    ("source", "language", "mode"),
+    [
+        ("x = fo|o\n", "python", Mode.SKIP),
+        ("print('hel|lo')\n", "python", Mode.SKIP),
+        ("x = foo(|)\n", "python", Mode.INLINE),
+        ("total = |\n", "python", Mode.INLINE),
+        ("def f(x):\n    |\n", "python", Mode.BLOCK),
+        ("def f(x):\n    |\n    return x\n", "python", Mode.INLINE),
+        ("def f(x):\n    y = 1\n    |\n", "python", Mode.INLINE),
+        ("    |return x\n", "python", Mode.SKIP),
+        ("function f() {\n  |\n}\n", "javascript", Mode.BLOCK),
+        ("func f() int {\n\t|\n}\n", "go", Mode.BLOCK),
+        ("fn f() -> u8 {\n    |\n}\n", "rust", Mode.BLOCK),
+        ("fn f() -> u8 {\n    let a = 1;\n    |\n}\n", "rust", Mode.INLINE),
+        ("int main() {\n    /* a com|ment */\n}\n", "c", Mode.SKIP),
+        ("if x:\n    |\n", "unknown-language", Mode.BLOCK),
+    ],
+)
+def test_modes(source: str, language: str, mode: Mode) -> None:
+    assert ctx(source, language).mode is mode
+
+
+def test_inline_stops_at_end_of_line() -> None:
+    context = ctx("total = |\n")
+    assert stop_cut(context, "a + b") is None
+    assert stop_cut(context, "a + b\nprint(total)") == 5
+
+
+def test_inline_stops_where_the_right_side_begins() -> None:
+    context = ctx("x = foo(|)\n")
+    assert stop_cut(context, "a, bar(b)") is None
+    assert stop_cut(context, "a, bar(b))") == 9
+    assert closing_cut("a, ')'", ")") is None  # a bracket inside a string does not count
+
+
+def test_python_block_stops_at_dedent() -> None:
+    context = ctx("def f(x):\n    |\n\nprint(1)\n")
+    generated = "y = x * 2\n    return y\n\ndef g():\n    pass"
+    assert generated[: stop_cut(context, generated)] == "y = x * 2\n    return y\n\n"
+
+
+def test_brace_block_stops_at_its_closing_brace() -> None:
+    context = ctx("function f(a) {\n  |\n}\n", "javascript")
+    generated = "if (a) {\n    return 1;\n  }\n  return 2;\n}\nfunction g() {}"
+    assert generated[: stop_cut(context, generated)] == "if (a) {\n    return 1;\n  }\n  return 2;\n"

@@ -1,0 +1,68 @@
+from lsp_server.context import build_context
+from lsp_server.languages import language_for_id
+from lsp_server.prompt import Budget, build_prompt
+from lsp_server.templates import PREFIX_ONLY, inkling_template
+from tests.unit.fakes import FakeVocab
+
+SPECIALS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>")
+
+
+def make_source(lines: int) -> str:
+    return "".join(f"value_{i} = compute({i}, other_{i})\n" for i in range(lines))
+
+
+def test_prefix_window_is_stable_while_typing() -> None:
+    vocab = FakeVocab()
+    source = make_source(400)
+    budget = Budget(prefix_tokens=600, suffix_tokens=0, n_ctx=4096, reserve=64)
+    cursor = source.index("value_300 = ") + len("value_300 = ")
+    starts = set()
+    for typed in ["", "c", "co", "com", "comp"]:
+        text = source[:cursor] + typed + source[cursor:]
+        context = build_context(text, cursor + len(typed), language_for_id("python"))
+        prompt = build_prompt(context, PREFIX_ONLY, vocab, budget)
+        assert len(prompt.tokens) <= 600 + 1
+        starts.add(prompt.prefix_text[:40])
+    assert len(starts) == 1, "the window must not move while the user types on one line"
+
+
+def test_whitespace_is_healed() -> None:
+    vocab = FakeVocab()
+    context = build_context("x = ", 4, language_for_id("python"))
+    prompt = build_prompt(context, PREFIX_ONLY, vocab, Budget(100, 0, 512, 16))
+    assert prompt.prefix_text == "x =" and prompt.healed == " "
+    assert prompt.unheal(" 42") == "42"
+    assert prompt.unheal("\n") is None
+
+
+def test_fim_layouts_put_markers_in_order() -> None:
+    vocab = FakeVocab(SPECIALS)
+    text = "a = 1\nb = \nc = 3\n"
+    context = build_context(text, text.index("b = ") + 4, language_for_id("python"))
+    budget = Budget(100, 100, 512, 16)
+    psm = build_prompt(context, inkling_template("psm"), vocab, budget)
+    spm = build_prompt(context, inkling_template("spm"), vocab, budget)
+    pre, suf, mid = (vocab.special_token_id(s) for s in SPECIALS[:3])
+    assert psm.tokens.index(pre) < psm.tokens.index(suf) < psm.tokens.index(mid)
+    assert spm.tokens.index(suf) < spm.tokens.index(pre) < spm.tokens.index(mid)
+    assert spm.tokens[-1] == mid
+    assert {pre, suf, mid} <= psm.stop_token_ids
+
+
+def test_suffix_budget_is_respected() -> None:
+    vocab = FakeVocab(SPECIALS)
+    source = make_source(300)
+    cursor = source.index("value_10 = ") + len("value_10 = ")
+    context = build_context(source, cursor, language_for_id("python"))
+    prompt = build_prompt(context, inkling_template("psm"), vocab, Budget(200, 100, 4096, 16))
+    assert len(vocab.tokenize(prompt.suffix_text)) <= 100
+    assert prompt.suffix_text and source[cursor:].startswith(prompt.suffix_text)
+
+
+def test_one_giant_line_is_cut_inside() -> None:
+    vocab = FakeVocab()
+    text = "var a=" + ",".join(str(i) for i in range(200_000)) + ";"
+    context = build_context(text, len(text) - 1, language_for_id("javascript"))
+    prompt = build_prompt(context, PREFIX_ONLY, vocab, Budget(500, 0, 4096, 64))
+    assert 0 < len(prompt.tokens) <= 501
+    assert text[: len(text) - 1].endswith(prompt.prefix_text)

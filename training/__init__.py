@@ -1,0 +1,1 @@
+"""Fine-tuning Inkling's completion model: data preparation, LoRA/QLoRA SFT, DPO."""
