@@ -31,6 +31,8 @@ _backend_lock = threading.Lock()
 # ggml log levels: 1 debug, 2 info (very chatty), 3 warning, 4 error, 5 continuation.
 _LLAMA_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
 _recent_errors: collections.deque[str] = collections.deque(maxlen=6)
+# Warnings llama.cpp prints for every healthy Gemma 3 file; not worth a user's attention.
+_BENIGN = ("control-looking token", "using full-size SWA cache", "special_eos_id is not in special_eog_ids")
 
 
 def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
@@ -39,7 +41,10 @@ def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> No
     if message:
         if level == 4:
             _recent_errors.append(message)
-        llama_log.log(_LLAMA_LOG_LEVELS.get(level, logging.DEBUG), message)
+        severity = _LLAMA_LOG_LEVELS.get(level, logging.DEBUG)
+        if any(text in message for text in _BENIGN):
+            severity = logging.DEBUG
+        llama_log.log(severity, message)
 
 
 _LOG_CALLBACK = llama_cpp.llama_log_callback(_route_llama_log)  # kept alive for llama.cpp

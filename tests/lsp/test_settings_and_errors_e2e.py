@@ -1,0 +1,188 @@
+"""Settings from every client source, bad model files, encodings, TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from tests.lsp.helpers import SERVER, inline, open_document, position_after, status, wait_for_model
+
+pytestmark = pytest.mark.model
+
+CODE = "def area(width, height):\n    return \n"
+
+
+async def start(client: LanguageClient, options: object | None = None, spec: str = "visual-studio-code"):
+    await client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities(spec), initialization_options=options)
+    )
+
+
+async def messages_containing(client: LanguageClient, text: str, timeout: float = 10.0) -> list[str]:
+    for _ in range(int(timeout / 0.05)):
+        found = [m.message for m in client.messages if text in m.message]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    return []
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client(lsp_client: LanguageClient):
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "does not exist"),
+        (b"not a model at all", "not a GGUF file"),
+        (b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64, "could not load"),
+    ],
+    ids=["missing", "not-gguf", "corrupt"],
+)
+async def test_bad_model_file_keeps_the_server_up(
+    client: LanguageClient, tmp_path: Path, content: bytes | None, expected: str
+) -> None:
+    model = tmp_path / "model.gguf"
+    if content is not None:
+        model.write_bytes(content)
+    await start(client, {"modelPath": str(model)})
+    current = await wait_for_model(client)
+    assert current["state"] == "failed" and expected in current["error"]
+    shown = await messages_containing(client, expected)
+    assert len(shown) == 1, client.messages  # said once, clearly
+    open_document(client, "file:///a.py", CODE)
+    result = await inline(client, "file:///a.py", position_after(CODE, "return "))
+    assert list(result.items) == []  # answered, empty
+
+
+async def test_bad_setting_values_are_reported_and_defaulted(client: LanguageClient) -> None:
+    await start(client, {"inkling": {"maxTokensInline": "lots", "frobnicate": True}})
+    assert await messages_containing(client, "maxTokensInline")
+    assert await messages_containing(client, "frobnicate")
+    assert (await wait_for_model(client))["state"] == "ready"
+
+
+async def test_did_change_configuration_switches_languages_and_model(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    await start(client)
+    assert (await wait_for_model(client))["state"] == "ready"
+    open_document(client, "file:///a.py", CODE)
+    position = position_after(CODE, "return ")
+    assert (await inline(client, "file:///a.py", position)).items
+
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"inkling": {"languages": {"python": False}}})
+    )
+    await asyncio.sleep(0.2)
+    assert list((await inline(client, "file:///a.py", position)).items) == []
+
+    # A new model path reloads the model; a bad one fails without killing the server.
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"inkling": {"modelPath": str(tmp_path / "none.gguf")}})
+    )
+    for _ in range(100):
+        if (await status(client))["state"] == "failed":
+            break
+        await asyncio.sleep(0.05)
+    assert (await status(client))["state"] == "failed"
+
+
+async def test_utf8_positions_when_the_client_offers_them(client: LanguageClient) -> None:
+    await start(client, spec="neovim")
+    assert client.capabilities is not None
+    assert (await wait_for_model(client))["state"] == "ready"
+    assert (await status(client))["encoding"] == "utf-8"
+    text = 'label = "naïve 😀"\ntotal = len(label) + \n'
+    open_document(client, "file:///u.py", text)
+    line = text.split("\n")[1]
+    character = len(line.encode("utf-8"))  # UTF-8 byte column at the end of line 2
+    result = await inline(client, "file:///u.py", types.Position(line=1, character=character))
+    assert result.items and result.items[0].range.start.character == character
+
+
+def test_tcp_listens_on_loopback_only() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [*SERVER, "--tcp", "--port", str(port)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                import time
+
+                time.sleep(0.1)
+        else:
+            pytest.fail("the TCP server did not start")
+        listening = subprocess.run(
+            ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=False
+        )
+        if listening.returncode == 0 and listening.stdout.strip():
+            assert "127.0.0.1" in listening.stdout and "0.0.0.0" not in listening.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_complete_command_prints_a_json_record() -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:23:10", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    record = json.loads(result.stdout)
+    assert record["mode"] == "inline" and "p.y" in record["completion"]
+    assert record["completion_ms"] > 0 and record["template"] == "prefix-only"
+
+
+def test_complete_command_reports_bad_locations() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2 and "FILE:LINE:COL" in result.stderr
+
+
+def test_doctor_reports_everything_and_no_network() -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "doctor", "--json"], capture_output=True, text=True, check=False
+    )
+    report = json.loads(result.stdout)
+    names = {check["name"]: check for check in report["checks"]}
+    assert result.returncode == 0, report
+    for name in (
+        "threads",
+        "grammars",
+        "model file",
+        "model load",
+        "prompt template",
+        "speed",
+        "completion",
+        "offline",
+    ):
+        assert names[name]["ok"], names[name]
+    assert report["info"]["speed"]["generate_tokens_per_s"] > 1
