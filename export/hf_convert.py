@@ -1,21 +1,32 @@
 """A Hugging Face base: merged weights -> F32 GGUF through llama.cpp's own converter.
 
-The converter (`convert_hf_to_gguf.py`) ships with llama.cpp's sources, e.g.
-in llama-cpp-python's source distribution under vendor/llama.cpp/, next to
-the gguf-py it expects. It runs offline on a local directory.
+The converter (`convert_hf_to_gguf.py`, with its `conversion` package and the
+gguf-py it expects) ships in the source distribution of the installed
+llama-cpp-python, so it matches the llama.cpp that serves the result.
+`inkling model converter` installs it once into the environment
+(<prefix>/share/llama.cpp/); after that it runs offline on a local directory.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 CONVERTER_ENV = "INKLING_LLAMA_CPP_CONVERTER"
+CONVERTER_NAME = "convert_hf_to_gguf.py"
+_VENDORED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
+
+
+def installed_converter_dir() -> Path:
+    return Path(sys.prefix) / "share" / "llama.cpp"
 
 
 class ConverterError(Exception):
@@ -29,13 +40,53 @@ def find_converter(explicit: str = "") -> Path:
             if not path.is_file():
                 raise ConverterError(f"llama.cpp converter {path} does not exist")
             return path
+    installed = installed_converter_dir() / CONVERTER_NAME
+    if installed.is_file():
+        return installed
     spec = importlib.util.find_spec("convert_hf_to_gguf")
     if spec is not None and spec.origin:
         return Path(spec.origin)
     raise ConverterError(
-        "a Hugging Face base needs llama.cpp's convert_hf_to_gguf.py: pass --converter PATH or set "
-        f"{CONVERTER_ENV} (it is in llama-cpp-python's source distribution, vendor/llama.cpp/)"
+        "a Hugging Face base needs llama.cpp's convert_hf_to_gguf.py: run `inkling model converter` once "
+        "(it takes it from llama-cpp-python's source distribution), or pass --converter PATH "
+        f"or set {CONVERTER_ENV}"
     )
+
+
+def install_converter(target: Path | None = None) -> Path:
+    """Fetch the installed llama-cpp-python's sdist with pip and unpack llama.cpp's converter."""
+    target = target or installed_converter_dir()
+    version = importlib.metadata.version("llama-cpp-python")
+    with tempfile.TemporaryDirectory(prefix="inkling-sdist-") as scratch:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        command += ["-d", scratch, f"llama-cpp-python=={version}"]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        archives = list(Path(scratch).glob("llama_cpp_python-*.tar.gz"))
+        if result.returncode != 0 or not archives:
+            tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            raise ConverterError(f"pip could not download llama-cpp-python=={version}'s source:\n{tail}")
+        staging = Path(scratch) / "unpacked"
+        with tarfile.open(archives[0]) as archive:
+            members = []
+            for member in archive.getmembers():
+                inside = member.name.split("/vendor/llama.cpp/", 1)
+                if (
+                    len(inside) == 2
+                    and inside[1].startswith(_VENDORED)
+                    and (member.isfile() or member.isdir())
+                ):
+                    member.name = inside[1]
+                    members.append(member)
+            archive.extractall(staging, members=members, filter="data")
+        if not (staging / CONVERTER_NAME).is_file():
+            raise ConverterError(
+                f"llama-cpp-python=={version}'s source has no vendor/llama.cpp/{CONVERTER_NAME}"
+            )
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(staging, target)
+    return target / CONVERTER_NAME
 
 
 def save_merged(model: Any, base_dir: Path, target: Path) -> Path:

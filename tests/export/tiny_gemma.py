@@ -167,8 +167,9 @@ def write_tiny_adapter(base: Path, directory: Path, fim_format: str = "spm", see
             elif "trainable_tokens_delta" in name:
                 parameter.normal_(0.0, 0.5)
     peft_model.save_pretrained(directory)
+    base_sha = file_sha256(base) if base.is_file() else file_sha256(base / "model.safetensors")
     metadata = {
-        "base": {"path": str(base), "sha256": file_sha256(base), "format": "gguf"},
+        "base": {"path": str(base), "sha256": base_sha, "format": "gguf" if base.is_file() else "hf"},
         "fim_tokens": {str(6 + i): token for i, token in enumerate(INKLING_FIM_TOKENS)},
         "fim_format": fim_format,
         "template": "inkling",
@@ -176,4 +177,63 @@ def write_tiny_adapter(base: Path, directory: Path, fim_format: str = "spm", see
         "recipe": {"note": "random test adapter", "seed": seed},
     }
     (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return directory
+
+
+def write_tiny_hf_gemma(directory: Path, corpus: str, seed: int = 0) -> Path:
+    """A Hugging Face Gemma 3 directory with a SentencePiece tokenizer.model trained on
+    `corpus` (ids 0-9 laid out like Gemma's: pad, eos, bos, unk, ..., <unused0>-<unused3>)."""
+    import io
+
+    import sentencepiece as spm
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model_proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(corpus.splitlines()),
+        model_writer=model_proto,
+        vocab_size=512,
+        model_type="bpe",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        pad_piece="<pad>",
+        eos_piece="<eos>",
+        bos_piece="<bos>",
+        unk_piece="<unk>",
+        control_symbols=["<mask>", "[multimodal]"] + [f"<unused{i}>" for i in range(4)],
+        byte_fallback=True,
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        minloglevel=2,
+    )
+    (directory / "tokenizer.model").write_bytes(model_proto.getvalue())
+    special = {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    config_json = {"add_bos_token": True, "add_eos_token": False, **special}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config_json))
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=512,
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=BLOCKS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        head_dim=HEAD_DIM,
+        query_pre_attn_scalar=HEAD_DIM,
+        sliding_window=512,
+        max_position_embeddings=1024,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" in name:  # Gemma initialises them to 0 (a scale of 1): make the +1 matter
+                parameter.normal_(0.0, 0.1)
+    model.save_pretrained(directory)
     return directory
