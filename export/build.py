@@ -39,6 +39,10 @@ class BuildResult:
     seconds: dict[str, float]
 
 
+def has_adapter(adapter_dir: Path) -> bool:
+    return (adapter_dir / METADATA_FILE).is_file()
+
+
 def read_build_record(adapter_dir: Path) -> dict[str, Any]:
     path = adapter_dir / BUILD_FILE
     if not path.is_file():
@@ -63,7 +67,7 @@ def build_default_model(
     from export.run import ExportConfig, run_export
     from lsp_server.models import ensure_base_model
 
-    if not (adapter_dir / METADATA_FILE).is_file():
+    if not has_adapter(adapter_dir):
         raise BuildError(
             f"no trained default adapter in {adapter_dir}: the tuned model cannot be built yet "
             "(train one with `inkling train run training/recipes/gemma3-270m-cpu.yaml`, "

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--ignore-base-hash", action="store_true", help="export even if the base is not the adapter's base"
     )
+    parser.add_argument(
+        "--merge-with-peft",
+        action="store_true",
+        help="GGUF bases: merge with transformers + peft (needs the train extra) instead of numpy",
+    )
     parser.set_defaults(func=cmd_export)
 
 
@@ -59,6 +64,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.adapter import AdapterError
     from export.gguf_file import GGUFExportError
     from export.hf_convert import ConverterError
+    from export.lora import UnsupportedAdapterError
     from export.merge import MergeError
     from export.quantize import QuantizeError
     from export.run import ExportConfig, ExportError, run_export
@@ -82,6 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             keep_f32=args.keep_f32,
             converter=args.converter,
             check_base_hash=not args.ignore_base_hash,
+            merge_with_peft=args.merge_with_peft,
         )
         result = run_export(config)
     except (
@@ -92,6 +99,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         InklingError,
         MergeError,
         QuantizeError,
+        UnsupportedAdapterError,
         OSError,
         ValueError,
     ) as exc:

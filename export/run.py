@@ -25,6 +25,7 @@ from export.adapter import AdapterInfo, file_sha256, read_adapter
 from export.card import write_card
 from export.fim_vocab import fim_edits
 from export.gguf_file import Edits, MetadataValue, TemplateModel, read_template, write_gguf
+from export.lora import Adapter, UnsupportedAdapterError, read_lora
 from export.modelfile import write_modelfile
 from export.quantize import DEFAULT_QUANT, quant_name, quantize
 from export.verify import VerifyConfig, VerifyReport, verify, write_report
@@ -55,6 +56,8 @@ class ExportConfig:
     keep_f32: bool = False
     converter: str = ""
     check_base_hash: bool = True
+    merge_with_peft: bool = False
+    """GGUF bases: merge with transformers + peft even when the numpy merge can."""
 
 
 @dataclass
@@ -85,7 +88,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     unchanged: frozenset[str] = frozenset()
     base_template: TemplateModel | None = None
     if config.base.is_file():
-        base_template, unchanged = _export_by_template(config, adapter, f32, seconds)
+        base_template, unchanged = _export_by_template(config, adapter, base_sha, f32, seconds)
         architecture = base_template.architecture
     elif config.base.is_dir():
         architecture = _export_by_converter(config, adapter, f32, seconds)
@@ -144,35 +147,56 @@ def _fim_and_provenance(
 
 
 def _export_by_template(
-    config: ExportConfig, adapter: AdapterInfo | None, f32: Path, seconds: dict[str, float]
+    config: ExportConfig, adapter: AdapterInfo | None, base_sha: str, f32: Path, seconds: dict[str, float]
 ) -> tuple[TemplateModel, frozenset[str]]:
     """Write the F32 file; returns the base and the tensors the adapter left unchanged."""
     from export.merge import merge_adapter
-    from export.tensor_map import rules_for, template_weights
+    from export.tensor_map import lora_weights, rules_for, template_weights
 
     started = time.perf_counter()
     template = read_template(config.base)
     rules_for(template.architecture)  # fail before the slow part
     seconds["read_base"] = time.perf_counter() - started
-    if adapter is not None:
+    plain = None if adapter is None or config.merge_with_peft else _plain_lora(adapter)
+    if plain is not None:
+        started = time.perf_counter()
+        changed, unchanged = lora_weights(template, plain)
+        seconds["merge"] = time.perf_counter() - started
+
+        def source(name: str) -> Any:
+            return changed[name] if name in changed else template.dequantized(name)
+
+    elif adapter is not None:
         merged = merge_adapter(config.base, adapter.directory)
         seconds.update(merged.seconds)
         started = time.perf_counter()
         weights, unchanged = template_weights(template, merged.weights, merged.touched)
         del merged
         seconds["map_weights"] = time.perf_counter() - started
-        source = weights.__getitem__
+
+        def source(name: str) -> Any:
+            return weights[name]
+
     else:
         unchanged = frozenset(tensor.name for tensor in template.tensors)
 
         def source(name: str) -> Any:
             return template.dequantized(name)
 
-    edits = _fim_and_provenance(template, adapter, "", config.name)
+    edits = _fim_and_provenance(template, adapter, base_sha, config.name)
     started = time.perf_counter()
     write_gguf(template, f32, lambda tensor: source(tensor.name), edits)
     seconds["write_f32"] = time.perf_counter() - started
     return template, unchanged
+
+
+def _plain_lora(adapter: AdapterInfo) -> Adapter | None:
+    """The adapter for the numpy merge, or None when it needs peft's."""
+    try:
+        return read_lora(adapter.directory)
+    except UnsupportedAdapterError as exc:
+        log.info("merging with peft: %s", exc)
+        return None
 
 
 def graft_unchanged(quantized: Path, base: TemplateModel, unchanged: frozenset[str]) -> int:

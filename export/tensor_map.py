@@ -15,6 +15,7 @@ import gguf
 import numpy as np
 
 from export.gguf_file import F32Array, GGUFExportError, TemplateModel
+from export.lora import Adapter, apply_layer, apply_rows
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,16 @@ def rules_for(architecture: str) -> ArchitectureRules:
     return rules
 
 
-def gguf_names(template: TemplateModel, hf_names: list[str]) -> dict[str, str]:
-    """GGUF tensor name -> Hugging Face parameter name, for every template tensor."""
+def _name_map(template: TemplateModel) -> gguf.TensorNameMap:
     arch = next((a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == template.architecture), None)
     if arch is None:
         raise GGUFExportError(f"gguf-py does not know the architecture {template.architecture!r}")
-    name_map = gguf.get_tensor_name_map(arch, template.block_count())
+    return gguf.get_tensor_name_map(arch, template.block_count())
+
+
+def gguf_names(template: TemplateModel, hf_names: list[str]) -> dict[str, str]:
+    """GGUF tensor name -> Hugging Face parameter name, for every template tensor."""
+    name_map = _name_map(template)
     by_gguf: dict[str, str] = {}
     for hf_name in hf_names:
         name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
@@ -89,3 +94,34 @@ def template_weights(
             out[tensor.name] = template.dequantized(tensor.name)
             unchanged.add(tensor.name)
     return out, frozenset(unchanged)
+
+
+def lora_weights(template: TemplateModel, adapter: Adapter) -> tuple[dict[str, F32Array], frozenset[str]]:
+    """GGUF name -> F32 values of the tensors the adapter changes (the base's values plus the
+    adapter's, applied in GGUF layout), and the names of every other tensor."""
+    rules_for(template.architecture)
+    name_map = _name_map(template)
+    present = {tensor.name for tensor in template.tensors}
+
+    def target(parameter: str) -> str | None:
+        name = name_map.get_name(parameter, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise GGUFExportError(f"the adapter changes {parameter}, which has no GGUF name")
+        if name not in present:
+            if name == "output.weight":
+                return None  # tied to the embedding: the embedding's change is the output's
+            raise GGUFExportError(f"the adapter changes {parameter} ({name}), which the base GGUF lacks")
+        if name.endswith("norm.weight"):
+            raise GGUFExportError(f"the adapter changes the norm {parameter}: not supported by this merge")
+        return name
+
+    changed: dict[str, F32Array] = {}
+    for layer in adapter.layers:
+        name = target(layer.parameter)
+        if name is not None:
+            changed[name] = apply_layer(changed.get(name, template.dequantized(name)), layer)
+    for rows in adapter.token_rows:
+        name = target(rows.parameter)
+        if name is not None:
+            changed[name] = apply_rows(changed.get(name, template.dequantized(name)), rows)
+    return changed, frozenset(present - changed.keys())

@@ -87,6 +87,33 @@ def test_every_weight_maps_back_to_its_gguf_tensor(tiny_base: Path) -> None:
         np.testing.assert_allclose(written, template.dequantized(tensor.name), rtol=0, atol=1e-6)
 
 
+def test_numpy_merge_equals_peft_merge(
+    exported: ExportResult, tiny_base: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    """`inkling model build` merges with numpy; peft's own merge must give the same weights."""
+    result = run_export(
+        ExportConfig(
+            base=tiny_base,
+            output=tmp_path,
+            adapter=tiny_adapter,
+            name="peft",
+            verify=False,
+            threads=1,
+            keep_f32=True,
+            merge_with_peft=True,
+        )
+    )
+    ours, peft = read_template(exported.files["F32"]), read_template(result.files["F32"])
+    for tensor in ours.tensors:
+        np.testing.assert_allclose(
+            ours.dequantized(tensor.name),
+            peft.dequantized(tensor.name),
+            rtol=1e-6,
+            atol=1e-7,
+            err_msg=tensor.name,
+        )
+
+
 def test_untouched_weights_are_the_base_bits(exported: ExportResult, tiny_base: Path) -> None:
     base = read_template(tiny_base)
     out = read_template(exported.files["F32"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ def test_build_records_a_stable_hash_then_verifies_it(
     shutil.copytree(tiny_adapter, adapter)
     monkeypatch.setenv("INKLING_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("INKLING_MODEL", raising=False)
+    # The setup command builds in the server's environment: no torch, transformers or peft.
+    for heavy in ("torch", "transformers", "peft"):
+        monkeypatch.setitem(sys.modules, heavy, None)
 
     recorded = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
     record = json.loads((adapter / BUILD_FILE).read_text())
@@ -47,6 +51,8 @@ def test_build_without_a_trained_adapter_says_so(tmp_path: Path, capsys: pytest.
 
     assert main(["model", "build", "--adapter", str(tmp_path)]) == 1
     assert "no trained default adapter" in capsys.readouterr().err
+    assert main(["model", "build", "--adapter", str(tmp_path), "--if-available"]) == 0
+    assert "serves the base" in capsys.readouterr().out
 
 
 def test_the_shipped_adapter_directory_is_complete_or_absent() -> None:

@@ -140,7 +140,16 @@ def write_tiny_gemma(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def write_tiny_adapter(base: Path, directory: Path, fim_format: str = "spm", seed: int = 0) -> Path:
+def write_tiny_adapter(
+    base: Path,
+    directory: Path,
+    fim_format: str = "spm",
+    seed: int = 0,
+    *,
+    rank: int = 4,
+    b_std: float = 0.05,
+    rows_std: float = 0.5,
+) -> Path:
     """A LoRA on every projection plus trained rows for tokens 6-9, with random non-zero
     weights (an untrained LoRA is the identity and would prove nothing), saved by peft."""
     import torch
@@ -153,8 +162,8 @@ def write_tiny_adapter(base: Path, directory: Path, fim_format: str = "spm", see
     torch.manual_seed(seed)
     model = load_base(base, torch.float32)
     config = LoraConfig(
-        r=4,
-        lora_alpha=8,
+        r=rank,
+        lora_alpha=2 * rank,
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         trainable_token_indices=[6, 7, 8, 9],
         task_type="CAUSAL_LM",
@@ -163,9 +172,9 @@ def write_tiny_adapter(base: Path, directory: Path, fim_format: str = "spm", see
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name:
-                parameter.normal_(0.0, 0.05)
+                parameter.normal_(0.0, b_std)
             elif "trainable_tokens_delta" in name:
-                parameter.normal_(0.0, 0.5)
+                parameter.normal_(0.0, rows_std)
     peft_model.save_pretrained(directory)
     base_sha = file_sha256(base) if base.is_file() else file_sha256(base / "model.safetensors")
     metadata = {
