@@ -23,10 +23,10 @@ def ollama_template(template: Template) -> str:
     return f"{{{{- if .Suffix }}}}{fim}{{{{- else }}}}{PREFIX_SLOT}{{{{- end }}}}"
 
 
-def modelfile_text(model_file: str, template: Template, *, n_ctx: int = 4096) -> str:
+def modelfile_text(model_file: str, template: Template, *, name: str = "inkling", n_ctx: int = 4096) -> str:
     lines = [
-        f"# Inkling {template.family} ({template.order}) code completion model.",
-        "# ollama create inkling-fim -f Modelfile",
+        f"# Inkling code completion model; prompt format {template.family} ({template.order}).",
+        f"# ollama create {name} -f Modelfile",
         f"FROM ./{model_file}",
         f'TEMPLATE """{ollama_template(template)}"""',
         "PARAMETER temperature 0",
@@ -36,7 +36,7 @@ def modelfile_text(model_file: str, template: Template, *, n_ctx: int = 4096) ->
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(directory: Path, model_file: str, template: Template) -> Path:
+def write_modelfile(directory: Path, model_file: str, template: Template, name: str) -> Path:
     path = directory / "Modelfile"
-    path.write_text(modelfile_text(model_file, template), encoding="utf-8")
+    path.write_text(modelfile_text(model_file, template, name=name), encoding="utf-8")
     return path

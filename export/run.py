@@ -119,7 +119,7 @@ def run_export(config: ExportConfig) -> ExportResult:
         seconds["verify"] = time.perf_counter() - started
         write_report(report, config.output / "verify.json")
     template_used = detected_template(files[quants[0]])
-    write_modelfile(config.output, files[quants[0]].name, template_used)
+    write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
     if not config.keep_f32:
         f32.unlink()
         del files["F32"]

@@ -3,11 +3,12 @@
 Both files are loaded by llama.cpp (the runtime that serves them). Probe
 prompts are cut from held-out code and built by the server's own prompt code
 (the model's template: FIM when it has FIM tokens). For each probe the
-reference (unquantized) model writes its greedy continuation; the candidate
-is fed the same prompt and continuation and must predict the same token at
-every position (teacher-forced top-1 agreement: one early disagreement does
-not make the rest of the sequence count as wrong). A probe whose every
-position agrees means the candidate's own greedy output is identical.
+reference (unquantized) model writes its greedy continuation; both models
+are then fed the same prompt and continuation and their top-1 tokens are
+compared at every position (teacher-forced agreement: one early
+disagreement does not make the rest of the sequence count as wrong). A probe
+whose every position agrees means the candidate's own greedy output is
+identical.
 Perplexity is measured on the same held-out code, before and after.
 """
 
@@ -55,7 +56,7 @@ class ModelScore:
     token_agreement: float | None = None
     """Share of continuation positions where this model's top-1 token equals the reference's."""
     sequence_agreement: float | None = None
-    """Share of probes whose whole greedy continuation equals the reference's."""
+    """Share of probes where it agrees at every position (its greedy continuation is the same)."""
     perplexity_ratio: float | None = None
 
 
@@ -208,6 +209,9 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
         probes = build_probes(model, texts, config.probes)
         chunks = perplexity_chunks(model, texts, config.perplexity_chunks)
         continuations = [greedy(model, p, config.new_tokens) for p in tqdm(probes, desc="reference probes")]
+        # Compared like for like: llama.cpp's batched and token-by-token evaluations differ in
+        # the last bits, enough to flip near-ties, so both models are scored on the same batches.
+        expected = [forced_predictions(model, p, c) for p, c in zip(probes, continuations, strict=True)]
         ref_ppl, n_tokens = perplexity(model, chunks)
         ref_score = ModelScore(
             str(reference), reference.stat().st_size, ref_ppl, time.perf_counter() - started
@@ -220,14 +224,14 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
         model = _open(path, config.threads)
         try:
             agree = total = same = 0
-            for prompt, continuation in tqdm(
-                list(zip(probes, continuations, strict=True)), desc=f"probes {path.name}"
+            for prompt, continuation, wanted in tqdm(
+                list(zip(probes, continuations, expected, strict=True)), desc=f"probes {path.name}"
             ):
                 predicted = forced_predictions(model, prompt, continuation)
-                matches = sum(p == e for p, e in zip(predicted, continuation, strict=True))
+                matches = sum(p == e for p, e in zip(predicted, wanted, strict=True))
                 agree += matches
-                total += len(continuation)
-                same += matches == len(continuation)
+                total += len(wanted)
+                same += matches == len(wanted)
             ppl, _ = perplexity(model, chunks)
         finally:
             model.close()

@@ -20,7 +20,7 @@ from export.fim_vocab import fim_edits
 from export.gguf_file import GGUFExportError, read_template
 from export.run import ExportConfig, ExportError, ExportResult, run_export
 from export.tensor_map import gguf_names, rules_for, to_gguf
-from export.verify import greedy
+from export.verify import VerifyConfig, greedy, verify
 from lsp_server.llama_model import LlamaModel
 from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, detect_template
 from tests.export.conftest import HELDOUT
@@ -170,6 +170,16 @@ def test_quantized_files_keep_the_base_layout_and_agree(exported: ExportResult, 
         "tiny-fim-q4_k_m.gguf",
         "tiny-fim-q8_0.gguf",
     ]
+
+
+def test_a_model_agrees_fully_with_itself(exported: ExportResult) -> None:
+    """The instrument's zero: llama.cpp's batched and token-by-token passes differ in the last
+    bits, so the reference is scored on the same batches as the candidate."""
+    path = exported.files["Q4_K_M"]
+    report = verify(path, [path], VerifyConfig(HELDOUT, probes=6, perplexity_chunks=1, threads=1))
+    assert report.candidates[0].token_agreement == 1.0
+    assert report.candidates[0].sequence_agreement == 1.0
+    assert report.candidates[0].perplexity == report.reference.perplexity
 
 
 def test_modelfile_and_model_card(exported: ExportResult) -> None:
