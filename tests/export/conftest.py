@@ -25,6 +25,8 @@ def tiny_base(tiny_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny_base: Path, tiny_dir: Path) -> Path:
+    """Made with peft: needs the train extra (`pip install -e '.[dev,train]'`, as .ci/run does)."""
+    pytest.importorskip("peft", reason="the train extra is not installed")
     return write_tiny_adapter(tiny_base, tiny_dir / "adapter")
 
 

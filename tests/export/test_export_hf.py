@@ -15,6 +15,7 @@ from tests.export.conftest import HELDOUT
 from tests.export.tiny_gemma import write_tiny_adapter, write_tiny_hf_gemma
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("peft", reason="the train extra is not installed")
 
 try:
     CONVERTER: Path | None = find_converter()
