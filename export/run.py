@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gguf import GGUFValueType, Keys
+from gguf import GGMLQuantizationType, GGUFValueType, Keys
 
 from export.adapter import AdapterInfo, file_sha256, read_adapter
 from export.card import write_card
@@ -98,7 +98,7 @@ def run_export(config: ExportConfig) -> ExportResult:
     for quant in quants:
         result = quantize(f32, config.output / file_name(config.name, quant), quant, threads=config.threads)
         seconds[f"quantize_{quant}"] = result.seconds
-        if base_template is not None and unchanged:
+        if base_template is not None and _quantized_among(base_template, unchanged):
             started = time.perf_counter()
             grafted = graft_unchanged(result.path, base_template, unchanged)
             seconds[f"graft_{quant}"] = time.perf_counter() - started
@@ -197,6 +197,12 @@ def _plain_lora(adapter: AdapterInfo) -> Adapter | None:
     except UnsupportedAdapterError as exc:
         log.info("merging with peft: %s", exc)
         return None
+
+
+def _quantized_among(base: TemplateModel, names: frozenset[str]) -> bool:
+    """Whether any of these base tensors is quantized (F32 and F16 ones come through exact)."""
+    exact = {GGMLQuantizationType.F32, GGMLQuantizationType.F16}
+    return any(t.tensor_type not in exact for t in base.tensors if t.name in names)
 
 
 def graft_unchanged(quantized: Path, base: TemplateModel, unchanged: frozenset[str]) -> int:

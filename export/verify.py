@@ -35,6 +35,7 @@ N_CTX = 2048
 N_BATCH = 128
 PROBE_BUDGET = Budget(prefix_tokens=384, suffix_tokens=128, n_ctx=N_CTX, reserve=64)
 PERPLEXITY_WINDOW = 512
+DECISIVE_MARGIN = 1.0
 MIN_PERPLEXITY_TOKENS = 32
 
 
@@ -57,6 +58,10 @@ class ModelScore:
     """Share of continuation positions where this model's top-1 token equals the reference's."""
     sequence_agreement: float | None = None
     """Share of probes where it agrees at every position (its greedy continuation is the same)."""
+    decisive_agreement: float | None = None
+    """Token agreement at the positions where the reference's top-1 leads its runner-up by at
+    least DECISIVE_MARGIN logits (a diagnostic: near-ties flip on any change of arithmetic)."""
+    decisive_share: float | None = None
     perplexity_ratio: float | None = None
 
 
@@ -75,14 +80,20 @@ class VerifyReport:
 
     def table(self) -> str:
         rows = [
-            "| model | size MiB | token agreement | same continuation | perplexity |",
-            "| --- | ---: | ---: | ---: | ---: |",
+            "| model | size MiB | token agreement | same continuation | agreement where decisive "
+            "| perplexity |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
         ]
         for score in [self.reference, *self.candidates]:
             agree = "reference" if score.token_agreement is None else f"{score.token_agreement:.1%}"
             same = "" if score.sequence_agreement is None else f"{score.sequence_agreement:.1%}"
+            decisive = (
+                ""
+                if score.decisive_agreement is None
+                else f"{score.decisive_agreement:.1%} of {score.decisive_share:.0%}"
+            )
             rows.append(
-                f"| {Path(score.path).name} | {score.size_bytes / 2**20:.1f} | {agree} | {same} "
+                f"| {Path(score.path).name} | {score.size_bytes / 2**20:.1f} | {agree} | {same} | {decisive} "
                 f"| {score.perplexity:.3f} |"
             )
         return "\n".join(rows)
@@ -170,11 +181,21 @@ def greedy(model: LlamaModel, prompt: Sequence[int], new_tokens: int) -> list[in
 
 def forced_predictions(model: LlamaModel, prompt: Sequence[int], continuation: Sequence[int]) -> list[int]:
     """The top-1 token at each continuation position, with the reference's tokens fed in."""
+    return _forced(model, prompt, continuation)[0]
+
+
+def _forced(
+    model: LlamaModel, prompt: Sequence[int], continuation: Sequence[int]
+) -> tuple[list[int], list[float]]:
+    """Top-1 tokens and their lead over the runner-up (in logits) at each continuation position."""
     fed = [*prompt, *continuation[:-1]]  # STOP can only be the last token
-    predicted = []
+    predicted: list[int] = []
+    margins: list[float] = []
     for _, rows in _logit_batches(model, fed, len(prompt) - 1):
+        top2 = np.partition(rows, -2, axis=1)[:, -2:]
+        margins += (top2[:, 1] - top2[:, 0]).tolist()
         predicted += [_as_stop(model, int(row.argmax())) for row in rows]
-    return predicted
+    return predicted, margins
 
 
 def perplexity_chunks(model: LlamaModel, texts: Sequence[tuple[str, str]], count: int) -> list[list[int]]:
@@ -211,7 +232,9 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
         continuations = [greedy(model, p, config.new_tokens) for p in tqdm(probes, desc="reference probes")]
         # Compared like for like: llama.cpp's batched and token-by-token evaluations differ in
         # the last bits, enough to flip near-ties, so both models are scored on the same batches.
-        expected = [forced_predictions(model, p, c) for p, c in zip(probes, continuations, strict=True)]
+        forced = [_forced(model, p, c) for p, c in zip(probes, continuations, strict=True)]
+        expected = [predicted for predicted, _ in forced]
+        decisive = [[m >= DECISIVE_MARGIN for m in margins] for _, margins in forced]
         ref_ppl, n_tokens = perplexity(model, chunks)
         ref_score = ModelScore(
             str(reference), reference.stat().st_size, ref_ppl, time.perf_counter() - started
@@ -223,15 +246,17 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
         started = time.perf_counter()
         model = _open(path, config.threads)
         try:
-            agree = total = same = 0
-            for prompt, continuation, wanted in tqdm(
-                list(zip(probes, continuations, expected, strict=True)), desc=f"probes {path.name}"
+            agree = total = same = agree_decisive = total_decisive = 0
+            for prompt, continuation, wanted, clear in tqdm(
+                list(zip(probes, continuations, expected, decisive, strict=True)), desc=f"probes {path.name}"
             ):
                 predicted = forced_predictions(model, prompt, continuation)
-                matches = sum(p == e for p, e in zip(predicted, wanted, strict=True))
-                agree += matches
+                hits = [p == e for p, e in zip(predicted, wanted, strict=True)]
+                agree += sum(hits)
                 total += len(wanted)
-                same += matches == len(wanted)
+                same += sum(hits) == len(wanted)
+                agree_decisive += sum(h for h, c in zip(hits, clear, strict=True) if c)
+                total_decisive += sum(clear)
             ppl, _ = perplexity(model, chunks)
         finally:
             model.close()
@@ -243,6 +268,8 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
                 time.perf_counter() - started,
                 token_agreement=agree / total if total else float("nan"),
                 sequence_agreement=same / len(probes) if probes else float("nan"),
+                decisive_agreement=agree_decisive / total_decisive if total_decisive else float("nan"),
+                decisive_share=total_decisive / total if total else float("nan"),
                 perplexity_ratio=ppl / ref_ppl if ref_ppl else None,
             )
         )
