@@ -40,7 +40,7 @@ class _QuietFallbacks(logging.Filter):
         if "not divisible by 256" in message:
             self.fallbacks += 1
             return False
-        return "falling back to" not in message
+        return "falling back to" not in message and "required fallback quantization" not in message
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,17 @@ def quantize(source: Path, target: Path, quant: str, *, threads: int = 0) -> Qua
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     started = time.perf_counter()
-    status = llama_cpp.llama_model_quantize(str(source).encode("utf-8"), str(partial).encode("utf-8"), params)
+    quiet = _QuietFallbacks()
+    llama_log = logging.getLogger("inkling.llama_cpp")
+    llama_log.addFilter(quiet)
+    try:
+        status = llama_cpp.llama_model_quantize(
+            str(source).encode("utf-8"), str(partial).encode("utf-8"), params
+        )
+    finally:
+        llama_log.removeFilter(quiet)
+    if quiet.fallbacks:
+        logging.getLogger(__name__).info("%s: %d tensors in a fallback type", name, quiet.fallbacks)
     if status != 0:
         partial.unlink(missing_ok=True)
         raise QuantizeError(f"llama.cpp could not quantize {source} to {name} (status {status})")
