@@ -33,7 +33,6 @@ class MergedModel:
     """Hugging Face parameter name -> float32 array."""
     touched: frozenset[str]
     """Parameter names the adapter changed; every other weight is the base's own."""
-    config: dict[str, Any]
     model: Any = field(repr=False)
     """The merged transformers model (float32), for the Hugging Face route."""
     seconds: dict[str, float] = field(default_factory=dict)
@@ -72,7 +71,7 @@ def merge_adapter(base: Path, adapter: Path | None) -> MergedModel:
         seconds["merge"] = time.perf_counter() - started
     model = model.to(torch.float32)
     weights = {name: tensor.detach().contiguous().numpy() for name, tensor in model.state_dict().items()}
-    return MergedModel(weights, frozenset(touched), model.config.to_dict(), model, seconds)
+    return MergedModel(weights, frozenset(touched), model, seconds)
 
 
 def _apply_and_merge(model: Any, adapter: Path) -> tuple[Any, set[str]]:

@@ -11,7 +11,6 @@ Steps, each timed:
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -75,6 +74,8 @@ def file_name(name: str, quant: str) -> str:
 
 def run_export(config: ExportConfig) -> ExportResult:
     quants = tuple(dict.fromkeys(quant_name(q) for q in config.quants))
+    if not (config.base.is_file() or config.base.is_dir()):
+        raise ExportError(f"base {config.base} is neither a GGUF file nor a Hugging Face directory")
     adapter = read_adapter(config.adapter) if config.adapter else None
     base_sha = file_sha256(config.base) if config.base.is_file() else ""
     if adapter and config.check_base_hash and config.base.is_file() and adapter.base_sha256 != base_sha:
@@ -90,11 +91,31 @@ def run_export(config: ExportConfig) -> ExportResult:
     if config.base.is_file():
         base_template, unchanged = _export_by_template(config, adapter, base_sha, f32, seconds)
         architecture = base_template.architecture
-    elif config.base.is_dir():
-        architecture = _export_by_converter(config, adapter, f32, seconds)
     else:
-        raise ExportError(f"base {config.base} is neither a GGUF file nor a Hugging Face directory")
+        architecture = _export_by_converter(config, adapter, f32, seconds)
     files: dict[str, Path] = {"F32": f32}
+    try:
+        report = _quantize_and_verify(config, quants, files, base_template, unchanged, seconds)
+        template_used = detected_template(files[quants[0]])
+        write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
+    finally:
+        if not config.keep_f32:
+            f32.unlink(missing_ok=True)
+            files.pop("F32", None)
+    card = model_card(config, adapter, base_sha, architecture, template_used, files, report, seconds)
+    write_card(config.output, card)
+    return ExportResult(files, seconds, report, card)
+
+
+def _quantize_and_verify(
+    config: ExportConfig,
+    quants: tuple[str, ...],
+    files: dict[str, Path],
+    base_template: TemplateModel | None,
+    unchanged: frozenset[str],
+    seconds: dict[str, float],
+) -> VerifyReport | None:
+    f32 = files["F32"]
     for quant in quants:
         result = quantize(f32, config.output / file_name(config.name, quant), quant, threads=config.threads)
         seconds[f"quantize_{quant}"] = result.seconds
@@ -105,27 +126,22 @@ def run_export(config: ExportConfig) -> ExportResult:
             log.info("%s: %d tensors the adapter did not change copied from the base", quant, grafted)
         files[quant] = result.path
         log.info("%s: %.1f MiB in %.1fs", result.path.name, result.size_bytes / 2**20, result.seconds)
-    report = None
-    if config.verify:
-        started = time.perf_counter()
-        heldout = config.heldout or default_heldout()
-        report = verify(
-            f32,
-            [files[q] for q in quants],
-            VerifyConfig(
-                heldout, config.probes, perplexity_chunks=config.perplexity_chunks, threads=config.threads
-            ),
-        )
-        seconds["verify"] = time.perf_counter() - started
-        write_report(report, config.output / "verify.json")
-    template_used = detected_template(files[quants[0]])
-    write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
-    if not config.keep_f32:
-        f32.unlink()
-        del files["F32"]
-    card = model_card(config, adapter, base_sha, architecture, template_used, files, report, seconds)
-    write_card(config.output, card)
-    return ExportResult(files, seconds, report, card)
+    if not config.verify:
+        return None
+    started = time.perf_counter()
+    report = verify(
+        f32,
+        [files[q] for q in quants],
+        VerifyConfig(
+            config.heldout or default_heldout(),
+            config.probes,
+            perplexity_chunks=config.perplexity_chunks,
+            threads=config.threads,
+        ),
+    )
+    seconds["verify"] = time.perf_counter() - started
+    write_report(report, config.output / "verify.json")
+    return report
 
 
 def _provenance(adapter: AdapterInfo | None, base_sha: str, name: str) -> dict[str, MetadataValue]:
@@ -338,9 +354,3 @@ def export_command(config: ExportConfig) -> str:
     if not config.verify:
         parts.append("--no-verify")
     return " ".join(parts)
-
-
-def summary_json(result: ExportResult) -> str:
-    return json.dumps(
-        {"files": {k: str(v) for k, v in result.files.items()}, "seconds": result.seconds}, indent=2
-    )

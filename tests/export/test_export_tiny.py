@@ -272,3 +272,7 @@ def test_export_command(tiny_base: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert "token agreement" in out and "Q8_0:" in out
     assert main(["export", "--adapter", str(tmp_path / "missing"), "--output", str(tmp_path)]) == 1
     assert "not a directory" in capsys.readouterr().err
+    assert main(["export", "--base", str(tmp_path / "none.gguf"), "--output", str(tmp_path / "x")]) == 1
+    assert "neither a GGUF file" in capsys.readouterr().err
+    assert main(["export", "--base", str(tiny_base), "--output", str(tmp_path / "x"), "--quant", "Q3"]) == 1
+    assert "unknown quantization" in capsys.readouterr().err
