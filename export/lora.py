@@ -66,9 +66,38 @@ _MUST_BE_OFF = (
 )
 
 
-def read_lora(directory: Path) -> Adapter:
+def load_tensors(path: Path) -> dict[str, F32Array]:
+    """The adapter's tensors as float32 numpy arrays; bfloat16 (which numpy lacks) is
+    widened by hand: its 16 bits are the high half of a float32."""
+    import struct
+
     from safetensors.numpy import load_file
 
+    try:
+        return {name: value.astype(np.float32) for name, value in load_file(str(path)).items()}
+    except TypeError:
+        pass  # bfloat16
+    data = path.read_bytes()
+    (header_size,) = struct.unpack("<Q", data[:8])
+    header: dict[str, Any] = json.loads(data[8 : 8 + header_size])
+    body = memoryview(data)[8 + header_size :]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = body[start:end]
+        if info["dtype"] == "BF16":
+            value = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        elif info["dtype"] in ("F32", "F16"):
+            value = np.frombuffer(raw, dtype="<f4" if info["dtype"] == "F32" else "<f2").astype(np.float32)
+        else:
+            raise UnsupportedAdapterError(f"adapter tensor {name} has dtype {info['dtype']}")
+        tensors[name] = value.reshape(info["shape"])
+    return tensors
+
+
+def read_lora(directory: Path) -> Adapter:
     config: dict[str, Any] = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
     if config.get("peft_type") != "LORA":
         raise UnsupportedAdapterError(f"peft_type {config.get('peft_type')!r} is not LORA")
@@ -79,7 +108,7 @@ def read_lora(directory: Path) -> Adapter:
         raise UnsupportedAdapterError(f"adapter_config.json sets bias={config['bias']!r}")
     rank, alpha = int(config["r"]), float(config["lora_alpha"])
     scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-    tensors = load_file(str(directory / "adapter_model.safetensors"))
+    tensors = load_tensors(directory / "adapter_model.safetensors")
     layers = []
     token_rows = []
     for key in sorted(tensors):
