@@ -227,6 +227,7 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
     model = _open(reference, config.threads)
     try:
         template = detect_template(model).family
+        vocabulary = [model.token_text(t) for t in range(0, model.n_vocab, max(1, model.n_vocab // 512))]
         probes = build_probes(model, texts, config.probes)
         chunks = perplexity_chunks(model, texts, config.perplexity_chunks)
         continuations = [greedy(model, p, config.new_tokens) for p in tqdm(probes, desc="reference probes")]
@@ -246,6 +247,9 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
         started = time.perf_counter()
         model = _open(path, config.threads)
         try:
+            sample = [model.token_text(t) for t in range(0, model.n_vocab, max(1, model.n_vocab // 512))]
+            if sample != vocabulary:
+                raise ValueError(f"{path} has another vocabulary than {reference}: they cannot be compared")
             agree = total = same = agree_decisive = total_decisive = 0
             for prompt, continuation, wanted, clear in tqdm(
                 list(zip(probes, continuations, expected, decisive, strict=True)), desc=f"probes {path.name}"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from export.fim_vocab import fim_edits
-from export.gguf_file import GGUFExportError, read_template
+from export.gguf_file import GGUFExportError, read_template, write_gguf
 from export.run import ExportConfig, ExportError, ExportResult, run_export
 from export.tensor_map import gguf_names, rules_for, to_gguf
 from export.verify import VerifyConfig, greedy, verify
@@ -276,3 +276,18 @@ def test_export_command(tiny_base: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert "neither a GGUF file" in capsys.readouterr().err
     assert main(["export", "--base", str(tiny_base), "--output", str(tmp_path / "x"), "--quant", "Q3"]) == 1
     assert "unknown quantization" in capsys.readouterr().err
+
+
+def test_models_with_other_vocabularies_are_not_compared(exported: ExportResult, tmp_path: Path) -> None:
+    from export.gguf_file import Edits, MetadataValue
+
+    template = read_template(exported.files["Q4_K_M"])
+    tokens = template.token_list()
+    tokens[300] = b"renamed"
+    array, string = gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING
+    edits = Edits(set={"tokenizer.ggml.tokens": MetadataValue(array, tokens, string)})
+    other = write_gguf(template, tmp_path / "other.gguf", None, edits)
+    with pytest.raises(ValueError, match="another vocabulary"):
+        verify(
+            exported.files["Q4_K_M"], [other], VerifyConfig(HELDOUT, probes=2, perplexity_chunks=1, threads=1)
+        )
