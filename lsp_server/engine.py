@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
 from lsp_server.llama_model import LlamaModel
 
@@ -80,6 +83,9 @@ class GenerationRequest:
     stop: Callable[[str], int | None] | None = None
     """Called with the text so far; returns where to cut it to stop, or None."""
     stop_token_ids: frozenset[int] = frozenset()
+    forced_prefix: str = ""
+    """Text the completion must start with (token healing): the first tokens are
+    the most likely ones consistent with it, not simply the most likely."""
 
 
 @dataclass(frozen=True)
@@ -309,7 +315,14 @@ class Engine:
         for _ in range(max_tokens):
             if cancel.cancelled:
                 return text, tokens, "cancelled"
-            token = int(model.last_logits().argmax())
+            logits = model.last_logits()
+            if len(text) < len(request.forced_prefix):
+                choice = _consistent_token(model, logits, request.forced_prefix[len(text) :])
+                if choice is None:
+                    return text, tokens, "eos"
+                token = choice
+            else:
+                token = int(logits.argmax())
             if (
                 model.is_eog(token)
                 or token in request.stop_token_ids
@@ -329,3 +342,17 @@ class Engine:
             model.decode([token], len(self._cached))
             self._cached.append(token)
         return text, tokens, reason
+
+
+_HEALING_CANDIDATES = 512
+
+
+def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
+    """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
+    top = np.argpartition(logits, -_HEALING_CANDIDATES)[-_HEALING_CANDIDATES:]
+    for token in top[np.argsort(logits[top])[::-1]]:
+        piece = model.token_piece(int(token))
+        agrees = piece and (piece.startswith(remaining) or remaining.startswith(piece))
+        if agrees and not model.is_control(int(token)):
+            return int(token)
+    return None

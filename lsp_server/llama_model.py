@@ -244,6 +244,9 @@ class LlamaModel:
         self._piece_cache[token] = piece
         return piece
 
+    def token_piece(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", "replace")
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
 

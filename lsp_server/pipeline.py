@@ -104,6 +104,7 @@ class Pipeline:
                 time_budget_s=budget_s,
                 stop=lambda text: _healed_stop(context, prompt, text),
                 stop_token_ids=prompt.stop_token_ids,
+                forced_prefix=prompt.healed,
             ),
             cancel,
         ).result()
@@ -145,7 +146,7 @@ def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int |
     """The stop rule, applied to what follows the healed whitespace."""
     body = prompt.unheal(text)
     if body is None:
-        return None if prompt.may_still_heal(text) else 0
+        return None  # still writing the healed text (the engine keeps it consistent)
     cut = stop_cut(context, body)
     return None if cut is None else cut + len(prompt.healed)
 

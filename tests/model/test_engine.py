@@ -83,3 +83,12 @@ def test_cancelled_before_start_costs_nothing(engine: Engine) -> None:
     token.cancel()
     result = engine.submit(GenerationRequest(prompt(engine, SOURCE + "x"), max_tokens=8), token).result()
     assert result.finish_reason == "cancelled" and result.generated_tokens == 0
+
+
+def test_forced_prefix_is_regenerated_consistently(engine: Engine) -> None:
+    text = "def total(values):\n    return"
+    # The prompt stops before " su"; the completion must start with it.
+    result = engine.submit(
+        GenerationRequest(prompt(engine, text), max_tokens=6, forced_prefix=" su")
+    ).result()
+    assert result.text.startswith(" su"), result.text
