@@ -77,7 +77,7 @@ class Settings:
         metadata=_meta("Most tokens generated when writing a block.", minimum=1, maximum=4096),
     )
     time_budget_inline_ms: int = field(
-        default=1200,
+        default=2000,
         metadata=_meta(
             "Generation time budget for a line; what is complete when it runs out is returned.",
             minimum=50,
@@ -85,7 +85,7 @@ class Settings:
         ),
     )
     time_budget_block_ms: int = field(
-        default=4000,
+        default=5000,
         metadata=_meta("Generation time budget for a block.", minimum=50, maximum=120000),
     )
     prefix_tokens: int = field(

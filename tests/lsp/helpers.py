@@ -55,3 +55,8 @@ async def inline(client: LanguageClient, uri: str, position: types.Position) -> 
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         )
     )
+
+
+# Behaviour tests must not depend on how busy the machine is: with these
+# budgets a completion is never cut short by the clock.
+UNHURRIED = {"timeBudgetInlineMs": 30000, "timeBudgetBlockMs": 60000}

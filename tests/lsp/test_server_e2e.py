@@ -10,7 +10,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.helpers import ROOT, SERVER, inline, open_document, position_after, wait_for_model
+from tests.lsp.helpers import ROOT, SERVER, UNHURRIED, inline, open_document, position_after, wait_for_model
 
 pytestmark = pytest.mark.model
 
@@ -21,7 +21,9 @@ URI = "file:///work/demo.py"
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient):
     result = await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=client_capabilities("visual-studio-code"))
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"), initialization_options=UNHURRIED
+        )
     )
     lsp_client.init_result = result  # type: ignore[attr-defined]
     yield

@@ -13,16 +13,20 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.helpers import SERVER, inline, open_document, position_after, status, wait_for_model
+from tests.lsp.helpers import SERVER, UNHURRIED, inline, open_document, position_after, status, wait_for_model
 
 pytestmark = pytest.mark.model
 
 CODE = "def area(width, height):\n    return \n"
 
 
-async def start(client: LanguageClient, options: object | None = None, spec: str = "visual-studio-code"):
+async def start(
+    client: LanguageClient, options: dict[str, object] | None = None, spec: str = "visual-studio-code"
+):
     await client.initialize_session(
-        types.InitializeParams(capabilities=client_capabilities(spec), initialization_options=options)
+        types.InitializeParams(
+            capabilities=client_capabilities(spec), initialization_options={**UNHURRIED, **(options or {})}
+        )
     )
 
 
@@ -67,7 +71,7 @@ async def test_bad_model_file_keeps_the_server_up(
 
 
 async def test_bad_setting_values_are_reported_and_defaulted(client: LanguageClient) -> None:
-    await start(client, {"inkling": {"maxTokensInline": "lots", "frobnicate": True}})
+    await start(client, {"maxTokensInline": "lots", "frobnicate": True})
     assert await messages_containing(client, "maxTokensInline")
     assert await messages_containing(client, "frobnicate")
     assert (await wait_for_model(client))["state"] == "ready"
@@ -144,7 +148,16 @@ def test_complete_command_prints_a_json_record() -> None:
     import json
 
     result = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:23:10", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "complete",
+            "examples/demo.py:23:10",
+            "--json",
+            "--time-budget-inline-ms",
+            "30000",
+        ],
         capture_output=True,
         text=True,
         check=True,
