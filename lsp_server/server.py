@@ -28,6 +28,8 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
+from lsp_server.completion_cache import CompletionCache
+from lsp_server.context import Mode
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
 from lsp_server.engine import CancelToken, Engine, EngineConfig
 from lsp_server.errors import (
@@ -152,6 +154,7 @@ class InklingServer(LanguageServer):
         super().__init__("inkling", __version__, protocol_cls=InklingProtocol, max_workers=4)
         self.documents = DocumentStore()
         self.scheduler = Scheduler()
+        self.cache = CompletionCache()
         self.base_layers = base_layers
         self.client_layers: list[SettingsLayer] = []
         self.settings: Settings = merge(base_layers)
@@ -201,6 +204,7 @@ class InklingServer(LanguageServer):
             "template": template,
             "error": self.model_error,
             "lastLatencyMs": self.last_latency_ms,
+            "cacheHits": self.cache.hits,
             "encoding": self.encoding if self.protocol._workspace is not None else None,
         }
 
@@ -352,13 +356,21 @@ class InklingServer(LanguageServer):
         snapshot = self.documents.snapshot(uri)
         view = Document(uri, snapshot.language_id, snapshot.version, snapshot.text)
         path = _uri_to_path(uri)
+        started = time.perf_counter()
+        prefix, suffix = snapshot.text[:offset], snapshot.text[offset:]
+        cached = self.cache.lookup(uri, prefix, suffix)
+        if cached is not None:
+            # The user typed what the completion predicted: no model needed.
+            self.scheduler.cancel_all("answered from the cache")
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+            mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
+            return Completion(cached, offset, mode, "cache"), view
 
         def job(cancel: CancelToken) -> Completion:
             tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
             request = CompletionRequest(snapshot.text, offset, snapshot.language_id, path=path, tree=tree)
             return pipeline.complete(request, settings, cancel)
 
-        started = time.perf_counter()
         token, future = self.scheduler.submit(job)
         try:
             completion = await asyncio.wrap_future(future)
@@ -374,6 +386,7 @@ class InklingServer(LanguageServer):
             self.last_latency_ms = (time.perf_counter() - started) * 1000
         if completion.empty:
             return None
+        self.cache.store(uri, prefix, suffix, completion.text)
         return completion, view
 
 
@@ -481,6 +494,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        ls.cache.forget(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: InklingServer, params: types.DidChangeConfigurationParams) -> None:
