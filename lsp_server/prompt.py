@@ -84,7 +84,12 @@ def build_prompt(
 ) -> Prompt:
     order = order or template.order
     room = max(64, budget.n_ctx - budget.reserve - 8)
-    prefix_budget = min(budget.prefix_tokens, room)
+    comment = context.language.line_comment if context.language else "#"
+    context_tokens = sum(
+        len(tokenizer.tokenize(piece.text)) if not piece.special else 1
+        for piece in template.render_context(path, extra, comment)
+    )
+    prefix_budget = min(budget.prefix_tokens, max(32, room - context_tokens))
     prefix_text = _prefix_window(context.prefix, prefix_budget, tokenizer)
     kept = prefix_text.rstrip(" \t")
     healed = prefix_text[len(kept) :]
@@ -94,7 +99,6 @@ def build_prompt(
         used = len(tokenizer.tokenize(prefix_text))
         suffix_budget = min(budget.suffix_tokens, max(0, room - used))
         suffix_text = _suffix_window(context.suffix, suffix_budget, tokenizer)
-    comment = context.language.line_comment if context.language else "#"
     pieces = template.render(prefix_text, suffix_text, path=path, context=extra, comment=comment, order=order)
     tokens: list[int] = [tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id >= 0 else []
     for piece in pieces:

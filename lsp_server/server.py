@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -40,6 +41,8 @@ from lsp_server.errors import (
 )
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import Completion, CompletionRequest, Pipeline
+from lsp_server.project_context import ProjectContext
+from lsp_server.project_index import ProjectIndex
 from lsp_server.scheduler import Scheduler
 from lsp_server.settings import (
     Settings,
@@ -155,6 +158,9 @@ class InklingServer(LanguageServer):
         self.documents = DocumentStore()
         self.scheduler = Scheduler()
         self.cache = CompletionCache()
+        self.index = ProjectIndex()
+        self.project = ProjectContext(self.index)
+        self._noted_cursor: dict[str, int] = {}
         self.base_layers = base_layers
         self.client_layers: list[SettingsLayer] = []
         self.settings: Settings = merge(base_layers)
@@ -205,6 +211,11 @@ class InklingServer(LanguageServer):
             "error": self.model_error,
             "lastLatencyMs": self.last_latency_ms,
             "cacheHits": self.cache.hits,
+            "index": {
+                "files": self.index.size[0],
+                "definitions": self.index.size[1],
+                "ring": self.project.ring_size,
+            },
             "encoding": self.encoding if self.protocol._workspace is not None else None,
         }
 
@@ -273,7 +284,7 @@ class InklingServer(LanguageServer):
         error = future.exception()
         if error is None:
             engine = future.result()
-            self.engine, self.pipeline = engine, Pipeline(engine)
+            self.engine, self.pipeline = engine, Pipeline(engine, self.project)
             self.model_state = "ready"
             template = self.pipeline.template
             message = f"model ready in {engine.stats.load_seconds:.1f}s ({template.family} prompt format)"
@@ -357,6 +368,7 @@ class InklingServer(LanguageServer):
         view = Document(uri, snapshot.language_id, snapshot.version, snapshot.text)
         path = _uri_to_path(uri)
         started = time.perf_counter()
+        self._note_cursor(uri, path, snapshot.text, position.line)
         prefix, suffix = snapshot.text[:offset], snapshot.text[offset:]
         cached = self.cache.lookup(uri, prefix, suffix)
         if cached is not None:
@@ -388,6 +400,22 @@ class InklingServer(LanguageServer):
             return None
         self.cache.store(uri, prefix, suffix, completion.text)
         return completion, view
+
+    def _note_cursor(self, uri: str, path: str, text: str, line: int) -> None:
+        """Remember where the user asks for completions (once per line)."""
+        if self._noted_cursor.get(uri) != line:
+            self._noted_cursor[uri] = line
+            self.project.note_cursor(Path(path), text, line)
+
+
+def _workspace_roots(params: types.InitializeParams) -> list[Path]:
+    uris = [folder.uri for folder in params.workspace_folders or []]
+    if not uris and params.root_uri:
+        uris = [params.root_uri]
+    roots = [Path(_uri_to_path(uri)) for uri in uris if uri.startswith("file:")]
+    if not uris and params.root_path:
+        roots = [Path(params.root_path)]
+    return [root for root in roots if root.is_dir()]
 
 
 def _uri_to_path(uri: str) -> str:
@@ -454,11 +482,14 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
                 ls.tell(warning)
         if params.initialization_options is not None:
             ls.apply_client_settings(params.initialization_options, "initializationOptions")
+        ls.index.roots = _workspace_roots(params)
         log.info("client %s, positions in %s", _client_name(params), ls.encoding)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: InklingServer, params: types.InitializedParams) -> None:
         ls.start_model_load()
+        if ls.settings.context_tokens > 0 and ls.settings.context_definitions:
+            ls.index.start_crawl()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: InklingServer, params: None) -> None:
@@ -476,6 +507,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
     def did_open(ls: InklingServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.project.note_open(Path(_uri_to_path(doc.uri)), doc.language_id, doc.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: InklingServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -495,6 +527,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
     def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
         ls.cache.forget(params.text_document.uri)
+        ls.project.note_close(Path(_uri_to_path(params.text_document.uri)))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: InklingServer, params: types.DidChangeConfigurationParams) -> None:

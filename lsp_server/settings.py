@@ -100,6 +100,31 @@ class Settings:
             maximum=65536,
         ),
     )
+    context_tokens: int = field(
+        default=384,
+        metadata=_meta(
+            "Tokens of project context (definitions from other files, similar code from other "
+            "buffers) put in front of the code; 0 turns project context off.",
+            minimum=0,
+            maximum=16384,
+        ),
+    )
+    context_definitions: bool = field(
+        default=True,
+        metadata=_meta("Project context: signatures of what the file imports and of names used nearby."),
+    )
+    context_buffers: bool = field(
+        default=True,
+        metadata=_meta("Project context: similar code from other open buffers and recent edits."),
+    )
+    context_recent: bool = field(
+        default=True,
+        metadata=_meta("Project context: code around places where completions were recently asked for."),
+    )
+    context_time_limit_ms: int = field(
+        default=50,
+        metadata=_meta("Most time spent gathering project context for one request.", minimum=1, maximum=5000),
+    )
     enable: bool = field(default=True, metadata=_meta("Turn all completions on or off."))
     languages: dict[str, bool] = field(
         default_factory=dict,

@@ -101,7 +101,7 @@ class Template:
         order: Order | None = None,
     ) -> list[Piece]:
         """The prompt as pieces; the model's completion follows the last piece."""
-        pieces = self._render_context(path, context, comment)
+        pieces = self.render_context(path, context, comment)
         order = order or self.order
         if order == "prefix" or not self.is_fim:
             return [*pieces, Piece(prefix, is_prefix=True)]
@@ -118,7 +118,8 @@ class Template:
             body.append(mid)
         return [*pieces, *(p for p in body if p.text)]
 
-    def _render_context(self, path: str, context: Sequence[ContextFile], comment: str) -> list[Piece]:
+    def render_context(self, path: str, context: Sequence[ContextFile], comment: str) -> list[Piece]:
+        """Other files in front of the prompt: repository format where the model has one."""
         if not context:
             return []
         pieces: list[Piece] = []

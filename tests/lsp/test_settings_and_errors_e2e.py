@@ -199,3 +199,25 @@ def test_doctor_reports_everything_and_no_network() -> None:
     ):
         assert names[name]["ok"], names[name]
     assert report["info"]["speed"]["generate_tokens_per_s"] > 1
+
+
+async def test_workspace_is_indexed_for_project_context(client: LanguageClient, tmp_path: Path) -> None:
+    (tmp_path / "billing.py").write_text("def compute_total(invoice, tax_rate=0.2):\n    return 1\n")
+    (tmp_path / "report.py").write_text("from billing import compute_total\n")
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=tmp_path.as_uri(),
+            initialization_options=UNHURRIED,
+        )
+    )
+    await wait_for_model(client)
+    text = "from billing import compute_total\n\ntotal = \n"
+    open_document(client, (tmp_path / "report.py").as_uri(), text)
+    for _ in range(100):
+        if (await status(client))["index"]["definitions"] >= 1:
+            break
+        await asyncio.sleep(0.05)
+    assert (await status(client))["index"]["files"] == 2
+    result = await inline(client, (tmp_path / "report.py").as_uri(), position_after(text, "total = "))
+    assert result.items  # the prompt with project context still completes
