@@ -92,3 +92,14 @@ def test_forced_prefix_is_regenerated_consistently(engine: Engine) -> None:
         GenerationRequest(prompt(engine, text), max_tokens=6, forced_prefix=" su")
     ).result()
     assert result.text.startswith(" su"), result.text
+
+
+def test_moved_window_reuses_shifted_cache(engine: Engine) -> None:
+    lines = "".join(f"    total_{i} = compute(values[{i}], scale={i})\n" for i in range(60))
+    full = prompt(engine, "def build(values):\n" + lines)
+    engine.submit(GenerationRequest(full, max_tokens=1)).result()
+    # The window starts 10 lines further down, and the user typed two more lines.
+    moved_text = "".join(f"    total_{i} = compute(values[{i}], scale={i})\n" for i in range(10, 62))
+    moved = engine.submit(GenerationRequest(prompt(engine, moved_text), max_tokens=4)).result()
+    assert moved.reused_tokens > 0.7 * moved.prompt_tokens, moved
+    assert moved.text.strip(), moved  # the model still writes sensible code after the shift
