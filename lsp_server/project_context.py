@@ -135,6 +135,8 @@ class ProjectContext:
             kinds |= {"recent"} if budget.recent else set()
             picked += self._similar_chunks(path, window_words, kinds)
         chosen = _within_budget(picked, chars)
+        if previous is not None and set(chosen) <= set(previous[1]):
+            chosen = previous[1]  # still covers what is relevant: keep the prompt's start
         self._last[path] = (key, chosen)
         return chosen
 

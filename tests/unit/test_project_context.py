@@ -83,3 +83,15 @@ def test_similar_code_from_other_buffers(tmp_path: Path) -> None:
         tmp_path / "main.py", "python", here, len(here) - 1, ContextBudget(tokens=300, definitions=False)
     )
     assert [f.path for f in files] == ["config.py"]
+
+
+def test_a_covering_selection_is_kept_across_new_lines(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    path = root.resolve() / "shop/report.py"
+    offset = REPORT.index("total = ") + len("total = ")
+    first = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=300))
+    # A new line with new names above the cursor: nothing new is relevant.
+    moved = REPORT[:offset] + "compute_total(invoice)\n        other_name = 1\n        x = "
+    again = context.gather(path, "python", moved, len(moved), ContextBudget(tokens=300))
+    assert again is first
