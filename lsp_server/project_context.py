@@ -73,7 +73,7 @@ class ProjectContext:
         self._ring: OrderedDict[tuple[Path, int, str], _Chunk] = OrderedDict()
         self._ring_size = ring_size
         self._lock = threading.Lock()
-        self._last: dict[Path, tuple[object, list[ContextFile]]] = {}
+        self._last: dict[Path, tuple[tuple[object, ...], list[ContextFile]]] = {}
 
     # -- what the user does ------------------------------------------------------------
 
@@ -135,7 +135,8 @@ class ProjectContext:
             kinds |= {"recent"} if budget.recent else set()
             picked += self._similar_chunks(path, window_words, kinds)
         chosen = _within_budget(picked, chars)
-        if previous is not None and set(chosen) <= set(previous[1]):
+        same_budget = previous is not None and previous[0][1:] == key[1:]
+        if previous is not None and same_budget and set(chosen) <= set(previous[1]):
             chosen = previous[1]  # still covers what is relevant: keep the prompt's start
         self._last[path] = (key, chosen)
         return chosen
