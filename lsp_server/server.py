@@ -29,6 +29,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
+from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
 from lsp_server.completion_cache import CompletionCache
 from lsp_server.context import Mode
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
@@ -170,6 +171,8 @@ class InklingServer(LanguageServer):
         self.model_state = "not loaded"
         self.model_error: str | None = None
         self.last_latency_ms: float | None = None
+        self.acceptance = AcceptanceLog()
+        self.client_name = "unknown client"
         self._load_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown: set[str] = set()
@@ -217,6 +220,7 @@ class InklingServer(LanguageServer):
                 "ring": self.project.ring_size,
             },
             "encoding": self.encoding if self.protocol._workspace is not None else None,
+            "acceptance": self.acceptance.session(),
         }
 
     def send_status(self) -> None:
@@ -429,6 +433,7 @@ def inline_items(server: InklingServer, completion: Completion, view: Document) 
     item = types.InlineCompletionItem(
         insert_text=completion.text,
         range=types.Range(start=position, end=position),
+        command=_accept_command(server, view, "inline"),
     )
     return types.InlineCompletionList(items=[item])
 
@@ -459,6 +464,7 @@ def completion_items(server: InklingServer, completion: Completion, view: Docume
         preselect=True,
         insert_text_format=types.InsertTextFormat.PlainText,
         insert_text_mode=types.InsertTextMode.AsIs,
+        command=_accept_command(server, view, "menu"),
         text_edit=types.TextEdit(
             range=types.Range(
                 start=types.Position(line=start[0], character=start[1]),
@@ -468,6 +474,12 @@ def completion_items(server: InklingServer, completion: Completion, view: Docume
         ),
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _accept_command(server: InklingServer, view: Document, kind: str) -> types.Command:
+    """Counts the item as offered; the client runs the command when the user accepts it."""
+    item_id = server.acceptance.offered(server.client_name, view.language_id, kind)
+    return types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[item_id])
 
 
 def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
@@ -483,6 +495,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
         if params.initialization_options is not None:
             ls.apply_client_settings(params.initialization_options, "initializationOptions")
         ls.index.roots = _workspace_roots(params)
+        ls.client_name = _client_name(params, with_version=False)
         log.info("client %s, positions in %s", _client_name(params), ls.encoding)
 
     @server.feature(types.INITIALIZED)
@@ -493,6 +506,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: InklingServer, params: None) -> None:
+        ls.acceptance.flush()
         ls.scheduler.close()
         if ls.engine is not None:
             ls.engine.close()
@@ -502,6 +516,13 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
     def status(ls: InklingServer, params: Any) -> dict[str, Any]:
         """Custom request: model state, for status bars and tests."""
         return ls.status()
+
+    @server.command(ACCEPT_COMMAND)
+    def accepted(ls: InklingServer, *arguments: Any) -> None:
+        """Sent by the client when the user accepts an item (for the acceptance rate)."""
+        item_id = arguments[0] if arguments else None
+        if not ls.acceptance.accepted(item_id):
+            log.debug("%s for an unknown or already counted item %r", ACCEPT_COMMAND, item_id)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: InklingServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -576,6 +597,8 @@ async def _pull_configuration(ls: InklingServer) -> Any:
     return result[0] if result else None
 
 
-def _client_name(params: types.InitializeParams) -> str:
+def _client_name(params: types.InitializeParams, with_version: bool = True) -> str:
     info = params.client_info
-    return f"{info.name} {info.version or ''}".strip() if info else "unknown client"
+    if info is None:
+        return "unknown client"
+    return f"{info.name} {info.version or ''}".strip() if with_version else info.name
