@@ -1,0 +1,9 @@
+-- The README's Neovim setup, with this checkout's paths (set by the test through the environment).
+vim.opt.runtimepath:append(os.getenv('INKLING_ROOT') .. '/editors/neovim')
+vim.o.completeopt = 'menuone,noinsert'
+vim.o.swapfile = false
+require('inkling').setup({
+  cmd = { os.getenv('INKLING_PYTHON'), '-m', 'lsp_server', 'serve' },
+  -- Generous budgets: the CI machine is shared; this test is about the editor, not speed.
+  settings = { timeBudgetInlineMs = 30000, timeBudgetBlockMs = 30000 },
+})
