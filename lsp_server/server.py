@@ -82,6 +82,10 @@ class InklingProtocol(LanguageServerProtocol):
     _server: InklingServer
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            # JSON-RPC lets a request omit params (vscode-languageclient does for
+            # `inkling/status`); pygls' generic message types require the field.
+            data = {**data, "params": None}
         try:
             return super().structure_message(data)
         except Exception as exc:
