@@ -98,6 +98,27 @@ def _menu_item(nv: NeovimInTmux) -> dict | None:
     )
 
 
+def _items_at_end_of_line(nv: NeovimInTmux, line: int) -> int:
+    """How many items the server sends for the end of `line` (asked the way the plugin asks)."""
+    return nv.lua(
+        """
+        local line = ...
+        vim.api.nvim_win_set_cursor(0, { line, #vim.api.nvim_buf_get_lines(0, line - 1, line, true)[1] })
+        local client = require('inkling').clients(0)[1]
+        local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+        local response
+        if vim.fn.has('nvim-0.11') == 1 then
+          response = client:request_sync('textDocument/completion', params, 60000, 0)
+        else
+          response = client.request_sync('textDocument/completion', params, 60000, 0)
+        end
+        assert(response and response.err == nil, 'no answer')
+        return #(response.result.items or response.result)
+        """,
+        line,
+    )
+
+
 def _accepted(state: Path) -> dict | None:
     path = state / "acceptance.json"
     if not path.exists():
@@ -120,8 +141,16 @@ def test_menu_completion_is_accepted_whole(neovim: tuple[NeovimInTmux, Path, str
     )
     assert status["state"] == "ready", status
 
-    # Type as a user would: go to the `sy = ` line, append, type "sum", pause.
     line_no = DEMO.splitlines().index("    sy = ") + 1
+
+    # :InklingToggle turns completions off: the server itself answers nothing.
+    nv.keys(":InklingToggle", "Enter")
+    assert nv.lua("return require('inkling').enabled()") is False
+    assert _items_at_end_of_line(nv, line_no) == 0
+    nv.keys(":InklingToggle", "Enter")
+    assert nv.lua("return require('inkling').enabled()") is True
+
+    # Type as a user would: go to the `sy = ` line, append, type "sum", pause.
     nv.keys(f"{line_no}G", "A")
     nv.literal("sum")
     item = nv.wait_for(lambda: _menu_item(nv), timeout=120, what="Inkling's item in the completion menu")

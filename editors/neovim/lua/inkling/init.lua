@@ -222,17 +222,22 @@ local function menu_item_index()
   return nil
 end
 
+-- The accept key's own meaning, for when there is nothing to accept.
+local function fallback()
+  return config.accept_key and termcodes(config.accept_key) or ''
+end
+
 --- Accept the shown completion; returns the keys to feed (the key itself when there is none).
 function M.accept()
   if ghost_text() then
     if vim.lsp.inline_completion.get() then
       return ''
     end
-    return termcodes(config.accept_key)
+    return fallback()
   end
   local index, selected = menu_item_index()
   if index == nil then
-    return termcodes(config.accept_key)
+    return fallback()
   end
   local keys = ''
   if selected ~= index then
