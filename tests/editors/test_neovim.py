@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator
@@ -177,8 +178,16 @@ def test_menu_completion_is_accepted_whole(neovim: tuple[NeovimInTmux, Path, str
     assert record["byClient"]["Neovim"]["accepted"] == 1
     assert record["byKind"]["menu"]["accepted"] == 1
 
+    # :InklingStatus shows the model state, the latency and the accepted count.
+    nv.keys("Escape", ":InklingStatus", "Enter")
+    shown = re.compile(r"Inkling: model ready, last completion \d+ ms, accepted 1 of \d+, on")
+    nv.wait_for(
+        lambda: shown.search(nv.screen()),
+        timeout=20,
+        what=":InklingStatus on the screen",
+    )
+
     # A block: the item carries several lines; accepting puts in all of them, as lines.
-    nv.keys("Escape")
     body_line = len((DEMO + RECT).splitlines())
     nv.keys(f"{body_line}G", "A")
     nv.keys("M-\\")  # the trigger key
