@@ -8,7 +8,7 @@
 (setq jsonrpc-default-request-timeout 120) ; a shared CI machine; the model may be slow
 (setq eglot-server-programs
       `((python-mode . (,(getenv "INKLING_PYTHON") "-m" "lsp_server" "serve"
-                        :initializationOptions (:timeBudgetInlineMs 30000 :timeBudgetBlockMs 30000)))))
+                        :initializationOptions (:timeBudgetInlineMs 60000 :timeBudgetBlockMs 60000)))))
 
 (defun inkling-wait (pred what seconds)
   (let ((deadline (+ (float-time) seconds)))

@@ -9,5 +9,5 @@ end
 require('inkling').setup({
   cmd = { os.getenv('INKLING_PYTHON'), '-m', 'lsp_server', 'serve' },
   -- Generous budgets: the CI machine is shared; this test is about the editor, not speed.
-  settings = { timeBudgetInlineMs = 30000, timeBudgetBlockMs = 30000 },
+  settings = { timeBudgetInlineMs = 60000, timeBudgetBlockMs = 60000 },
 })

@@ -151,11 +151,14 @@ def test_menu_completion_is_accepted_whole(neovim: tuple[NeovimInTmux, Path, str
     line_no = DEMO.splitlines().index("    sy = ") + 1
 
     # :InklingToggle turns completions off: the server itself answers nothing.
+    def toggled(expected: bool) -> bool:
+        return nv.lua("return require('inkling').enabled()") is expected
+
     nv.keys(":InklingToggle", "Enter")
-    assert nv.lua("return require('inkling').enabled()") is False
+    nv.wait_for(lambda: toggled(False), timeout=20, what=":InklingToggle to turn completions off")
     assert _items_at_end_of_line(nv, line_no) == 0
     nv.keys(":InklingToggle", "Enter")
-    assert nv.lua("return require('inkling').enabled()") is True
+    nv.wait_for(lambda: toggled(True), timeout=20, what=":InklingToggle to turn completions on")
 
     # Type as a user would: go to the `sy = ` line, append, type "sum", pause.
     nv.keys(f"{line_no}G", "A")

@@ -28,7 +28,7 @@ async def client(lsp_client: LanguageClient):
         capabilities=client_capabilities("visual-studio-code"),
         client_info=types.ClientInfo(name="Acceptance Test", version="1.0"),
         # Generous budgets: the machine is shared, and this test is about counting, not speed.
-        initialization_options={"timeBudgetInlineMs": 30000, "timeBudgetBlockMs": 30000},
+        initialization_options={"timeBudgetInlineMs": 60000, "timeBudgetBlockMs": 60000},
     )
     lsp_client.init_result = await lsp_client.initialize_session(params)  # type: ignore[attr-defined]
     yield

@@ -50,7 +50,7 @@ test('ghost text from the real server, accepted and counted, status bar in step'
   mock.reset(schemaDefaults);
   mock.settings.global.set('inkling.interpreter', python);
   // Generous budget: the machine is shared; this test is about the client, not speed.
-  mock.settings.global.set('inkling.timeBudgetInlineMs', 30000);
+  mock.settings.global.set('inkling.timeBudgetInlineMs', 60000);
   api = await activate({ subscriptions, extension: { packageJSON: pkg } } as never);
   const status = mock.statusItems[0];
 
