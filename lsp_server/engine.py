@@ -361,7 +361,8 @@ _HEALING_CANDIDATES = 512
 
 def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
     """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
-    top = np.argpartition(logits, -_HEALING_CANDIDATES)[-_HEALING_CANDIDATES:]
+    count = min(_HEALING_CANDIDATES, logits.size)  # small vocabularies (test models) have fewer
+    top = np.argpartition(logits, -count)[-count:]
     for token in top[np.argsort(logits[top])[::-1]]:
         piece = model.token_piece(int(token))
         agrees = piece and (piece.startswith(remaining) or remaining.startswith(piece))
