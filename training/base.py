@@ -105,8 +105,17 @@ def load_model(path: Path, quantization: Quantization = "auto") -> Any:
         model = AutoModelForCausalLM.from_pretrained(str(hf_dir), quantization_config=config, dtype=dtype)
         return prepare_model_for_kbit_training(model)
     if path.is_file():
-        return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+        return _dequantized(AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype))
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+
+
+def _dequantized(model: Any) -> Any:
+    """A GGUF checkpoint loads as plain float weights, but transformers still marks the
+    model quantized (and the Trainer refuses it): drop the marks with its own helper."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    return model
 
 
 def _hf_copy(gguf: Path, dtype: Any) -> Path:
@@ -116,7 +125,7 @@ def _hf_copy(gguf: Path, dtype: Any) -> Path:
     target = models_dir() / "hf" / file_sha256(gguf)[:16]
     if not (target / "config.json").exists():
         log.info("writing a dequantized copy of %s to %s for 4-bit loading", gguf, target)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+        model = _dequantized(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype))
         model.save_pretrained(str(target))
         load_tokenizer(gguf).save_pretrained(str(target))
     return target

@@ -51,6 +51,14 @@ _EXPRESSION_KINDS = frozenset(
         "generator_expression",
         "list_comprehension",
         "parenthesized_expression",
+        "binary_operator",
+        "binary_expression",
+        "unary_operator",
+        "unary_expression",
+        "conditional_expression",
+        "ternary_expression",
+        "await",
+        "await_expression",
     }
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import subprocess
+import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,8 @@ SourceKind = Literal["auto", "directory", "git", "dataset"]
 @dataclass
 class SourceConfig:
     path: str
-    """A directory, a git work tree, a `save_to_disk` directory, or a .jsonl/.parquet file or directory."""
+    """A directory, a git work tree, a `save_to_disk` directory, a .jsonl/.parquet file or directory,
+    or 'python-stdlib' (this interpreter's standard library)."""
     name: str = ""
     """Prefix of every path from this source (default: the directory's name)."""
     kind: SourceKind = "auto"
@@ -53,8 +55,18 @@ class SourceFile:
     """Where it lives on disk, for exclusion lists given as file paths."""
 
 
+PYTHON_STDLIB = "python-stdlib"
+"""A source path that names this interpreter's standard library, wherever it is installed."""
+
+
+def source_root(path: str) -> Path:
+    if path == PYTHON_STDLIB:
+        return Path(sysconfig.get_paths()["stdlib"])
+    return Path(expand_path(path))
+
+
 def iter_source(config: SourceConfig) -> Iterator[SourceFile]:
-    root = Path(expand_path(config.path))
+    root = source_root(config.path)
     if not root.exists():
         raise ConfigError(f"source {config.path} does not exist")
     kind = config.kind if config.kind != "auto" else _detect_kind(root)
