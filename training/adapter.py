@@ -6,8 +6,8 @@ token embeddings, from `trainable_token_indices`). Next to them,
 inkling_adapter.json says what export needs and peft does not know:
 
     {"base": {"path", "sha256", "format"},
-     "fim_tokens": {"6": "<|fim_prefix|>", ...},   # reserved id -> Inkling token ({} if the base has FIM tokens)
-     "fim_format": "psm" | "spm",                  # the order the server should prompt in
+     "fim_tokens": {"6": "<|fim_prefix|>", ...},  # reserved id -> Inkling token ({}: base has FIM tokens)
+     "fim_format": "psm" | "spm",                 # the order the server should prompt in
      "template": "inkling" | "<family>",
      "stage": "sft" | "dpo", "parent": "<adapter this one continued>",
      "recipe": {...}}                              # the config that trained it
@@ -66,6 +66,7 @@ def check_same_base(metadata: dict[str, Any], base: BaseInfo, where: str) -> Non
     expected = metadata.get("base", {}).get("sha256")
     if expected and expected != base.sha256:
         raise ConfigError(
-            f"{where} was trained on another base ({metadata['base'].get('path')}, sha256 {expected[:12]}...), "
+            f"{where} was trained on another base "
+            f"({metadata['base'].get('path')}, sha256 {expected[:12]}...), "
             f"not {base.path} (sha256 {base.sha256[:12]}...)"
         )

@@ -47,7 +47,11 @@ def resolve_base(path: str) -> Path:
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+    )
     for item in files:
         with item.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -105,7 +109,9 @@ def load_model(path: Path, quantization: Quantization = "auto") -> Any:
         model = AutoModelForCausalLM.from_pretrained(str(hf_dir), quantization_config=config, dtype=dtype)
         return prepare_model_for_kbit_training(model)
     if path.is_file():
-        return _dequantized(AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype))
+        return _dequantized(
+            AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+        )
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
 
 
@@ -125,7 +131,9 @@ def _hf_copy(gguf: Path, dtype: Any) -> Path:
     target = models_dir() / "hf" / file_sha256(gguf)[:16]
     if not (target / "config.json").exists():
         log.info("writing a dequantized copy of %s to %s for 4-bit loading", gguf, target)
-        model = _dequantized(AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype))
+        model = _dequantized(
+            AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+        )
         model.save_pretrained(str(target))
         load_tokenizer(gguf).save_pretrained(str(target))
     return target

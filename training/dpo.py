@@ -154,8 +154,12 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         output.mkdir(parents=True, exist_ok=True)
         trainer.model.save_pretrained(str(output), selected_adapters=["default"])
-        write_metadata(output, info, vocab, fim_format, "dpo", to_dict(config), parent=str(adapter), results=report)
-        (output / "training_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        write_metadata(
+            output, info, vocab, fim_format, "dpo", to_dict(config), parent=str(adapter), results=report
+        )
+        (output / "training_report.json").write_text(
+            json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
+        )
     return report
 
 

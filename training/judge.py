@@ -34,7 +34,11 @@ class Verdict:
     @property
     def bad(self) -> bool:
         return (
-            self.empty or self.breaks_parse or self.repeats_suffix or self.runs_past or self.tests_pass is False
+            self.empty
+            or self.breaks_parse
+            or self.repeats_suffix
+            or self.runs_past
+            or self.tests_pass is False
         )
 
     @property

@@ -54,7 +54,9 @@ class PairsConfig:
     """Empty: the base the adapter was trained on."""
     split: Literal["validation", "test", "train"] = "validation"
     holes: int = 120
-    hole_kinds: list[str] = field(default_factory=lambda: ["line", "line_rest", "expression", "block", "comment_code"])
+    hole_kinds: list[str] = field(
+        default_factory=lambda: ["line", "line_rest", "expression", "block", "comment_code"]
+    )
     samples_per_hole: int = 4
     temperature: float = 0.8
     top_p: float = 0.95
@@ -98,7 +100,9 @@ class _TestRunner:
         self.runs += 1
         with tempfile.TemporaryDirectory(prefix="inkling-tests-") as temp:
             copy = Path(temp) / "src"
-            shutil.copytree(self.root, copy, ignore=shutil.ignore_patterns(".git", "__pycache__"), symlinks=True)
+            shutil.copytree(
+                self.root, copy, ignore=shutil.ignore_patterns(".git", "__pycache__"), symlinks=True
+            )
             (copy / relative).write_text(text, encoding="utf-8")
             try:
                 result = subprocess.run(
@@ -113,7 +117,9 @@ class _TestRunner:
             return result.returncode == 0
 
 
-def _sample(model: Any, prompt: list[int], stop_ids: list[int], config: PairsConfig, max_new: int) -> list[list[int]]:
+def _sample(
+    model: Any, prompt: list[int], stop_ids: list[int], config: PairsConfig, max_new: int
+) -> list[list[int]]:
     import torch
 
     device = next(model.parameters()).device
@@ -144,7 +150,12 @@ def choose_pair(row: dict[str, Any], verdicts: list[Verdict]) -> tuple[str, str,
         return None
     good = next((v for v in verdicts if v.good), None)
     if good is not None:
-        return good.text, "tests" if good.tests_pass and not good.matches else "sample", rejected.text, rejected.reasons
+        return (
+            good.text,
+            "tests" if good.tests_pass and not good.matches else "sample",
+            rejected.text,
+            rejected.reasons,
+        )
     return row["middle"], "truth", rejected.text, rejected.reasons
 
 
@@ -175,7 +186,8 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     rows = datasets.load_from_disk(str(dataset_dir(config.dataset)))[config.split]
     wanted = set(config.hole_kinds)
     candidates = [
-        i for i, (kind, hole) in enumerate(zip(rows["kind"], rows["hole"], strict=True))
+        i
+        for i, (kind, hole) in enumerate(zip(rows["kind"], rows["hole"], strict=True))
         if kind != "next_token" and (hole in wanted or kind in wanted)
     ]
     random.Random(config.seed).shuffle(candidates)
@@ -221,7 +233,15 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
         if encode_text(tokenizer, chosen) == encode_text(tokenizer, rejected):
             continue
         chosen_sources[source] += 1
-        pairs.append({**row, "chosen": chosen, "chosen_source": source, "rejected": rejected, "rejected_reasons": ",".join(reasons)})
+        pairs.append(
+            {
+                **row,
+                "chosen": chosen,
+                "chosen_source": source,
+                "rejected": rejected,
+                "rejected_reasons": ",".join(reasons),
+            }
+        )
 
     output = Path(expand_path(config.output))
     output.mkdir(parents=True, exist_ok=True)

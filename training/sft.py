@@ -1,12 +1,16 @@
 """`inkling train sft`: LoRA (CPU) / QLoRA (CUDA) supervised fine-tuning with trl.
 
 The loss covers only what the model must produce (the middle and its stop
-token, or a next-token continuation): the examples carry a completion mask,
-trl turns it into labels, and trl's fused LM head projects only those
-positions through the output layer, so a 262k-token vocabulary does not
-dominate the step. The FIM control tokens' embedding rows are trained through
-peft's `trainable_token_indices`. The same script runs under
-`accelerate launch` on several processes.
+token, or a next-token continuation): the examples carry a completion mask
+and trl turns it into labels. Only those positions go through the output
+layer, so a 262k-token vocabulary does not dominate the step: trl's fused LM
+head does that on GPUs, but on CPU it scores every position, so there the
+model is asked for the logits of the labelled positions alone
+(`logits_to_keep` with their indices, see `completion_loss`).
+
+The FIM control tokens' embedding rows are trained through peft's
+`trainable_token_indices`. The same script runs under `accelerate launch`
+on several processes.
 
 A second stage (domain adaptation) starts from a first-stage adapter
 (`init_adapter`) and mixes a share of first-stage data back in
@@ -108,7 +112,10 @@ def tokenize_split(dataset: Any, tokenizer: Any, vocab: Any, max_length: int, de
         if encoded is None:
             return {"input_ids": [], "completion_mask": []}
         prompt, completion = encoded
-        return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + [1] * len(completion)}
+        return {
+            "input_ids": prompt + completion,
+            "completion_mask": [0] * len(prompt) + [1] * len(completion),
+        }
 
     tokenized = dataset.map(encode, remove_columns=dataset.column_names, desc=desc)
     return tokenized.filter(lambda row: len(row["input_ids"]) > 0, desc=f"{desc}: dropping overlong")
@@ -122,6 +129,54 @@ def expose_output_bias(model: Any) -> None:
         head.bias = None
 
 
+def completion_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> tuple[Any, Any]:
+    """Cross-entropy over the labelled positions only, computing only their logits.
+
+    Returns (loss, correct top-1 count / labelled count) as tensors."""
+    import torch
+    from torch.nn import functional
+
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+    model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask")}
+    logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits.float()
+    kept = targets[:, keep]
+    total = functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), kept.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    count = (kept != -100).sum()
+    denominator = num_items_in_batch if num_items_in_batch is not None else count.clamp(min=1)
+    with torch.no_grad():
+        accuracy = ((logits.argmax(-1) == kept) & (kept != -100)).sum() / count.clamp(min=1)
+    return total / denominator, accuracy
+
+
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class CompletionSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        """trl's SFTTrainer, with the loss computed at the labelled positions only on CPU."""
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            if self.args.device.type != "cpu" or return_outputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, accuracy = completion_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            mode = "train" if model.training else "eval"
+            self._metrics[mode]["mean_token_accuracy"].append(accuracy.item())
+            return loss
+
+    return CompletionSFTTrainer
+
+
 def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -132,7 +187,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     from training.adapter import check_same_base, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
@@ -181,7 +236,9 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
             lora_alpha=config.lora.alpha,
             lora_dropout=config.lora.dropout,
             target_modules=config.lora.target_modules,
-            trainable_token_indices=vocab.trainable_ids if config.train_fim_tokens and vocab.taken_over else None,
+            trainable_token_indices=vocab.trainable_ids
+            if config.train_fim_tokens and vocab.taken_over
+            else None,
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
@@ -215,7 +272,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         dataloader_num_workers=0,
         remove_unused_columns=True,
     )
-    trainer = SFTTrainer(
+    trainer = _trainer_class()(
         model=model,
         args=args,
         train_dataset=train_set,
@@ -223,7 +280,11 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         processing_class=tokenizer,
     )
     before = trainer.evaluate()["eval_loss"] if len(eval_set) else None
-    checkpoint = get_last_checkpoint(str(output / "checkpoints")) if config.resume and (output / "checkpoints").is_dir() else None
+    checkpoint = (
+        get_last_checkpoint(str(output / "checkpoints"))
+        if config.resume and (output / "checkpoints").is_dir()
+        else None
+    )
     train_started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.monotonic() - train_started
@@ -240,7 +301,9 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "resumed_from": checkpoint,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_optimizer_step": round(train_seconds / steps_done, 2),
-        "seconds_per_example": round(train_seconds / (steps_done * config.batch_size * config.gradient_accumulation), 3),
+        "seconds_per_example": round(
+            train_seconds / (steps_done * config.batch_size * config.gradient_accumulation), 3
+        ),
         "train_loss": result.training_loss,
         "peak_rss_mib": _peak_rss_mib(),
         "total_seconds": round(time.monotonic() - started, 1),
@@ -248,6 +311,8 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "quantization": "4bit" if use_4bit(config.quantization) else "none",
     }
     if trainer.is_world_process_zero():
-        write_metadata(output, info, vocab, config.fim_format, "sft", to_dict(config), parent=parent, results=report)
+        write_metadata(
+            output, info, vocab, config.fim_format, "sft", to_dict(config), parent=parent, results=report
+        )
         (output / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -113,10 +113,17 @@ def fim_vocab(tokenizer: HFTokenizer, order: Order = "psm") -> FimVocab:
             taken_over[token_id] = name
             special[name] = token_id
         template = inkling_template(order)
-    required = (template.prefix_marker, template.suffix_marker, template.middle_marker, template.stop_markers[0])
+    required = (
+        template.prefix_marker,
+        template.suffix_marker,
+        template.middle_marker,
+        template.stop_markers[0],
+    )
     for marker in required:
         if marker and marker not in special:
-            raise ConfigError(f"the base model's tokenizer has no {marker!r} token for the {template.family} format")
+            raise ConfigError(
+                f"the base model's tokenizer has no {marker!r} token for the {template.family} format"
+            )
     probe = tokenizer("a")["input_ids"]
     bos = tokenizer.bos_token_id
     return FimVocab(

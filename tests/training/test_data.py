@@ -160,7 +160,15 @@ def test_scrub_replaces_secrets_and_personal_data_and_reports_without_values() -
     )
     report = ScrubReport()
     clean = scrub(text, "app/settings.py", report)
-    for secret in (aws, github, "MIIEowIBAAKCAQEA", "s3cr3tP4ss", "Xy7#kLm9!qR", "jane.doe@corp-mail.com", "93.184.216.34"):
+    for secret in (
+        aws,
+        github,
+        "MIIEowIBAAKCAQEA",
+        "s3cr3tP4ss",
+        "Xy7#kLm9!qR",
+        "jane.doe@corp-mail.com",
+        "93.184.216.34",
+    ):
         assert secret not in clean
     assert "postgres://admin:<PASSWORD>@db.internal" in clean
     assert "user@example.com" in clean and "192.0.2.1" in clean
@@ -168,7 +176,13 @@ def test_scrub_replaces_secrets_and_personal_data_and_reports_without_values() -
         assert kept in clean
     summary = report.as_dict()
     assert set(summary["replaced"]) == {
-        "aws_access_key", "github_token", "private_key", "url_password", "password", "email", "ip_address"
+        "aws_access_key",
+        "github_token",
+        "private_key",
+        "url_password",
+        "password",
+        "email",
+        "ip_address",
     }
     assert aws not in json.dumps(summary) and summary["files"]["email"] == 1
 
@@ -204,7 +218,9 @@ def test_code_blocks_from_markdown_and_rst() -> None:
         ("python", "import app\napp.run()\n")
     ]
     rst = "Usage\n=====\n\n.. code-block:: python\n   :linenos:\n\n   import app\n   app.run()\n\nAfter.\n"
-    assert [(b.language, b.code) for b in code_blocks(rst, "guide.rst")] == [("python", "import app\napp.run()\n")]
+    assert [(b.language, b.code) for b in code_blocks(rst, "guide.rst")] == [
+        ("python", "import app\napp.run()\n")
+    ]
 
 
 # -- holes and examples ----------------------------------------------------------------
@@ -250,7 +266,9 @@ def test_comment_to_code_holes_follow_a_docstring_or_comment() -> None:
 
 def test_prefix_never_ends_in_blanks_and_windows_are_whole_lines() -> None:
     start = PYTHON.index("width * height")
-    example = fim_example("a.py", PYTHON, "python", Hole(start, start + 14, "expression"), "psm", ExampleConfig())
+    example = fim_example(
+        "a.py", PYTHON, "python", Hole(start, start + 14, "expression"), "psm", ExampleConfig()
+    )
     assert example is not None
     assert example.prefix.endswith("result =") and example.middle == " width * height"
     assert example.prefix + example.middle + example.suffix == PYTHON
@@ -300,14 +318,20 @@ def test_sources_directory_git_and_datasets(tmp_path: Path) -> None:
     plain = {f.path for f in iter_source(SourceConfig(path=str(repo), kind="directory", exclude=["*.md"]))}
     assert plain == {"repo/pkg/app.py", "repo/pkg/uncommitted.py"}
 
-    rows = [{"content": GO, "path": "main.go", "lang": "Go"}, {"content": PYTHON, "path": "a.py", "lang": "Python"}]
+    rows = [
+        {"content": GO, "path": "main.go", "lang": "Go"},
+        {"content": PYTHON, "path": "a.py", "lang": "Python"},
+    ]
     jsonl = tmp_path / "stack.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "stack.parquet"))
     datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "on_disk"))
     for path in (jsonl, tmp_path / "stack.parquet", tmp_path / "on_disk"):
         files = list(iter_source(SourceConfig(path=str(path), name="stack", language_field="lang")))
-        assert [(f.path, f.declared_language) for f in files] == [("stack/main.go", "Go"), ("stack/a.py", "Python")]
+        assert [(f.path, f.declared_language) for f in files] == [
+            ("stack/main.go", "Go"),
+            ("stack/a.py", "Python"),
+        ]
     with pytest.raises(ConfigError, match="no column 'text'"):
         list(iter_source(SourceConfig(path=str(jsonl), text_field="text")))
 
@@ -317,7 +341,9 @@ def test_prepare_writes_a_dataset_and_a_report(tmp_path: Path) -> None:
 
     source = tmp_path / "team"
     for i in range(30):
-        body = PYTHON.replace("area", f"area_{i}").replace("Counter", f"Counter{i}").replace("bump", f"bump_{i}")
+        body = (
+            PYTHON.replace("area", f"area_{i}").replace("Counter", f"Counter{i}").replace("bump", f"bump_{i}")
+        )
         body += f"\n\ndef helper_{i}(v):\n    return v * {i} + {i * 7} - len(str(v)) * {i + 3}\n"
         (source / f"mod{i // 10}").mkdir(parents=True, exist_ok=True)
         (source / f"mod{i // 10}/file{i}.py").write_text(body)
@@ -346,5 +372,7 @@ def test_prepare_writes_a_dataset_and_a_report(tmp_path: Path) -> None:
         assert set(data[split]["path"]) <= set(files[split])
         assert len(data[split]) == stats["splits"][split]["examples"]
     assert not set(files["train"]) & (set(files["validation"]) | set(files["test"]))
-    assert "AKIAABCDEFGHIJKLMNOP" not in "".join(list(data["train"]["prefix"]) + list(data["train"]["middle"]))
+    assert "AKIAABCDEFGHIJKLMNOP" not in "".join(
+        list(data["train"]["prefix"]) + list(data["train"]["middle"])
+    )
     assert json.loads((tmp_path / "out/stats.json").read_text())["splits"] == stats["splits"]

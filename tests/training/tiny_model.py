@@ -36,7 +36,17 @@ import sys
 x = {"a": 1, "b": [1, 2, 3]}
 '''
 
-SPECIAL = ["<pad>", "<eos>", "<bos>", "<unk>", "<unused0>", "<unused1>", "<unused2>", "<unused3>", "<unused4>"]
+SPECIAL = [
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<unk>",
+    "<unused0>",
+    "<unused1>",
+    "<unused2>",
+    "<unused3>",
+    "<unused4>",
+]
 
 
 def build_tiny_model(directory: Path, vocab_size: int = 400) -> Path:

@@ -25,11 +25,19 @@ EXAMPLE_KINDS = ("fim", "comment_code", "next_token")
 
 @dataclass
 class ExampleConfig:
-    mix: dict[str, float] = field(default_factory=lambda: {"fim": 0.55, "comment_code": 0.3, "next_token": 0.15})
+    mix: dict[str, float] = field(
+        default_factory=lambda: {"fim": 0.55, "comment_code": 0.3, "next_token": 0.15}
+    )
     """Weight of each example kind. comment_code falls back to fim in files without documented
     functions, so its weight is set above the share wanted (about a fifth on the standard library)."""
     holes: dict[str, float] = field(
-        default_factory=lambda: {"random": 0.15, "line": 0.3, "line_rest": 0.25, "expression": 0.1, "block": 0.2}
+        default_factory=lambda: {
+            "random": 0.15,
+            "line": 0.3,
+            "line_rest": 0.25,
+            "expression": 0.1,
+            "block": 0.2,
+        }
     )
     """Share of each FIM hole shape (syntax-aligned except 'random')."""
     spm_share: float = 0.5

@@ -140,7 +140,11 @@ def find_spans(
             hole = _block(text, spec, start, end, max_block_lines, max_middle_chars)
             if hole is not None:
                 spans.add(hole)
-        if node.type in _EXPRESSION_KINDS and node.start_point[0] == node.end_point[0] and 3 <= end - start <= 120:
+        if (
+            node.type in _EXPRESSION_KINDS
+            and node.start_point[0] == node.end_point[0]
+            and 3 <= end - start <= 120
+        ):
             spans.add(Hole(start, end, "expression"))
         if node.type in spec.definition_kinds and ("function" in node.type or "method" in node.type):
             hole = _documented_body(text, spec, node, offsets, max_block_lines, max_middle_chars)
@@ -158,9 +162,7 @@ def _walk(root: syntax.Node) -> Iterator[syntax.Node]:
         stack.extend(reversed(node.children))
 
 
-def _statement(
-    text: str, node: syntax.Node, start: int, end: int, offsets: _Offsets, spans: Spans
-) -> None:
+def _statement(text: str, node: syntax.Node, start: int, end: int, offsets: _Offsets, spans: Spans) -> None:
     line_start = _line_start(text, start)
     if text[line_start:start].strip() or text[end : _line_end(text, end)].strip():
         return  # not alone on its lines
@@ -236,7 +238,11 @@ def _documented_body(
         return None
     if spec.indent_blocks and body.named_child_count > 1:
         first = body.named_children[0]
-        if first.type == "expression_statement" and first.named_children and first.named_children[0].type == "string":
+        if (
+            first.type == "expression_statement"
+            and first.named_children
+            and first.named_children[0].type == "string"
+        ):
             after_docstring = _line_end(text, offsets.char(first.end_byte)) + 1
             if after_docstring < block.end and text[after_docstring : block.end].strip():
                 return Hole(after_docstring, block.end, "comment_code")

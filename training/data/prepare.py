@@ -21,7 +21,7 @@ from training.data.dedup import DedupConfig, duplicates
 from training.data.examples import ExampleConfig, examples_for_file
 from training.data.filters import FilterConfig, detect_language, rejection
 from training.data.scrub import ScrubReport, scrub
-from training.data.sources import SourceConfig, iter_source
+from training.data.sources import SourceConfig, iter_source, source_name
 from training.data.split import Exclusions, split_of
 
 SPLITS = ("train", "validation", "test")
@@ -64,7 +64,10 @@ def _percentiles(values: list[int]) -> dict[str, float]:
     if not values:
         return {}
     ordered = sorted(values)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+
+    def pick(q: float) -> int:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
     return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "mean": round(statistics.fmean(values), 1)}
 
 
@@ -87,7 +90,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     files: list[_File] = []
     for source in config.sources:
         seen = kept = 0
-        for item in tqdm(iter_source(source), desc=f"reading {source.name or source.path}", disable=not progress):
+        for item in tqdm(iter_source(source), desc=f"reading {source_name(source)}", disable=not progress):
             seen += 1
             inner = item.path.split("/", 1)[-1]
             if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
@@ -100,7 +103,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
                 continue
             kept += 1
             files.append(_File(item.path, item.text, language, item.origin))
-        stats["sources"][source.name or source.path] = {"files_seen": seen, "files_kept": kept}
+        stats["sources"][source_name(source)] = {"files_seen": seen, "files_kept": kept}
 
     dropped = duplicates(((f.path, f.text) for f in files), config.dedup)
     stats["dedup"] = dict(Counter(kind for kind, _ in dropped.values()))
@@ -108,18 +111,20 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
 
     report = ScrubReport()
     if config.scrub:
-        for item in tqdm(files, desc="scrubbing", disable=not progress):
-            item.text = scrub(item.text, item.path, report)
+        for kept_file in tqdm(files, desc="scrubbing", disable=not progress):
+            kept_file.text = scrub(kept_file.text, kept_file.path, report)
     stats["scrub"] = report.as_dict()
 
     rows: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     split_files: dict[str, list[str]] = {split: [] for split in SPLITS}
     split_chars: Counter[str] = Counter()
-    for item in tqdm(files, desc="making examples", disable=not progress):
-        split = split_of(item.path.split("#", 1)[0], config.validation_share, config.test_share, config.split_salt)
-        split_files[split].append(item.path)
-        split_chars[split] += len(item.text)
-        rows[split].extend(e.as_row() for e in examples_for_file(item.path, item.text, item.language, config.examples))
+    for kept_file in tqdm(files, desc="making examples", disable=not progress):
+        path, text = kept_file.path, kept_file.text
+        split = split_of(path.split("#", 1)[0], config.validation_share, config.test_share, config.split_salt)
+        split_files[split].append(path)
+        split_chars[split] += len(text)
+        examples = examples_for_file(path, text, kept_file.language, config.examples)
+        rows[split].extend(example.as_row() for example in examples)
 
     columns = ("path", "language", "kind", "hole", "order", "prefix", "suffix", "middle", "ends_file")
     features = datasets.Features(
@@ -162,7 +167,9 @@ def format_stats(stats: dict[str, Any]) -> str:
     replaced = stats["scrub"]["replaced"]
     lines.append("  scrubbed: " + (", ".join(f"{k} {v}" for k, v in replaced.items()) or "nothing"))
     for split, counts in stats["splits"].items():
-        lines.append(f"  {split}: {counts['files']} files, {counts['chars']} chars, {counts['examples']} examples")
+        lines.append(
+            f"  {split}: {counts['files']} files, {counts['chars']} chars, {counts['examples']} examples"
+        )
     for key in ("kind", "hole", "order"):
         lines.append(f"  train {key}: " + ", ".join(f"{k} {v}" for k, v in stats["examples"][key].items()))
     return "\n".join(lines)

@@ -66,7 +66,9 @@ def _public_ip(match: re.Match[str]) -> str:
 
 def _email(match: re.Match[str]) -> str:
     domain = match.group(2).lower()
-    if domain in {"example.com", "example.org", "example.net"} or domain.endswith((".example", ".invalid", ".test")):
+    if domain in {"example.com", "example.org", "example.net"} or domain.endswith(
+        (".example", ".invalid", ".test")
+    ):
         return match.group(0)
     return "user@example.com"
 
@@ -86,10 +88,18 @@ PATTERNS: tuple[tuple[str, re.Pattern[str], _Replacer], ...] = (
         _fixed("<PRIVATE_KEY>"),
     ),
     ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), _fixed("<AWS_ACCESS_KEY>")),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b"), _fixed("<GITHUB_TOKEN>")),
+    (
+        "github_token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b"),
+        _fixed("<GITHUB_TOKEN>"),
+    ),
     ("slack_token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), _fixed("<SLACK_TOKEN>")),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b"), _fixed("<GOOGLE_API_KEY>")),
-    ("api_key", re.compile(r"\b(?:sk|rk)[-_](?:live_|test_|proj-)?[A-Za-z0-9_-]{20,}\b"), _fixed("<API_KEY>")),
+    (
+        "api_key",
+        re.compile(r"\b(?:sk|rk)[-_](?:live_|test_|proj-)?[A-Za-z0-9_-]{20,}\b"),
+        _fixed("<API_KEY>"),
+    ),
     (
         "jwt",
         re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),

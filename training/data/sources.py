@@ -65,23 +65,24 @@ def source_root(path: str) -> Path:
     return Path(expand_path(path))
 
 
+def source_name(config: SourceConfig) -> str:
+    return config.name or source_root(config.path).stem
+
+
 def iter_source(config: SourceConfig) -> Iterator[SourceFile]:
     root = source_root(config.path)
     if not root.exists():
         raise ConfigError(f"source {config.path} does not exist")
     kind = config.kind if config.kind != "auto" else _detect_kind(root)
-    name = config.name or root.stem
+    name = source_name(config)
     if kind == "dataset":
         files = _iter_dataset(root, config, name)
     elif kind == "git":
         files = _iter_git(root, config, name)
     else:
         files = _iter_directory(root, config, name)
-    count = 0
-    for item in files:
-        for unit in _expand_docs(item):
-            yield unit
-        count += 1
+    for count, item in enumerate(files, start=1):
+        yield from _expand_docs(item)
         if config.max_files and count >= config.max_files:
             return
 

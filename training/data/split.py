@@ -35,8 +35,8 @@ class Exclusions:
     def __init__(self, patterns: Iterable[str]) -> None:
         self.exact: set[str] = set()
         self.globs: list[str] = []
-        for pattern in patterns:
-            pattern = pattern.strip()
+        for raw in patterns:
+            pattern = raw.strip()
             if not pattern or pattern.startswith("#"):
                 continue
             if any(c in pattern for c in "*?["):
