@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -285,13 +286,15 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         if config.resume and (output / "checkpoints").is_dir()
         else None
     )
-    train_started = time.monotonic()
+    train_started, cpu_started = time.monotonic(), time.process_time()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.monotonic() - train_started
+    train_cpu_seconds = time.process_time() - cpu_started
     after = trainer.evaluate()["eval_loss"] if len(eval_set) else None
 
     trainer.save_model(str(output))
     steps_done = max(1, result.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0))
+    examples_done = steps_done * config.batch_size * config.gradient_accumulation
     report = {
         "base": info.as_dict(),
         "examples": {"train": len(train_set), "validation": len(eval_set)},
@@ -301,9 +304,10 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "resumed_from": checkpoint,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_optimizer_step": round(train_seconds / steps_done, 2),
-        "seconds_per_example": round(
-            train_seconds / (steps_done * config.batch_size * config.gradient_accumulation), 3
-        ),
+        "seconds_per_example": round(train_seconds / examples_done, 3),
+        "cpu_seconds_per_example": round(train_cpu_seconds / examples_done, 3),
+        "threads": torch.get_num_threads(),
+        "load_average": round(os.getloadavg()[0], 1),
         "train_loss": result.training_loss,
         "peak_rss_mib": _peak_rss_mib(),
         "total_seconds": round(time.monotonic() - started, 1),

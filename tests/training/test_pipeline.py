@@ -122,7 +122,7 @@ def test_sft_lowers_validation_loss_and_writes_the_adapter_contract(workdir: Pat
     base_rows = AutoModelForCausalLM.from_pretrained(str(tiny_model)).get_input_embeddings().weight[4:8]
     assert delta.shape == base_rows.shape
     assert (delta - base_rows).abs().max() > 1e-3  # the FIM rows were trained
-    assert sorted(p.name for p in (workdir / "sft/checkpoints").iterdir()) == [
+    assert sorted(p.name for p in (workdir / "sft/checkpoints").glob("checkpoint-*")) == [
         "checkpoint-12",
         "checkpoint-6",
     ]
