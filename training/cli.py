@@ -119,6 +119,9 @@ def _run_recipe(args: argparse.Namespace) -> int:
     for stage in stages:
         if stage not in recipe:
             raise ConfigError(f"recipe {args.config} has no {stage!r} section")
+    for override in args.overrides:
+        if override.split(".", 1)[0] not in stages:
+            raise ConfigError(f"override {override!r}: with `run`, prefix it with a stage run here: {stages}")
     configs = [(stage, _load(stage, args, prefixed=True)) for stage in stages]  # all checked before any runs
     for stage, config in configs:
         started = time.monotonic()

@@ -83,6 +83,9 @@ class SftConfig:
     """Second stage: the first stage's prepared data, mixed in against forgetting."""
     replay_share: float = 0.2
     """Share of replayed first-stage examples in the second stage's training set."""
+    max_minutes: float = 0.0
+    """Stop training after this long (0: no limit), so a recipe keeps its time budget on a slower
+    or busier machine; the adapter is saved and evaluated as at the last step."""
     gradient_checkpointing: bool = False
     threads: int = 0
     """torch CPU threads; 0: torch's default (one per core)."""
@@ -176,6 +179,22 @@ def _trainer_class() -> type:
             return loss
 
     return CompletionSFTTrainer
+
+
+def _time_budget(minutes: float) -> Any:
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.started = time.monotonic()
+            self.stopped = False
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if minutes and time.monotonic() - self.started > minutes * 60:
+                control.should_training_stop = True
+                self.stopped = True
+
+    return TimeBudget()
 
 
 def _peak_rss_mib() -> float:
@@ -281,6 +300,8 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         processing_class=tokenizer,
     )
     before = trainer.evaluate()["eval_loss"] if len(eval_set) else None
+    budget = _time_budget(config.max_minutes)
+    trainer.add_callback(budget)
     checkpoint = (
         get_last_checkpoint(str(output / "checkpoints"))
         if config.resume and (output / "checkpoints").is_dir()
@@ -301,6 +322,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "eval_loss_before": before,
         "eval_loss_after": after,
         "optimizer_steps": result.global_step,
+        "stopped_by_time_budget": budget.stopped,
         "resumed_from": checkpoint,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_optimizer_step": round(train_seconds / steps_done, 2),

@@ -189,6 +189,8 @@ def test_pairs_and_dpo(workdir: Path) -> None:
 def test_bad_config_is_a_clear_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "sft", "--config", str(workdir / "recipe.yaml"), "--set", "max_stesp=3"]) == 2
     assert "unknown key sft.max_stesp" in capsys.readouterr().err
+    assert main(["train", "run", str(workdir / "recipe.yaml"), "--stages", "sft", "--set", "max_steps=3"]) == 2
+    assert "prefix it with a stage" in capsys.readouterr().err
 
 
 def test_tests_decide_when_they_exist(tmp_path: Path) -> None:
@@ -203,3 +205,12 @@ def test_tests_decide_when_they_exist(tmp_path: Path) -> None:
     assert runner.check("calc/calc.py", window, "def double(x):\n    return x + 2\n") is False
     assert runner.check("calc/calc.py", "not in the file", "x") is None
     assert (project / "calc.py").read_text() == window  # the original is never touched
+
+
+def test_time_budget_stops_training_and_keeps_the_adapter(workdir: Path) -> None:
+    argv = ["train", "sft", "--config", str(workdir / "recipe.yaml"), "--set", f"output={workdir / 'budget'}"]
+    argv += ["--set", "max_steps=50", "--set", "max_minutes=0.0001", "--set", "eval_examples=2"]
+    assert main(argv) == 0
+    report = _report(workdir / "budget/training_report.json")
+    assert report["stopped_by_time_budget"] and report["optimizer_steps"] == 1
+    assert (workdir / "budget/adapter_model.safetensors").exists()
