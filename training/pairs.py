@@ -194,7 +194,8 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     if not candidates:
         raise ConfigError(f"pairs: the {config.split} split has no holes of kinds {sorted(wanted)}")
 
-    model = PeftModel.from_pretrained(load_model(base_path, "none"), str(adapter))
+    # Merged for sampling: the unmerged token rows would be re-merged at every generated token.
+    model = PeftModel.from_pretrained(load_model(base_path, "none"), str(adapter)).merge_and_unload()
     model.eval()
     if torch.cuda.is_available():
         model.to("cuda")

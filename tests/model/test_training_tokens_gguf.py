@@ -18,6 +18,9 @@ from lsp_server.llama_model import LlamaModel
 from lsp_server.models import ensure_base_model
 from lsp_server.prompt import Budget, build_prompt
 from lsp_server.templates import INKLING_FIM_TOKENS
+
+pytest.importorskip("transformers", reason="needs the train extra: pip install -e '.[train]'")
+
 from training.base import load_tokenizer
 from training.data.examples import ExampleConfig, fim_example
 from training.data.holes import Hole

@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 
+# The training stack is an extra (`pip install -e '.[train]'`); CI installs it.
+pytest.importorskip("trl", reason="needs the train extra: pip install -e '.[train]'")
+
 from tests.training.tiny_model import build_tiny_model
 
 

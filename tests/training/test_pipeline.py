@@ -189,7 +189,9 @@ def test_pairs_and_dpo(workdir: Path) -> None:
 def test_bad_config_is_a_clear_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "sft", "--config", str(workdir / "recipe.yaml"), "--set", "max_stesp=3"]) == 2
     assert "unknown key sft.max_stesp" in capsys.readouterr().err
-    assert main(["train", "run", str(workdir / "recipe.yaml"), "--stages", "sft", "--set", "max_steps=3"]) == 2
+    assert (
+        main(["train", "run", str(workdir / "recipe.yaml"), "--stages", "sft", "--set", "max_steps=3"]) == 2
+    )
     assert "prefix it with a stage" in capsys.readouterr().err
 
 
