@@ -376,3 +376,22 @@ def test_prepare_writes_a_dataset_and_a_report(tmp_path: Path) -> None:
         list(data["train"]["prefix"]) + list(data["train"]["middle"])
     )
     assert json.loads((tmp_path / "out/stats.json").read_text())["splits"] == stats["splits"]
+
+
+def test_files_the_evaluation_tests_on_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from training.data import prepare as prepare_module
+
+    source = tmp_path / "python-stdlib"
+    for name in ("held.py", "kept.py"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(PYTHON.replace("area", name[:4]))
+    fake = types.ModuleType(prepare_module.EVALUATION_CORPUS)
+    fake.split_of = lambda key: "test" if key == "python-stdlib/held.py" else "dev"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, prepare_module.EVALUATION_CORPUS, fake)
+    config = build(PrepareConfig, {"sources": [{"path": str(source)}], "output": str(tmp_path / "out")})
+    stats = prepare(config, progress=False)
+    assert stats["dropped"] == {"evaluation test": 1} and stats["evaluation_test_files"] == "excluded"
+    assert sum(split["files"] for split in stats["splits"].values()) == 1

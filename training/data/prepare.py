@@ -6,10 +6,12 @@ each split (files.json).
 
 from __future__ import annotations
 
+import importlib
 import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,10 @@ class PrepareConfig:
     """Paths or globs kept out of every split (benchmarks, the evaluation's test files)."""
     exclude_lists: list[str] = field(default_factory=list)
     """Files with one path or glob a line, for the same purpose."""
+    exclude_evaluation_test: bool = True
+    """Leave out the files `inkling eval` holds out for testing, when that instrument is installed: its
+    `split_of(key)` on the dataset path (name a source like its corpus, e.g. `python-stdlib`, for the
+    paths to be its keys)."""
     examples: ExampleConfig = field(default_factory=ExampleConfig)
 
     def __post_init__(self) -> None:
@@ -71,6 +77,26 @@ def _percentiles(values: list[int]) -> dict[str, float]:
     return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "mean": round(statistics.fmean(values), 1)}
 
 
+EVALUATION_CORPUS = "lsp_server.evaluation.corpus"
+
+
+def evaluation_split() -> Callable[[str], str] | None:
+    """The evaluation instrument's dev/test rule, if it is installed."""
+    try:
+        module = importlib.import_module(EVALUATION_CORPUS)
+    except ImportError:
+        return None
+    split: Callable[[str], str] | None = getattr(module, "split_of", None)
+    return split
+
+
+def _dataset(datasets: Any, rows: list[dict[str, Any]], columns: tuple[str, ...], features: Any) -> Any:
+    # An empty split still needs its columns (from_list([]) would have none).
+    return datasets.Dataset.from_dict(
+        {name: [row[name] for row in rows] for name in columns}, features=features
+    )
+
+
 def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     """Run the whole preparation; returns the stats it also writes to stats.json."""
     import datasets
@@ -86,7 +112,15 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     exclusions.exact |= extra.exact
     exclusions.globs += extra.globs
 
+    held_out = evaluation_split() if config.exclude_evaluation_test else None
     stats: dict[str, Any] = {"sources": {}, "dropped": Counter()}
+    stats["evaluation_test_files"] = (
+        "excluded"
+        if held_out
+        else "not excluded (no evaluation instrument installed)"
+        if config.exclude_evaluation_test
+        else "not excluded (exclude_evaluation_test: false)"
+    )
     files: list[_File] = []
     for source in config.sources:
         seen = kept = 0
@@ -95,6 +129,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
             inner = item.path.split("/", 1)[-1]
             if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
                 stats["dropped"]["excluded"] += 1
+                continue
+            if held_out is not None and held_out(item.path.split("#", 1)[0]) == "test":
+                stats["dropped"]["evaluation test"] += 1
                 continue
             language = detect_language(item.path, item.text or "", item.declared_language)
             reason = rejection(item.path, item.text, language, config.filters)
@@ -131,7 +168,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
         {name: datasets.Value("bool" if name == "ends_file" else "string") for name in columns}
     )
     dataset = datasets.DatasetDict(
-        {split: datasets.Dataset.from_list(rows[split], features=features) for split in SPLITS}
+        {split: _dataset(datasets, rows[split], columns, features) for split in SPLITS}
     )
     output.mkdir(parents=True, exist_ok=True)
     dataset.save_to_disk(str(output / "dataset"))

@@ -147,18 +147,18 @@ class ScrubReport:
 
 def scrub(text: str, path: str = "", report: ScrubReport | None = None) -> str:
     """`text` with secrets and personal data replaced; counts go into `report`."""
+    found: Counter[str] = Counter()
     for kind, pattern, replacer in PATTERNS:
-        count = 0
 
-        def counted(match: re.Match[str], replacer: _Replacer = replacer) -> str:
-            nonlocal count
+        def counted(match: re.Match[str], kind: str = kind, replacer: _Replacer = replacer) -> str:
             new = replacer(match)
             if new != match.group(0):
-                count += 1
+                found[kind] += 1
             return new
 
         text = pattern.sub(counted, text)
-        if count and report is not None:
+    if report is not None:
+        for kind, count in found.items():
             report.replaced[kind] += count
             report.files[kind] += 1
             paths = report.examples.setdefault(kind, [])
