@@ -46,9 +46,7 @@ _ALIASES = {
 _SHEBANG = re.compile(r"^#!.*\b(python[0-9.]*|node|bash|sh)\b")
 _SHEBANG_LANGUAGE = {"node": "javascript", "bash": "shell", "sh": "shell"}
 
-_GENERATED = re.compile(
-    r"auto-?generated|@generated|generated (?:by|from|with)|do not edit", re.IGNORECASE
-)
+_GENERATED = re.compile(r"auto-?generated|@generated|generated (?:by|from|with)|do not edit", re.IGNORECASE)
 _VENDORED_PARTS = frozenset(
     {
         "vendor",
