@@ -313,7 +313,6 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     train_cpu_seconds = time.process_time() - cpu_started
     after = trainer.evaluate()["eval_loss"] if len(eval_set) else None
 
-    trainer.save_model(str(output))
     steps_done = max(1, result.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0))
     examples_done = steps_done * config.batch_size * config.gradient_accumulation
     report = {
@@ -337,6 +336,8 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "quantization": "4bit" if use_4bit(config.quantization) else "none",
     }
     if trainer.is_world_process_zero():
+        # The adapter alone (the tokenizer is the base's own; export reads it from the base).
+        trainer.model.save_pretrained(str(output))
         write_metadata(
             output, info, vocab, config.fim_format, "sft", to_dict(config), parent=parent, results=report
         )
