@@ -9,6 +9,10 @@
 * parses          - inserting the completion adds no tree-sitter ERROR or
                     MISSING node: `errors(prefix + completion + suffix) <=
                     errors(prefix + suffix)`.
+* clean           - stricter: the completed file has no ERROR or MISSING node
+                    at all, as the original had none (tasks come only from files
+                    that parse cleanly). Counting alone lets a completion trade
+                    the hole's error for one of its own (`var x = ` + `(1`).
 * repeats suffix  - the completion's non-blank text duplicates what follows the
                     hole: its last non-blank line (stripped) ends with the rest
                     of the cursor line (stripped, when that is not blank), or
@@ -51,10 +55,16 @@ def edit_similarity(completion: str, expected: str) -> float:
     return float(fuzz.ratio(got, normalize(expected))) / 100.0
 
 
+def _errors(spec: LanguageSpec, text: str) -> int:
+    return syntax.error_count_in(spec, text.encode("utf-8", "surrogatepass"))
+
+
 def adds_no_errors(spec: LanguageSpec, prefix: str, completion: str, suffix: str) -> bool:
-    before = syntax.error_count_in(spec, (prefix + suffix).encode("utf-8", "surrogatepass"))
-    after = syntax.error_count_in(spec, (prefix + completion + suffix).encode("utf-8", "surrogatepass"))
-    return after <= before
+    return _errors(spec, prefix + completion + suffix) <= _errors(spec, prefix + suffix)
+
+
+def parses_cleanly(spec: LanguageSpec, prefix: str, completion: str, suffix: str) -> bool:
+    return _errors(spec, prefix + completion + suffix) == 0
 
 
 def repeats_suffix(completion: str, suffix: str) -> bool:
@@ -78,6 +88,7 @@ class Score:
     empty: bool
     parses: bool | None
     """None for an empty completion."""
+    clean: bool | None
     repeats: bool | None
     latency_ms: float
     error: str | None = None
@@ -97,12 +108,13 @@ def score(
 ) -> Score:
     empty = not completion.strip()
     if empty:
-        return Score(False, 0.0, True, None, None, latency_ms, error)
+        return Score(False, 0.0, True, None, None, None, latency_ms, error)
     return Score(
         exact=exact_match(completion, expected),
         similarity=edit_similarity(completion, expected),
         empty=False,
         parses=adds_no_errors(spec, prefix, completion, suffix) if spec is not None else None,
+        clean=parses_cleanly(spec, prefix, completion, suffix) if spec is not None else None,
         repeats=repeats_suffix(completion, suffix),
         latency_ms=latency_ms,
         error=error,
@@ -117,6 +129,7 @@ class Summary:
     empty_share: float
     parse_share: float | None
     """Among non-empty completions; None when there are none."""
+    clean_share: float | None
     repeat_share: float | None
     latency_p50_ms: float
     latency_p90_ms: float
@@ -141,6 +154,7 @@ def summarize(scores: Sequence[Score]) -> Summary:
     n = len(scores)
     answered = [s for s in scores if not s.empty]
     parsed = [s.parses for s in answered if s.parses is not None]
+    clean = [s.clean for s in answered if s.clean is not None]
     repeated = [s.repeats for s in answered if s.repeats is not None]
     latencies = [s.latency_ms for s in scores]
     return Summary(
@@ -149,6 +163,7 @@ def summarize(scores: Sequence[Score]) -> Summary:
         edit_similarity=statistics.fmean(s.similarity for s in scores) if n else 0.0,
         empty_share=(n - len(answered)) / n if n else 0.0,
         parse_share=statistics.fmean(parsed) if parsed else None,
+        clean_share=statistics.fmean(clean) if clean else None,
         repeat_share=statistics.fmean(repeated) if repeated else None,
         latency_p50_ms=percentile(latencies, 0.5),
         latency_p90_ms=percentile(latencies, 0.9),

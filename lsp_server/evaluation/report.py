@@ -77,6 +77,7 @@ _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("ES%", "edit_similarity", True),
     ("empty%", "empty_share", True),
     ("parses%", "parse_share", True),
+    ("clean%", "clean_share", True),
     ("repeats%", "repeat_share", True),
     ("p50 ms", "latency_p50_ms", False),
     ("p90 ms", "latency_p90_ms", False),
