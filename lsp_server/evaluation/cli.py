@@ -158,7 +158,15 @@ def _evaluate(
 
     from lsp_server.cli import load_engine, settings_from_args
     from lsp_server.evaluation import metrics
-    from lsp_server.evaluation.report import TaskResult, draw_chart, render_table, summaries, write_json
+    from lsp_server.evaluation.report import (
+        TaskResult,
+        decisions,
+        draw_chart,
+        render_decisions,
+        render_table,
+        summaries,
+        write_json,
+    )
     from lsp_server.evaluation.runners import (
         BaselineRunner,
         LspRunner,
@@ -233,6 +241,10 @@ def _evaluate(
         f"split {'+'.join(meta['splits'])}, {len(results)} tasks in {meta['duration_s']:.0f}s"
     )
     print(render_table(summary, names))
+    print(render_decisions(decisions(results)))
+    failed = {name: summary[name]["all"]["errors"] for name in names if summary[name]["all"]["errors"]}
+    if failed:
+        print(f"failed answers (counted as empty; the error is in the JSON): {failed}")
     print(f"results: {out}")
     if args.chart:
         draw_chart(args.chart, summary, names, f"{'+'.join(meta['splits'])}: {resolved.path.name}")

@@ -58,12 +58,34 @@ def summaries(results: Sequence[TaskResult], runners: Sequence[str]) -> dict[str
     return report
 
 
+def decisions(results: Sequence[TaskResult]) -> dict[str, dict[str, int]]:
+    """Per hole kind: how often context.py chose each mode and reason, and how
+    often each post-processing step changed our answer."""
+    counts: dict[str, dict[str, int]] = {}
+    for result in results:
+        kind = counts.setdefault(result.task.kind.value, {})
+        label = f"{result.mode}: {result.reason}"
+        kind[label] = kind.get(label, 0) + 1
+        ours = result.answers.get("ours")
+        for step in ours.steps if ours else ():
+            kind[f"step {step}"] = kind.get(f"step {step}", 0) + 1
+    return {kind: dict(sorted(c.items(), key=lambda item: -item[1])) for kind, c in counts.items()}
+
+
+def render_decisions(counts: dict[str, dict[str, int]]) -> str:
+    lines = ["context decisions and post-processing steps (ours), per hole kind:"]
+    for kind, labels in counts.items():
+        lines.append(f"  {kind}: " + "; ".join(f"{label} {n}" for label, n in labels.items()))
+    return "\n".join(lines)
+
+
 def write_json(
     path: Path, meta: dict[str, Any], results: Sequence[TaskResult], runners: Sequence[str]
 ) -> None:
     document = {
         "meta": meta,
         "summary": summaries(results, runners),
+        "decisions": decisions(results),
         "tasks": [result.record() for result in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ their latencies compare like for like: a cold request for a file just opened.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,8 +75,8 @@ class PipelineRunner:
         started = time.perf_counter()
         try:
             completion = self.pipeline.complete(request, self.settings)
-        except InklingError as exc:
-            return Answer("", (time.perf_counter() - started) * 1000, error=str(exc))
+        except Exception as exc:  # recorded per task and counted; one bad task must not end a long run
+            return Answer("", (time.perf_counter() - started) * 1000, error=_describe(exc))
         latency = (time.perf_counter() - started) * 1000
         generation = completion.generation
         return Answer(
@@ -128,8 +127,8 @@ class BaselineRunner:
                     stop=None if block else _first_newline,
                 )
             ).result()
-        except InklingError as exc:
-            return Answer("", (time.perf_counter() - started) * 1000, error=str(exc))
+        except Exception as exc:  # as above
+            return Answer("", (time.perf_counter() - started) * 1000, error=_describe(exc))
         return Answer(
             text=generation.text,
             latency_ms=(time.perf_counter() - started) * 1000,
@@ -145,6 +144,10 @@ class BaselineRunner:
 
     def close(self) -> None:
         return None
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, InklingError) else f"{type(exc).__name__}: {exc}"
 
 
 def _first_newline(text: str) -> int | None:
@@ -204,7 +207,3 @@ def context_of(pipeline: Pipeline, task: Task, settings: Settings) -> tuple[Mode
     request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path)
     context = pipeline.context_for(request, settings)
     return context.mode, context.reason
-
-
-def serve_command() -> list[str]:
-    return [sys.executable, "-m", "lsp_server", "serve"]

@@ -136,7 +136,10 @@ class Task:
         return self.text[self.offset :]
 
     def record(self) -> dict[str, Any]:
-        """Everything but the file text: the file and the hole identify the task."""
+        """Everything but the file text: the file and the hole identify the task.
+
+        line and column are 1-based; hole_start/hole_end are character (code
+        point) offsets into the original file."""
         return {
             "id": self.id,
             "language": self.language,
