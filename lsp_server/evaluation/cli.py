@@ -77,6 +77,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="unpack the pinned npm corpora into the cache and name missing Debian packages, then exit",
     )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        metavar="RESULTS",
+        help="score the answers of a results file again with the current metrics (no model), then exit",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_setting_flags(parser)
     parser.set_defaults(func=run)
@@ -89,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.prepare:
         return _prepare()
+    if args.rescore:
+        return _rescore(args.rescore, args.out or args.rescore)
     languages = [item.strip() for item in args.lang.split(",") if item.strip()]
     try:
         kinds = [HoleKind(item.strip()) for item in args.kinds.split(",") if item.strip()]
@@ -133,6 +142,26 @@ def _prepare() -> int:
         print(f"missing Debian packages: apt-get install {' '.join(missing)}", file=sys.stderr)
         return 1
     print("Debian corpora: installed")
+    return 0
+
+
+def _rescore(source: Path, out: Path) -> int:
+    from lsp_server.evaluation.report import (
+        decisions,
+        load_results,
+        render_decisions,
+        render_table,
+        summaries,
+        write_json,
+    )
+
+    meta, runners, results = load_results(source)
+    meta["rescored_from"] = str(source)
+    write_json(out, meta, results, runners)
+    print(f"{len(results)} tasks of {source} scored again")
+    print(render_table(summaries(results, runners), runners))
+    print(render_decisions(decisions(results)))
+    print(f"results: {out}")
     return 0
 
 

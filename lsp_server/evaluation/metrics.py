@@ -13,10 +13,15 @@
                     at all, as the original had none (tasks come only from files
                     that parse cleanly). Counting alone lets a completion trade
                     the hole's error for one of its own (`var x = ` + `(1`).
-* repeats suffix  - the completion's non-blank text duplicates what follows the
-                    hole: its last non-blank line (stripped) ends with the rest
-                    of the cursor line (stripped, when that is not blank), or
-                    equals the first non-blank line below the cursor line.
+* repeats suffix  - the completion writes again what follows the hole: its
+                    last non-blank line (stripped) ends with the rest of the
+                    cursor line (stripped, when that is not blank); or, when the
+                    rest of the line is blank, one of its lines as it will stand
+                    in the file (indentation included; the first continues the
+                    cursor line's text) equals the first non-blank line below,
+                    trailing whitespace aside. So a completion that runs on past
+                    the end of the hole (`}` then the next function) counts,
+                    while a nested block's own `}` (deeper indented) does not.
 * empty           - nothing to insert (the server skipped, or post-processing
                     rejected everything): a miss for exact match, similarity 0,
                     and neither parses nor repeats is counted for it: those two
@@ -67,18 +72,19 @@ def parses_cleanly(spec: LanguageSpec, prefix: str, completion: str, suffix: str
     return _errors(spec, prefix + completion + suffix) == 0
 
 
-def repeats_suffix(completion: str, suffix: str) -> bool:
-    """True when the completion writes again what is already right after the hole."""
-    lines = [line.strip() for line in completion.split("\n") if line.strip()]
-    if not lines:
+def repeats_suffix(completion: str, suffix: str, line_prefix: str = "") -> bool:
+    """True when the completion writes again what is already right after the hole.
+
+    `line_prefix` is the cursor line's text before the cursor."""
+    if not completion.strip():
         return False
-    last = lines[-1]
+    lines = [line.rstrip() for line in (line_prefix + completion).split("\n") if line.strip()]
     rest_of_line, _, below = suffix.partition("\n")
     right = rest_of_line.strip()
-    if right and last.endswith(right):
-        return True
-    following = next((line.strip() for line in below.split("\n") if line.strip()), "")
-    return bool(following) and last == following
+    if right:
+        return lines[-1].strip().endswith(right)
+    following = next((line.rstrip() for line in below.split("\n") if line.strip()), "")
+    return bool(following) and following in lines
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ def score(
         empty=False,
         parses=adds_no_errors(spec, prefix, completion, suffix) if spec is not None else None,
         clean=parses_cleanly(spec, prefix, completion, suffix) if spec is not None else None,
-        repeats=repeats_suffix(completion, suffix),
+        repeats=repeats_suffix(completion, suffix, prefix[prefix.rfind("\n") + 1 :]),
         latency_ms=latency_ms,
         error=error,
     )

@@ -34,6 +34,35 @@ class TaskResult:
         }
 
 
+def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult]]:
+    """A results file read back, every answer scored again by the current metrics."""
+    from lsp_server.errors import InklingError
+    from lsp_server.evaluation.metrics import score
+    from lsp_server.evaluation.tasks import task_from_record
+    from lsp_server.languages import language_for_id
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        runners: list[str] = document["meta"]["runners"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InklingError(f"{path} is not a results file of `inkling eval`: {exc}") from exc
+    results = []
+    for record in document["tasks"]:
+        task = task_from_record(record)
+        spec = language_for_id(task.language)
+        answers: dict[str, Answer] = {}
+        scores: dict[str, Score] = {}
+        for name, stored in record["answers"].items():
+            fields = {k: v for k, v in stored.items() if k != "score"}
+            answer = Answer(**{**fields, "steps": tuple(fields.get("steps", ()))})
+            answers[name] = answer
+            scores[name] = score(
+                spec, task.prefix, task.suffix, task.expected, answer.text, answer.latency_ms, answer.error
+            )
+        results.append(TaskResult(task, record["mode"], record["reason"], answers, scores))
+    return document["meta"], runners, results
+
+
 def group_key(task: Task) -> tuple[str, str]:
     return task.language, task.kind.value
 

@@ -30,9 +30,11 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lsp_server import syntax
+from lsp_server.errors import InklingError
 from lsp_server.evaluation.corpus import Corpus, SourceFile, Split, read_source
 from lsp_server.evaluation.metrics import repeats_suffix
 from lsp_server.languages import LanguageSpec, language_for_id, lsp_language_id_for_path
@@ -354,7 +356,8 @@ def make_task(source: SourceFile, file: _File, kind: HoleKind, hole: Hole) -> Ta
     original = file.text
     expected = original[hole.start : hole.end]
     text = original[: hole.start] + original[hole.end :]
-    if repeats_suffix(expected, text[hole.start :]):
+    line_prefix = original[original.rfind("\n", 0, hole.start) + 1 : hole.start]
+    if repeats_suffix(expected, text[hole.start :], line_prefix):
         return None
     line = file.line_of(hole.start)
     column = hole.start - file.line_starts[line]
@@ -372,6 +375,29 @@ def make_task(source: SourceFile, file: _File, kind: HoleKind, hole: Hole) -> Ta
         expected=expected,
         line=line,
         column=column,
+    )
+
+
+def task_from_record(record: dict[str, Any]) -> Task:
+    """Rebuild a task from its JSON record and the file it names (which must not have changed)."""
+    original = Path(record["path"]).read_text(encoding="utf-8")
+    start, end = record["hole_start"], record["hole_end"]
+    if original[start:end] != record["expected"]:
+        raise InklingError(f"{record['path']} changed since task {record['id']} was made")
+    return Task(
+        id=record["id"],
+        language=record["language"],
+        lsp_language_id=lsp_language_id_for_path(record["path"]),
+        kind=HoleKind(record["kind"]),
+        detail=record["detail"],
+        split=record["split"],
+        path=record["path"],
+        key=record["key"],
+        text=original[:start] + original[end:],
+        offset=start,
+        expected=record["expected"],
+        line=record["line"] - 1,
+        column=record["column"] - 1,
     )
 
 

@@ -55,23 +55,27 @@ def test_counting_errors_alone_can_be_fooled_and_clean_cannot() -> None:
 
 
 @pytest.mark.parametrize(
-    ("completion", "suffix", "repeats"),
+    ("line_prefix", "completion", "suffix", "repeats"),
     [
-        ("x = 1\nreturn x", "\nreturn x\n", True),  # last line = next non-blank line
-        ("x = 1\n  return x  ", "\n\n   return x\n", True),
-        ("x = 1", "\nreturn x\n", False),
-        ("foo(a, b))", ")\n", True),  # ends with the rest of the line
-        ("foo(a, b)", ")\n", True),
-        ("foo(a, b", ")\n", False),
-        ("if x:", ":  \nnext\n", True),
-        ("body\n}", "\n}\n", True),  # the closing brace is already there
-        ("body", "\n}\n", False),
-        ("", "\nreturn x\n", False),
-        ("   ", "", False),
+        ("", "x = 1\nreturn x", "\nreturn x\n", True),  # last line = next non-blank line
+        ("  ", "x = 1\n  return x  ", "\n\n  return x\n", True),
+        ("  ", "return x", "\n  return x\n", True),  # a line hole: the cursor line's indentation counts
+        ("", "x = 1", "\nreturn x\n", False),
+        ("    ", "return x", "\nreturn x\n", False),  # same words, another block
+        ("", "foo(a, b))", ")\n", True),  # ends with the rest of the line
+        ("", "foo(a, b)", ")\n", True),
+        ("", "foo(a, b", ")\n", False),
+        ("", "if x:", ":  \nnext\n", True),
+        ("\t", "body\n}", "\n}\n", True),  # the closing brace is already there
+        ("\t", "if x {\n\t\ty()\n\t}", "\n}\n", False),  # a nested block's own brace
+        ("\t", "body", "\n}\n", False),
+        ("\t", "x()\n}\n\nfunc g() {", "\n}\n", True),  # runs on past the end of the hole
+        ("", "", "\nreturn x\n", False),
+        ("", "   ", "", False),
     ],
 )
-def test_repeats_suffix(completion: str, suffix: str, repeats: bool) -> None:
-    assert repeats_suffix(completion, suffix) is repeats
+def test_repeats_suffix(line_prefix: str, completion: str, suffix: str, repeats: bool) -> None:
+    assert repeats_suffix(completion, suffix, line_prefix) is repeats
 
 
 def test_an_empty_answer_scores_zero_and_is_kept_out_of_the_shares() -> None:

@@ -199,7 +199,8 @@ def test_spans_are_whole_tokens_over_at_most_three_lines(tasks: list[Task]) -> N
 
 def test_the_right_answer_never_counts_as_repeating_the_suffix(tasks: list[Task]) -> None:
     for task in tasks:
-        assert not repeats_suffix(task.expected, task.suffix), task.id
+        line_prefix = task.text[task.offset - task.column : task.offset]
+        assert not repeats_suffix(task.expected, task.suffix, line_prefix), task.id
 
 
 def test_sampling_is_seeded_and_a_smaller_run_is_a_prefix_of_a_larger_one(corpus_dir: Path) -> None:
