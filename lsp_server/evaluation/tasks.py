@@ -15,8 +15,9 @@ The kinds:
             server may decline to complete; that counts as an empty answer).
 
 Holes never start or end inside a comment or string, never contain a comment
-(line-wise kinds), always contain a word character, and are dropped when the
-removed text itself would count as "repeating the suffix" (see metrics.py):
+(line-wise kinds), always contain a word character, never glue two words into
+one when removed, and are dropped when the removed text itself would count as
+"repeating the suffix" (see metrics.py):
 the right answer must never be scored as a defect. Files that do not parse
 cleanly are skipped, so that "the completion keeps the file parsing" is
 measured against a file whose only problem is the hole.
@@ -352,10 +353,16 @@ def parse_clean(source: SourceFile) -> _File | None:
 
 
 def make_task(source: SourceFile, file: _File, kind: HoleKind, hole: Hole) -> Task | None:
-    """The task for one hole, or None when the right answer would itself repeat the suffix."""
+    """The task for one hole, or None when the right answer would itself repeat the
+    suffix, or when removing it glues two words into one (`_tempfile|path`): no
+    one edits code into that state, and the cursor would sit inside an identifier."""
     original = file.text
     expected = original[hole.start : hole.end]
     text = original[: hole.start] + original[hole.end :]
+    if _WORD.match(text[hole.start - 1 : hole.start] or " ") and _WORD.match(
+        text[hole.start : hole.start + 1] or " "
+    ):
+        return None
     line_prefix = original[original.rfind("\n", 0, hole.start) + 1 : hole.start]
     if repeats_suffix(expected, text[hole.start :], line_prefix):
         return None

@@ -197,6 +197,14 @@ def test_spans_are_whole_tokens_over_at_most_three_lines(tasks: list[Task]) -> N
         assert task.expected == task.expected.strip(" \t")
 
 
+def test_no_hole_leaves_the_cursor_inside_an_identifier(tasks: list[Task]) -> None:
+    for task in tasks:
+        language = language_for_id(task.language)
+        assert language is not None
+        context = build_context(task.text, task.offset, language, syntax.parse(language, task.text.encode()))
+        assert context.reason != "inside an identifier", task.id
+
+
 def test_the_right_answer_never_counts_as_repeating_the_suffix(tasks: list[Task]) -> None:
     for task in tasks:
         line_prefix = task.text[task.offset - task.column : task.offset]
