@@ -1,8 +1,8 @@
 """`inkling eval`: build FIM tasks, run ours and the naive baseline on one model, report.
 
 inkling eval --prepare                       # once: unpack the pinned npm corpora
-inkling eval --per-group 3 --split test      # the CI subset (a few minutes)
-inkling eval --per-group 50 --split dev --chart eval-dev.png   # the full dev run
+inkling eval --split test --per-group 1      # the CI subset (20 tasks, a few minutes)
+inkling eval --split dev --per-group 50 --chart eval-dev.png   # the full dev run (1000 tasks)
 """
 
 from __future__ import annotations
