@@ -100,9 +100,6 @@ def ancestors(node: Node) -> Iterator[Node]:
         current = current.parent
 
 
-_queries: dict[tuple[str, str], tree_sitter.Query] = {}
-
-
 def query(spec: LanguageSpec, source: str) -> tree_sitter.Query:
     """A compiled query, cached; raises GrammarError if it does not fit the grammar."""
     key = (spec.id, source)
@@ -145,17 +142,7 @@ def error_count_in(spec: LanguageSpec, source: bytes) -> int:
 
 def captures(spec: LanguageSpec, node: Node, query_source: str) -> dict[str, list[Node]]:
     """Nodes captured by a tree-sitter query, by capture name (queries compiled once)."""
-    key = (spec.id, query_source)
-    with _grammar_lock:
-        query = _queries.get(key)
-    if query is None:
-        try:
-            query = tree_sitter.Query(grammar(spec), query_source)
-        except tree_sitter.QueryError as exc:
-            raise GrammarError(f"bad {spec.id} query: {exc}") from exc
-        with _grammar_lock:
-            _queries[key] = query
-    return tree_sitter.QueryCursor(query).captures(node)
+    return tree_sitter.QueryCursor(query(spec, query_source)).captures(node)
 
 
 def leaves(node: Node, atomic: frozenset[str] = frozenset()) -> Iterator[Node]:
