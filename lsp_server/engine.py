@@ -223,10 +223,12 @@ class Engine:
     def run_on_engine_thread(self, job: Callable[[LlamaModel], T]) -> Future[T]:
         """Run `job(model)` on the engine thread (benchmarks, diagnostics).
 
-        The job may use the KV cache freely: it is cleared afterwards."""
+        The job gets an empty KV cache and may use it freely: it is cleared again afterwards."""
 
         def wrapped() -> T:
             model = self.model
+            model.kv_clear()
+            self._cached = []
             try:
                 return job(model)
             finally:
