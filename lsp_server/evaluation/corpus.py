@@ -357,6 +357,45 @@ def discover(languages: Iterable[str], sources: Iterable[Path] = ()) -> list[Cor
     return corpora
 
 
+def fingerprint(text: str) -> str:
+    """A file's content hash, blind to trailing whitespace and line endings (copies are still copies)."""
+    lines = (line.rstrip() for line in text.strip().splitlines())
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The files `inkling eval` tests on, which training must never see.
+
+    Recognised by key (a dataset source named like its corpus, e.g. `python-stdlib`,
+    catches every version of a file) and by content (a copy under any name)."""
+
+    corpora: frozenset[str]
+    fingerprints: frozenset[str]
+
+    def holds(self, key: str, text: str | None) -> bool:
+        if any(key.startswith(name + "/") for name in self.corpora) and split_of(key) == "test":
+            return True
+        return text is not None and fingerprint(text) in self.fingerprints
+
+
+def held_out(languages: Iterable[str] = STANDARD_LANGUAGES) -> HeldOut:
+    """The test files of the standard corpora that are installed (missing ones hold nothing)."""
+    names: set[str] = set()
+    prints: set[str] = set()
+    for language in languages:
+        try:
+            corpora = standard_corpora(language)
+        except CorpusError:
+            continue
+        for corpus in corpora:
+            for source in corpus.files:
+                names.add(source.key.removesuffix("/" + str(PurePosixPath(source.path.relative_to(corpus.root)))))
+                if source.split == "test" and (text := read_source(source.path)) is not None:
+                    prints.add(fingerprint(text))
+    return HeldOut(frozenset(names), frozenset(prints))
+
+
 def missing_debian_packages() -> list[str]:
     """The Debian packages the standard corpora need that are not installed."""
     wanted = [source.package for source in C_SOURCES]

@@ -21,6 +21,8 @@ from training.data.holes import Hole, find_spans
 from training.data.prepare import PrepareConfig, prepare
 from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source
+from lsp_server.evaluation.corpus import HeldOut, fingerprint
+from lsp_server.evaluation.corpus import split_of as split_of_evaluation
 from training.data.split import Exclusions, split_of
 
 PYTHON = '''import os
@@ -385,13 +387,23 @@ def test_files_the_evaluation_tests_on_are_left_out(tmp_path: Path, monkeypatch:
     from training.data import prepare as prepare_module
 
     source = tmp_path / "python-stdlib"
-    for name in ("held.py", "kept.py"):
+    for name in ("held1.py", "kept.py"):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text(PYTHON.replace("area", name[:4]))
+    copied = tmp_path / "team"
+    copied.mkdir()
+    (copied / "renamed.py").write_text(PYTHON.replace("area", "copy") + "\n\n")
+    (copied / "own.py").write_text(PYTHON.replace("area", "mine"))
     fake = types.ModuleType(prepare_module.EVALUATION_CORPUS)
-    fake.split_of = lambda key: "test" if key == "python-stdlib/held.py" else "dev"  # type: ignore[attr-defined]
+    fake.held_out = lambda: HeldOut(  # type: ignore[attr-defined]
+        frozenset({"python-stdlib"}), frozenset({fingerprint(PYTHON.replace("area", "copy"))})
+    )
     monkeypatch.setitem(sys.modules, prepare_module.EVALUATION_CORPUS, fake)
-    config = build(PrepareConfig, {"sources": [{"path": str(source)}], "output": str(tmp_path / "out")})
+    sources = [{"path": str(source)}, {"path": str(copied)}]
+    config = build(PrepareConfig, {"sources": sources, "output": str(tmp_path / "out")})
     stats = prepare(config, progress=False)
-    assert stats["dropped"] == {"evaluation test": 1} and stats["evaluation_test_files"] == "excluded"
-    assert sum(split["files"] for split in stats["splits"].values()) == 1
+    # held1.py by its key (the evaluation's split says test), renamed.py by its content.
+    assert [split_of_evaluation(f"python-stdlib/{n}") for n in ("held1.py", "kept.py")] == ["test", "dev"]
+    assert stats["dropped"] == {"evaluation test": 2}, stats["dropped"]
+    assert stats["evaluation_test_files"] == "excluded"
+    assert sum(split["files"] for split in stats["splits"].values()) == 2

@@ -46,9 +46,9 @@ class PrepareConfig:
     exclude_lists: list[str] = field(default_factory=list)
     """Files with one path or glob a line, for the same purpose."""
     exclude_evaluation_test: bool = True
-    """Leave out the files `inkling eval` holds out for testing, when that instrument is installed: its
-    `split_of(key)` on the dataset path (name a source like its corpus, e.g. `python-stdlib`, for the
-    paths to be its keys)."""
+    """Leave out the files `inkling eval` holds out for testing, when that instrument is installed: any
+    file with the content of one of them, and, for a source named like its corpus (e.g. `python-stdlib`),
+    every file whose path is a test key (other versions of those files too)."""
     examples: ExampleConfig = field(default_factory=ExampleConfig)
 
     def __post_init__(self) -> None:
@@ -80,14 +80,17 @@ def _percentiles(values: list[int]) -> dict[str, float]:
 EVALUATION_CORPUS = "lsp_server.evaluation.corpus"
 
 
-def evaluation_split() -> Callable[[str], str] | None:
-    """The evaluation instrument's dev/test rule, if it is installed."""
+def evaluation_held_out() -> Callable[[str, str | None], bool] | None:
+    """The evaluation instrument's test files (by corpus key and by content), if it is installed."""
     try:
         module = importlib.import_module(EVALUATION_CORPUS)
     except ImportError:
         return None
-    split: Callable[[str], str] | None = getattr(module, "split_of", None)
-    return split
+    held_out = getattr(module, "held_out", None)
+    if held_out is None:
+        return None
+    holds: Callable[[str, str | None], bool] = held_out().holds
+    return holds
 
 
 def _dataset(datasets: Any, rows: list[dict[str, Any]], columns: tuple[str, ...], features: Any) -> Any:
@@ -112,7 +115,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     exclusions.exact |= extra.exact
     exclusions.globs += extra.globs
 
-    held_out = evaluation_split() if config.exclude_evaluation_test else None
+    held_out = evaluation_held_out() if config.exclude_evaluation_test else None
     stats: dict[str, Any] = {"sources": {}, "dropped": Counter()}
     stats["evaluation_test_files"] = (
         "excluded"
@@ -130,7 +133,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
             if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
                 stats["dropped"]["excluded"] += 1
                 continue
-            if held_out is not None and held_out(item.path.split("#", 1)[0]) == "test":
+            if held_out is not None and held_out(item.path.split("#", 1)[0], item.text):
                 stats["dropped"]["evaluation test"] += 1
                 continue
             language = detect_language(item.path, item.text or "", item.declared_language)
