@@ -93,7 +93,7 @@ class Pipeline:
         prompt = build_prompt(context, template, model, budget, path=request.path)
         prompt_built = time.perf_counter()
         if settings.log_buffers:
-            log.debug("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
+            log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
         budget_s = (
             settings.time_budget_block_ms if context.mode is Mode.BLOCK else settings.time_budget_inline_ms
         ) / 1000
@@ -125,7 +125,7 @@ class Pipeline:
         timings["postprocess"] = (time.perf_counter() - generated) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         if settings.log_buffers:
-            log.debug("raw completion %r -> %r", generation.text, finished and finished.text)
+            log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         return _result(request, context, generation, finished, timings)
 
     @staticmethod
