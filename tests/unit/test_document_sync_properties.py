@@ -16,7 +16,7 @@ from lsp_server import syntax
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
 from lsp_server.errors import DocumentError
 from lsp_server.languages import language_for_id
-from tests.editor_model import clamped_offset, position_of, units, valid_offsets
+from tests.editor_model import clamped_offset, position_of, valid_offsets
 
 ENCODINGS = (UTF8, UTF16, UTF32)
 PIECES = [
