@@ -104,6 +104,7 @@ class InklingProtocol(LanguageServerProtocol):
     exact copy of each buffer (see `documents.py`)."""
 
     _server: InklingServer
+    _client_gone = False
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         # json calls this for every object, nested ones too: only messages carry "jsonrpc".
@@ -206,6 +207,17 @@ class InklingProtocol(LanguageServerProtocol):
         log.warning("refused a message that is not valid JSON: %s", _first_line(error))
         self._send_error(None, JsonRpcParseError(f"not valid JSON: {_first_line(error)}"))
 
+    def _send_data(self, data: Any) -> None:
+        if self._client_gone:
+            return
+        try:
+            super()._send_data(data)
+        except _CLIENT_GONE:
+            # The client closed its end: say so once, stop working for it, stay quiet.
+            self._client_gone = True
+            log.warning("the client closed the connection; cancelling work")
+            self._server.scheduler.cancel_all("the client is gone")
+
     def _execute_handler(
         self,
         msg_id: Any,
@@ -279,8 +291,11 @@ def _describe(exc: Exception) -> str:
 
 
 def _field_problem(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, ValueError) and not isinstance(exc, ClassValidationError) and str(exc):
-        return _first_line(exc)[:120]
+    # lsprotocol's range checks say what was wrong; other messages may quote the value
+    # (a field of buffer text, say), so they get cattrs' generic wording.
+    message = _first_line(exc)
+    if isinstance(exc, ValueError) and " should be in range " in message:
+        return message[:120]
     return str(cattrs_format_exception(exc, type_))
 
 
@@ -296,6 +311,7 @@ def _change_uri(method: Any, data: dict[str, Any]) -> str | None:
 
 _SHOWN_LIMIT = 200
 _UNPARSEABLE = (json.JSONDecodeError, UnicodeDecodeError)
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError)
 
 
 class _QuietClientErrors(logging.Filter):
@@ -304,7 +320,7 @@ class _QuietClientErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, (*_UNPARSEABLE, JsonRpcInvalidParams))
+        return not isinstance(error, (*_UNPARSEABLE, *_CLIENT_GONE, JsonRpcInvalidParams))
 
 
 _QUIET_CLIENT_ERRORS = _QuietClientErrors()
