@@ -192,12 +192,13 @@ class Document:
     # -- syntax ----------------------------------------------------------------
 
     def syntax_tree(self, max_bytes: int) -> syntax.Tree | None:
-        """The parse tree for the current text, reparsed incrementally; None if too big."""
+        """The parse tree for the current text, reparsed incrementally; None if too big
+        or binary (tree-sitter's error recovery takes seconds on megabytes of noise)."""
         spec = language_for_id(self.language_id)
         if spec is None:
             return None
         source = self.text.encode("utf-8", "surrogatepass")
-        if len(source) > max_bytes:
+        if len(source) > max_bytes or looks_binary(self.text):
             self._tree = None
             return None
         if self._tree is None or self._tree_stale:
@@ -207,6 +208,11 @@ class Document:
 
     def snapshot(self) -> DocumentSnapshot:
         return DocumentSnapshot(self.uri, self.language_id, self.version, self.text)
+
+
+def looks_binary(text: str) -> bool:
+    """A NUL character: no source file has one, every binary file has many (as Git judges)."""
+    return "\x00" in text
 
 
 def _utf8_len(text: str, start: int, end: int) -> int:

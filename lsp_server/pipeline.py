@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from lsp_server import syntax
 from lsp_server.context import CompletionContext, Mode, build_context, stop_cut
+from lsp_server.documents import looks_binary
 from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
 from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
@@ -78,6 +79,8 @@ class Pipeline:
     ) -> Completion:
         started = time.perf_counter()
         cancel = cancel or CancelToken()
+        if looks_binary(request.text):
+            return Completion("", request.offset, Mode.SKIP, "binary file (it contains NUL characters)")
         context = self.context_for(request, settings)
         if context.mode is Mode.SKIP:
             return Completion("", request.offset, context.mode, context.reason)

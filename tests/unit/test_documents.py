@@ -94,3 +94,11 @@ def test_unknown_document() -> None:
 def test_big_files_get_no_tree() -> None:
     doc = Document("u", "javascript", 1, "x=1;" * 1000)
     assert doc.syntax_tree(max_bytes=100) is None
+
+
+def test_binary_files_get_no_tree() -> None:
+    """tree-sitter's error recovery on megabytes of noise takes seconds per parse."""
+    doc = Document("u", "python", 1, "x = 1\n\x00\x01\x02")
+    assert doc.syntax_tree(max_bytes=1_000_000) is None
+    doc.apply_change("x = 2\n")
+    assert doc.syntax_tree(max_bytes=1_000_000) is not None
