@@ -21,7 +21,7 @@ def units(text: str, encoding: str) -> int:
         return len(text)
     if encoding == UTF8:
         return len(text.encode("utf-8", "surrogatepass"))
-    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def lines_of(text: str) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ class RawServer:
         env: dict[str, str] | None = None,
         wrapper: Sequence[str] = (),
         launcher: Sequence[str] = LAUNCHER,
+        cwd: Path = ROOT,
     ) -> None:
         """`wrapper` goes before the interpreter (e.g. `unshare -n`); `global_args`
         before `serve` (e.g. `--log-level DEBUG`); `args` after it."""
@@ -46,37 +48,51 @@ class RawServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
-            cwd=ROOT,
+            cwd=cwd,
         )
         self.received: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self.stderr_lines: list[str] = []
         self._next_id = 0
         assert self.process.stdout is not None and self.process.stderr is not None
-        threading.Thread(target=self._read_frames, args=(self.process.stdout,), daemon=True).start()
+        self._stop_reading = threading.Event()
+        self._reader = threading.Thread(target=self._read_frames, args=(self.process.stdout,), daemon=True)
+        self._reader.start()
         threading.Thread(target=self._read_stderr, args=(self.process.stderr,), daemon=True).start()
 
     # -- reading -------------------------------------------------------------------
 
     def _read_frames(self, stream: IO[bytes]) -> None:
+        """Parse frames from the raw pipe; stoppable, so that a test can close it."""
+        fd = stream.fileno()
+        buffer = b""
         try:
-            while True:
-                length = None
-                while True:
-                    header = stream.readline()
-                    if not header:
-                        return
-                    if header in (b"\r\n", b"\n"):
-                        break
-                    name, _, value = header.decode("ascii").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                if length is None:
+            while not self._stop_reading.is_set():
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if not ready:
                     continue
-                body = stream.read(length)
-                self.received.put(json.loads(body))
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                while (end := buffer.find(b"\r\n\r\n")) >= 0:
+                    headers = buffer[:end].decode("ascii").split("\r\n")
+                    sizes = (h.split(":")[1] for h in headers if h.lower().startswith("content-length"))
+                    length = int(next(sizes))
+                    body_end = end + 4 + length
+                    if len(buffer) < body_end:
+                        break
+                    self.received.put(json.loads(buffer[end + 4 : body_end]))
+                    buffer = buffer[body_end:]
         finally:
             self.received.put(None)
+
+    def close_stdout(self) -> None:
+        """Stop reading the server's output and close our end: its writes now fail."""
+        self._stop_reading.set()
+        self._reader.join(5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         for line in stream:
