@@ -19,12 +19,13 @@ def _logged(allowed: bool, name: str, template: str, *args: object) -> str:
     handler.addFilter(BufferRedaction(lambda: allowed))
     logger = logging.getLogger(name)
     logger.addHandler(handler)
-    old_level, logger.level = logger.level, logging.DEBUG
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)  # setLevel, not .level: it clears the logger's cache
     try:
         logger.info(template, *args)
     finally:
         logger.removeHandler(handler)
-        logger.level = old_level
+        logger.setLevel(old_level)
     return stream.getvalue()
 
 
