@@ -304,6 +304,12 @@ class DocumentStore:
         with self._lock:
             return self._require_in_sync(uri).snapshot()
 
+    def version(self, uri: str) -> int | None:
+        """The buffer's current version; None if it is closed (or out of step)."""
+        with self._lock:
+            document = self._documents.get(uri)
+            return document.version if document is not None and document.out_of_sync is None else None
+
     def state(self, uri: str) -> DocumentState:
         """A fingerprint of the server's copy, to compare with the editor's (debugging, tests)."""
         with self._lock:

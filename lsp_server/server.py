@@ -573,6 +573,11 @@ class InklingServer(LanguageServer):
             self.last_latency_ms = (time.perf_counter() - started) * 1000
         if completion.empty:
             return None
+        if self.documents.version(uri) != snapshot.version:
+            # The buffer changed while this was generated: its range would land in the
+            # wrong place. Editors ask again after a change; this answer is dropped.
+            log.debug("dropped a completion for %s: the buffer changed meanwhile", uri)
+            return None
         return completion, view
 
 

@@ -17,7 +17,7 @@ import pytest
 from lsp_server.lsp_client import InklingClient, cpu_seconds, rss_kib
 from tests import stress
 from tests.editor_model import end_position
-from tests.lsp.raw_client import RawServer
+from tests.lsp.raw_client import ROOT, RawServer
 from tests.lsp.test_protocol_faults_e2e import WITNESS, WITNESS_URI, assert_still_serving, sha256
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -155,3 +155,27 @@ async def test_a_flood_with_cancellations_builds_no_queue_and_a_soak_stays_flat(
         assert rss_kib(client.pid)[0] < 2 * 1024 * 1024  # far below anything alarming
     finally:
         assert await client.stop() == 0
+
+
+def test_a_buffer_that_changes_during_a_generation_gets_no_stale_answer() -> None:
+    """The answer's range was computed on the text the request saw; once the buffer
+    has changed it would land in the wrong place, so it is dropped (editors ask again)."""
+    demo = (ROOT / "examples" / "demo.py").read_text()
+    marker = "    sy = "
+    offset = demo.index(marker) + len(marker)
+    line, character = demo.count("\n", 0, offset), len(marker)
+    uri = "file:///work/demo.py"
+    with RawServer(["--time-budget-inline-ms", "30000"]) as server:
+        server.initialize()
+        assert server.wait_ready()["state"] == "ready"
+        server.open(uri, demo)
+        first = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=120)
+        assert first["result"]["items"], "the model should complete this line"
+        # The same request, with an edit far below arriving while it is generated.
+        end = end_position(demo)
+        msg_id = server.inline_request(uri, line, character)
+        server.change(uri, 2, end, end, "# edited meanwhile\n")
+        assert server.response(msg_id, timeout=120)["result"]["items"] == []
+        again = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=120)
+        assert again["result"]["items"]  # asked again on the new version: answered
+        assert server.shutdown_and_exit() == 0
