@@ -95,7 +95,6 @@ class _Malformed:
 
 _NO_ID = object()
 _JSONRPC = "2.0"
-_PARSE_ERROR = -32700
 
 
 class InklingProtocol(LanguageServerProtocol):
@@ -168,7 +167,7 @@ class InklingProtocol(LanguageServerProtocol):
         super().handle_message(message)
 
     def _refuse(self, message: _Malformed) -> None:
-        name = message.method or "a message"
+        name = message.method or "(no method)"
         if message.is_request and message.invalid_request:
             log.warning("invalid request %s: %s", name, message.reason)
             msg_id = message.id if isinstance(message.id, (str, int)) else None
@@ -180,7 +179,7 @@ class InklingProtocol(LanguageServerProtocol):
         elif message.method is None and message.id is not _NO_ID:
             self._fail_pending(message)
         else:
-            log.warning("ignored a malformed %s notification: %s", name, message.reason)
+            log.warning("ignored a malformed notification %s: %s", name, message.reason)
         if message.uri is not None and self._server.documents.mark_out_of_sync(
             message.uri, f"an edit could not be read ({message.reason})"
         ):
@@ -365,7 +364,7 @@ class InklingServer(LanguageServer):
         )
 
     def report_server_error(self, error: Exception, source: Any) -> None:
-        if isinstance(error, ValueError) and isinstance(error, _UNPARSEABLE):
+        if isinstance(error, _UNPARSEABLE):  # the body was not JSON: pygls calls this
             self.protocol.parse_error(error)  # type: ignore[attr-defined]
             return
         super().report_server_error(error, source)
