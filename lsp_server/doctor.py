@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from lsp_server.errors import InklingError
@@ -69,6 +70,7 @@ def _package_version(name: str) -> str:
 
 def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
     from lsp_server.models import resolve_model
+    from lsp_server.project_index import ProjectIndex
     from lsp_server.syntax import available_grammars
 
     report = DoctorReport()
@@ -91,6 +93,16 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
         not broken,
         f"{len(grammars) - len(broken)}/{len(grammars)} load: {', '.join(sorted(grammars))}"
         + (f"; broken: {broken}" if broken else ""),
+    )
+
+    index = ProjectIndex([Path.cwd()], max_files=2000)
+    index.crawl_now()
+    files, definitions = index.size
+    report.info["index"] = {"files": files, "definitions": definitions, "seconds": index.crawl_seconds}
+    report.add(
+        "project index",
+        True,
+        f"{files} files, {definitions} definitions under {Path.cwd()} in {index.crawl_seconds:.1f}s",
     )
 
     try:

@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
+from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class EngineConfig:
     n_ctx: int = 4096
     n_threads: int = 2
     n_batch: int = 128
+    reuse_min_run: int = 64
+    """Shift cached runs of at least this many tokens into place (0: prefix reuse only)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class GenerationRequest:
     stop: Callable[[str], int | None] | None = None
     """Called with the text so far; returns where to cut it to stop, or None."""
     stop_token_ids: frozenset[int] = frozenset()
+    forced_prefix: str = ""
+    """Text the completion must start with (token healing): the first tokens are
+    the most likely ones consistent with it, not simply the most likely."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +122,7 @@ class EngineStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0
     generated_tokens: int = 0
+    shifted_tokens: int = 0
     load_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -261,38 +271,46 @@ class Engine:
 
     def _evaluate_prompt(self, model: LlamaModel, prompt: list[int], cancel: CancelToken) -> int:
         """Bring the KV cache to `prompt`; returns tokens reused, or -1 if cancelled."""
-        common = 0
-        for cached, wanted in zip(self._cached, prompt, strict=False):
-            if cached != wanted:
-                break
-            common += 1
-        # The last prompt token must be evaluated again to get fresh logits.
-        keep = min(common, len(prompt) - 1)
-        if not model.kv_truncate(keep):
+        min_run = self.config.reuse_min_run if model.can_shift else 0
+        plan = plan_reuse(self._cached, prompt, min_run)
+        if not self._rearrange(model, plan):
             model.kv_clear()
-            keep = 0
-        self._cached = prompt[:keep]
+            plan = plan_reuse([], prompt, 0)
+        self._cached = prompt[: plan.keep]
         flag = model.abort_flag
         flag.clear()
         cancel.link(flag)
         try:
-            position = keep
-            while position < len(prompt):
-                if cancel.cancelled:
-                    return -1
-                chunk = prompt[position : position + model.n_batch]
-                try:
-                    model.decode(chunk, position)
-                except CancelledError:
-                    # Ubatches that finished stay in the cache; drop them to be exact.
-                    model.kv_truncate(position)
-                    return -1
-                position += len(chunk)
-                self._cached = prompt[:position]
+            for start, end in plan.evaluate:
+                position = start
+                while position < end:
+                    chunk = prompt[position : min(end, position + model.n_batch)]
+                    try:
+                        if cancel.cancelled:
+                            raise CancelledError(cancel.reason)
+                        model.decode(chunk, position)
+                    except CancelledError:
+                        # Keep only what is valid in order: later shifted runs go too.
+                        model.kv_truncate(position)
+                        self._cached = prompt[:position]
+                        return -1
+                    position += len(chunk)
         finally:
             cancel.unlink(flag)
             flag.clear()
-        return keep
+        self._cached = list(prompt)
+        self.stats.shifted_tokens += sum(move.length for move in plan.moves)
+        return plan.reused
+
+    @staticmethod
+    def _rearrange(model: LlamaModel, plan: ReusePlan) -> bool:
+        """Drop what the plan does not keep and move its runs into place."""
+        for start, end in removals(plan):
+            if not model.kv_remove(start, end):
+                return False
+        for move in shift_order(plan):
+            model.kv_shift(move.src, move.src + move.length, move.dst - move.src)
+        return True
 
     def _generate(
         self,
@@ -309,7 +327,14 @@ class Engine:
         for _ in range(max_tokens):
             if cancel.cancelled:
                 return text, tokens, "cancelled"
-            token = int(model.last_logits().argmax())
+            logits = model.last_logits()
+            if len(text) < len(request.forced_prefix):
+                choice = _consistent_token(model, logits, request.forced_prefix[len(text) :])
+                if choice is None:
+                    return text, tokens, "eos"
+                token = choice
+            else:
+                token = int(logits.argmax())
             if (
                 model.is_eog(token)
                 or token in request.stop_token_ids
@@ -329,3 +354,17 @@ class Engine:
             model.decode([token], len(self._cached))
             self._cached.append(token)
         return text, tokens, reason
+
+
+_HEALING_CANDIDATES = 512
+
+
+def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
+    """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
+    top = np.argpartition(logits, -_HEALING_CANDIDATES)[-_HEALING_CANDIDATES:]
+    for token in top[np.argsort(logits[top])[::-1]]:
+        piece = model.token_piece(int(token))
+        agrees = piece and (piece.startswith(remaining) or remaining.startswith(piece))
+        if agrees and not model.is_control(int(token)):
+            return int(token)
+    return None

@@ -251,6 +251,9 @@ class LlamaModel:
         self._piece_cache[token] = piece
         return piece
 
+    def token_piece(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", "replace")
+
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
 
@@ -263,7 +266,19 @@ class LlamaModel:
 
     def kv_truncate(self, n_keep: int) -> bool:
         """Drop every cached position from `n_keep` on; False if llama.cpp cannot."""
-        return bool(llama_cpp.llama_memory_seq_rm(self._memory, 0, n_keep, -1))
+        return self.kv_remove(n_keep, -1)
+
+    def kv_remove(self, start: int, end: int) -> bool:
+        """Drop cached positions [start, end) (end -1: to the end)."""
+        return bool(llama_cpp.llama_memory_seq_rm(self._memory, 0, start, end))
+
+    def kv_shift(self, start: int, end: int, delta: int) -> None:
+        """Move cached positions [start, end) by `delta` (RoPE is re-applied by llama.cpp)."""
+        llama_cpp.llama_memory_seq_add(self._memory, 0, start, end, delta)
+
+    @property
+    def can_shift(self) -> bool:
+        return bool(llama_cpp.llama_memory_can_shift(self._memory))
 
     def kv_clear(self) -> None:
         llama_cpp.llama_memory_clear(self._memory, True)

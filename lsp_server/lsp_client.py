@@ -101,7 +101,8 @@ class InklingClient:
 
     async def status(self) -> dict[str, Any]:
         result: Any = await self._client.protocol.send_request_async("inkling/status", None)
-        return result if isinstance(result, dict) else dict(result._asdict())
+        plain: dict[str, Any] = _plain(result)
+        return plain
 
     async def document_state(self, uri: str) -> dict[str, Any]:
         """The server's fingerprint of a buffer (version, SHA-256 of its UTF-8 text)."""
@@ -188,6 +189,13 @@ class InklingClient:
         if self._drain is not None:
             self._drain.cancel()
         return process.returncode if process is not None else None
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands back results of custom requests as (nested) namedtuples."""
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    return value
 
 
 def rss_kib(pid: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lsp_server import syntax
 from lsp_server.context import CompletionContext, Mode, build_context, stop_cut
@@ -16,9 +17,10 @@ from lsp_server.documents import looks_binary
 from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
 from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
+from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.prompt import Budget, Prompt, build_prompt
 from lsp_server.settings import Settings
-from lsp_server.templates import Template, detect_template
+from lsp_server.templates import ContextFile, Template, detect_template
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,9 @@ class Completion:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, project: ProjectContext | None = None) -> None:
         self.engine = engine
+        self.project = project
         self._template: Template | None = None
 
     @property
@@ -93,7 +96,8 @@ class Pipeline:
             n_ctx=model.n_ctx,
             reserve=max_tokens,
         )
-        prompt = build_prompt(context, template, model, budget, path=request.path)
+        extra = self._project_context(request, settings)
+        prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
         prompt_built = time.perf_counter()
         if settings.log_buffers:
             log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
@@ -107,6 +111,7 @@ class Pipeline:
                 time_budget_s=budget_s,
                 stop=lambda text: _healed_stop(context, prompt, text),
                 stop_token_ids=prompt.stop_token_ids,
+                forced_prefix=prompt.healed,
             ),
             cancel,
         ).result()
@@ -131,6 +136,20 @@ class Pipeline:
             log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         return _result(request, context, generation, finished, timings)
 
+    def _project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:
+        if self.project is None or settings.context_tokens <= 0 or not request.path:
+            return []
+        budget = ContextBudget(
+            tokens=settings.context_tokens,
+            definitions=settings.context_definitions,
+            buffers=settings.context_buffers,
+            recent=settings.context_recent,
+            time_limit_s=settings.context_time_limit_ms / 1000,
+        )
+        return self.project.gather(
+            Path(request.path), request.language_id, request.text, request.offset, budget
+        )
+
     @staticmethod
     def _parse_check(
         context: CompletionContext, request: CompletionRequest, settings: Settings
@@ -148,7 +167,7 @@ def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int |
     """The stop rule, applied to what follows the healed whitespace."""
     body = prompt.unheal(text)
     if body is None:
-        return None if prompt.may_still_heal(text) else 0
+        return None  # still writing the healed text (the engine keeps it consistent)
     cut = stop_cut(context, body)
     return None if cut is None else cut + len(prompt.healed)
 

@@ -7,6 +7,7 @@ the engine reuses the KV cache and evaluates only the few tokens that changed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,6 +19,9 @@ GRID_LINES = 16
 """Prompt windows start and end on multiples of this many lines."""
 GRID_CHARS = 512
 """For a line too long for the budget, the window moves in steps of this many characters."""
+_WORD_END = re.compile(r"\w$")
+_HEALABLE = re.compile(r" ?[A-Za-z0-9_]+")
+"""A word token (SentencePiece-style leading space allowed) that can be regenerated."""
 CHARS_PER_TOKEN = 3.0
 """A deliberately low guess for code: the first window is too big rather than too small."""
 MAX_CHARS_PER_TOKEN = 64
@@ -35,6 +39,8 @@ class Tokenizer(Protocol):
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]: ...
 
     def special_token_id(self, text: str) -> int | None: ...
+
+    def token_piece(self, token: int) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -54,20 +60,19 @@ class Prompt:
     stop_token_ids: frozenset[int]
     order: Order
     healed: str = ""
-    """Spaces/tabs cut from the end of the prefix; the model must write them again.
-
-    Vocabularies attach a space to the word after it, so a prompt that ends
-    in a space asks for a token sequence the model has rarely seen (`sy = `
-    gives `0`, `sy =` gives ` sum(p.y for p in points)`)."""
+    """Text cut from the end of the prefix that the model must write again
+    (token healing): trailing spaces/tabs, or the last token of a word being
+    typed. Vocabularies attach a space to the word after it, and split a
+    half-typed word differently from the whole word, so a prompt that ends in
+    either asks for a token sequence the model has rarely seen (`sy = ` gives
+    `0`; `sy =` gives ` sum(p.y for p in points)`). The engine constrains the
+    first generated tokens to reproduce this text."""
 
     def unheal(self, generated: str) -> str | None:
-        """The completion after the healed whitespace; None if the model wrote other text."""
+        """The completion after the healed text; None if the model wrote other text."""
         if generated.startswith(self.healed):
             return generated[len(self.healed) :]
         return None
-
-    def may_still_heal(self, generated: str) -> bool:
-        return self.healed.startswith(generated)
 
 
 def build_prompt(
@@ -82,7 +87,12 @@ def build_prompt(
 ) -> Prompt:
     order = order or template.order
     room = max(64, budget.n_ctx - budget.reserve - 8)
-    prefix_budget = min(budget.prefix_tokens, room)
+    comment = context.language.line_comment if context.language else "#"
+    context_tokens = sum(
+        len(tokenizer.tokenize(piece.text)) if not piece.special else 1
+        for piece in template.render_context(path, extra, comment)
+    )
+    prefix_budget = min(budget.prefix_tokens, max(32, room - context_tokens))
     prefix_text = _prefix_window(context.prefix, prefix_budget, tokenizer)
     kept = prefix_text.rstrip(" \t")
     healed = prefix_text[len(kept) :]
@@ -92,7 +102,6 @@ def build_prompt(
         used = len(tokenizer.tokenize(prefix_text))
         suffix_budget = min(budget.suffix_tokens, max(0, room - used))
         suffix_text = _suffix_window(context.suffix, suffix_budget, tokenizer)
-    comment = context.language.line_comment if context.language else "#"
     pieces = template.render(prefix_text, suffix_text, path=path, context=extra, comment=comment, order=order)
     tokens: list[int] = [tokenizer.bos_id] if tokenizer.add_bos and tokenizer.bos_id >= 0 else []
     for piece in pieces:
@@ -101,8 +110,14 @@ def build_prompt(
             if token is None:
                 raise ValueError(f"the model has no {piece.text!r} token")
             tokens.append(token)
-        else:
-            tokens.extend(tokenizer.tokenize(piece.text))
+            continue
+        piece_tokens = tokenizer.tokenize(piece.text)
+        if piece.is_prefix and not healed and _WORD_END.search(piece.text) and piece_tokens:
+            last = tokenizer.token_piece(piece_tokens[-1])
+            if _HEALABLE.fullmatch(last):
+                piece_tokens.pop()
+                healed = last
+        tokens.extend(piece_tokens)
     if len(tokens) > room:  # extra context pushed it over: keep the end, which matters most
         tokens = tokens[len(tokens) - room :]
     stops = {tokenizer.special_token_id(m) for m in template.markers()}

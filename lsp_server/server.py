@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -44,6 +45,9 @@ from pygls.protocol.json_rpc import (
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
+from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
+from lsp_server.completion_cache import CompletionCache
+from lsp_server.context import Mode
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
 from lsp_server.engine import CancelToken, Engine, EngineConfig
 from lsp_server.errors import (
@@ -54,6 +58,8 @@ from lsp_server.errors import (
 )
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import Completion, CompletionRequest, Pipeline
+from lsp_server.project_context import ProjectContext
+from lsp_server.project_index import ProjectIndex
 from lsp_server.scheduler import Scheduler
 from lsp_server.settings import (
     Settings,
@@ -332,6 +338,10 @@ class InklingServer(LanguageServer):
         super().__init__("inkling", __version__, protocol_cls=InklingProtocol, max_workers=4)
         self.documents = DocumentStore()
         self.scheduler = Scheduler()
+        self.cache = CompletionCache()
+        self.index = ProjectIndex()
+        self.project = ProjectContext(self.index)
+        self._noted_cursor: dict[str, int] = {}
         self.base_layers = base_layers
         self.client_layers: list[SettingsLayer] = []
         self.settings: Settings = merge(base_layers)
@@ -341,6 +351,8 @@ class InklingServer(LanguageServer):
         self.model_state = "not loaded"
         self.model_error: str | None = None
         self.last_latency_ms: float | None = None
+        self.acceptance = AcceptanceLog()
+        self.client_name = "unknown client"
         self._load_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._shown: dict[str, None] = {}
@@ -391,7 +403,14 @@ class InklingServer(LanguageServer):
             "template": template,
             "error": self.model_error,
             "lastLatencyMs": self.last_latency_ms,
+            "cacheHits": self.cache.hits,
+            "index": {
+                "files": self.index.size[0],
+                "definitions": self.index.size[1],
+                "ring": self.project.ring_size,
+            },
             "encoding": self.encoding if self.protocol._workspace is not None else None,
+            "acceptance": self.acceptance.session(),
         }
 
     def send_status(self) -> None:
@@ -467,7 +486,7 @@ class InklingServer(LanguageServer):
         error = future.exception()
         if error is None:
             engine = future.result()
-            self.engine, self.pipeline = engine, Pipeline(engine)
+            self.engine, self.pipeline = engine, Pipeline(engine, self.project)
             self.model_state = "ready"
             template = self.pipeline.template
             message = f"model ready in {engine.stats.load_seconds:.1f}s ({template.family} prompt format)"
@@ -550,13 +569,22 @@ class InklingServer(LanguageServer):
         snapshot = self.documents.snapshot(uri)
         view = Document(uri, snapshot.language_id, snapshot.version, snapshot.text)
         path = _uri_to_path(uri)
+        started = time.perf_counter()
+        self._note_cursor(uri, path, snapshot.text, position.line)
+        prefix, suffix = snapshot.text[:offset], snapshot.text[offset:]
+        cached = self.cache.lookup(uri, prefix, suffix)
+        if cached is not None:
+            # The user typed what the completion predicted: no model needed.
+            self.scheduler.cancel_all("answered from the cache")
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+            mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
+            return Completion(cached, offset, mode, "cache"), view
 
         def job(cancel: CancelToken) -> Completion:
             tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
             request = CompletionRequest(snapshot.text, offset, snapshot.language_id, path=path, tree=tree)
             return pipeline.complete(request, settings, cancel)
 
-        started = time.perf_counter()
         token, future = self.scheduler.submit(job)
         try:
             completion = await asyncio.wrap_future(future)
@@ -572,12 +600,30 @@ class InklingServer(LanguageServer):
             self.last_latency_ms = (time.perf_counter() - started) * 1000
         if completion.empty:
             return None
+        self.cache.store(uri, prefix, suffix, completion.text)
         if self.documents.version(uri) != snapshot.version:
             # The buffer changed while this was generated: its range would land in the
-            # wrong place. Editors ask again after a change; this answer is dropped.
+            # wrong place. Editors ask again after a change; this answer is dropped
+            # (the cache keeps it, should the user's typing match it).
             log.debug("dropped a completion for %s: the buffer changed meanwhile", uri)
             return None
         return completion, view
+
+    def _note_cursor(self, uri: str, path: str, text: str, line: int) -> None:
+        """Remember where the user asks for completions (once per line)."""
+        if self._noted_cursor.get(uri) != line:
+            self._noted_cursor[uri] = line
+            self.project.note_cursor(Path(path), text, line)
+
+
+def _workspace_roots(params: types.InitializeParams) -> list[Path]:
+    uris = [folder.uri for folder in params.workspace_folders or []]
+    if not uris and params.root_uri:
+        uris = [params.root_uri]
+    roots = [Path(_uri_to_path(uri)) for uri in uris if uri.startswith("file:")]
+    if not uris and params.root_path:
+        roots = [Path(params.root_path)]
+    return [root for root in roots if root.is_dir()]
 
 
 def _uri_to_path(uri: str) -> str:
@@ -591,6 +637,7 @@ def inline_items(server: InklingServer, completion: Completion, view: Document) 
     item = types.InlineCompletionItem(
         insert_text=completion.text,
         range=types.Range(start=position, end=position),
+        command=_accept_command(server, view, "inline"),
     )
     return types.InlineCompletionList(items=[item])
 
@@ -621,6 +668,7 @@ def completion_items(server: InklingServer, completion: Completion, view: Docume
         preselect=True,
         insert_text_format=types.InsertTextFormat.PlainText,
         insert_text_mode=types.InsertTextMode.AsIs,
+        command=_accept_command(server, view, "menu"),
         text_edit=types.TextEdit(
             range=types.Range(
                 start=types.Position(line=start[0], character=start[1]),
@@ -630,6 +678,12 @@ def completion_items(server: InklingServer, completion: Completion, view: Docume
         ),
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _accept_command(server: InklingServer, view: Document, kind: str) -> types.Command:
+    """Counts the item as offered; the client runs the command when the user accepts it."""
+    item_id = server.acceptance.offered(server.client_name, view.language_id, kind)
+    return types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[item_id])
 
 
 def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
@@ -644,14 +698,19 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
                 ls.tell(warning)
         if params.initialization_options is not None:
             ls.apply_client_settings(params.initialization_options, "initializationOptions")
+        ls.index.roots = _workspace_roots(params)
+        ls.client_name = _client_name(params, with_version=False)
         log.info("client %s, positions in %s", _client_name(params), ls.encoding)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: InklingServer, params: types.InitializedParams) -> None:
         ls.start_model_load()
+        if ls.settings.context_tokens > 0 and ls.settings.context_definitions:
+            ls.index.start_crawl()
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: InklingServer, params: None) -> None:
+        ls.acceptance.flush()
         ls.stop_work()
 
     @server.feature(STATUS_NOTIFICATION)
@@ -659,10 +718,18 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
         """Custom request: model state, for status bars and tests."""
         return ls.status()
 
+    @server.command(ACCEPT_COMMAND)
+    def accepted(ls: InklingServer, *arguments: Any) -> None:
+        """Sent by the client when the user accepts an item (for the acceptance rate)."""
+        item_id = arguments[0] if arguments else None
+        if not ls.acceptance.accepted(item_id):
+            log.debug("%s for an unknown or already counted item %r", ACCEPT_COMMAND, item_id)
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: InklingServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.project.note_open(Path(_uri_to_path(doc.uri)), doc.language_id, doc.text)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: InklingServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -681,6 +748,8 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
+        ls.cache.forget(params.text_document.uri)
+        ls.project.note_close(Path(_uri_to_path(params.text_document.uri)))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: InklingServer, params: types.DidChangeConfigurationParams) -> None:
@@ -759,6 +828,8 @@ async def _pull_configuration(ls: InklingServer) -> Any:
     return result[0] if result else None
 
 
-def _client_name(params: types.InitializeParams) -> str:
+def _client_name(params: types.InitializeParams, with_version: bool = True) -> str:
     info = params.client_info
-    return f"{info.name} {info.version or ''}".strip() if info else "unknown client"
+    if info is None:
+        return "unknown client"
+    return f"{info.name} {info.version or ''}".strip() if with_version else info.name

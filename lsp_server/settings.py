@@ -77,7 +77,7 @@ class Settings:
         metadata=_meta("Most tokens generated when writing a block.", minimum=1, maximum=4096),
     )
     time_budget_inline_ms: int = field(
-        default=1200,
+        default=2000,
         metadata=_meta(
             "Generation time budget for a line; what is complete when it runs out is returned.",
             minimum=50,
@@ -85,7 +85,7 @@ class Settings:
         ),
     )
     time_budget_block_ms: int = field(
-        default=4000,
+        default=5000,
         metadata=_meta("Generation time budget for a block.", minimum=50, maximum=120000),
     )
     prefix_tokens: int = field(
@@ -99,6 +99,31 @@ class Settings:
             minimum=0,
             maximum=65536,
         ),
+    )
+    context_tokens: int = field(
+        default=384,
+        metadata=_meta(
+            "Tokens of project context (definitions from other files, similar code from other "
+            "buffers) put in front of the code; 0 turns project context off.",
+            minimum=0,
+            maximum=16384,
+        ),
+    )
+    context_definitions: bool = field(
+        default=True,
+        metadata=_meta("Project context: signatures of what the file imports and of names used nearby."),
+    )
+    context_buffers: bool = field(
+        default=True,
+        metadata=_meta("Project context: similar code from other open buffers and recent edits."),
+    )
+    context_recent: bool = field(
+        default=True,
+        metadata=_meta("Project context: code around places where completions were recently asked for."),
+    )
+    context_time_limit_ms: int = field(
+        default=50,
+        metadata=_meta("Most time spent gathering project context for one request.", minimum=1, maximum=5000),
     )
     enable: bool = field(default=True, metadata=_meta("Turn all completions on or off."))
     languages: dict[str, bool] = field(

@@ -99,6 +99,31 @@ def ancestors(node: Node) -> Iterator[Node]:
         current = current.parent
 
 
+_queries: dict[tuple[str, str], tree_sitter.Query] = {}
+
+
+def query(spec: LanguageSpec, source: str) -> tree_sitter.Query:
+    """A compiled query, cached; raises GrammarError if it does not fit the grammar."""
+    key = (spec.id, source)
+    with _grammar_lock:
+        cached = _queries.get(key)
+    if cached is not None:
+        return cached
+    try:
+        compiled = tree_sitter.Query(grammar(spec), source)
+    except (tree_sitter.QueryError, ValueError) as exc:
+        raise GrammarError(f"a {spec.id} query does not fit its grammar: {exc}") from exc
+    with _grammar_lock:
+        _queries[key] = compiled
+    return compiled
+
+
+def matches(spec: LanguageSpec, source: str, node: Node) -> list[tuple[int, dict[str, list[Node]]]]:
+    """All matches of a query under `node`: (pattern index, capture name -> nodes)."""
+    cursor = tree_sitter.QueryCursor(query(spec, source))
+    return [(index, captures) for index, captures in cursor.matches(node)]
+
+
 def error_count(node: Node) -> int:
     """ERROR and MISSING nodes under `node`, visiting only subtrees that have them."""
     count = 0

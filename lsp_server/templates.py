@@ -49,6 +49,8 @@ class Piece:
 
     text: str
     special: bool = False
+    is_prefix: bool = False
+    """The text before the cursor (the prompt builder heals its last token)."""
 
 
 @dataclass(frozen=True)
@@ -99,24 +101,25 @@ class Template:
         order: Order | None = None,
     ) -> list[Piece]:
         """The prompt as pieces; the model's completion follows the last piece."""
-        pieces = self._render_context(path, context, comment)
+        pieces = self.render_context(path, context, comment)
         order = order or self.order
         if order == "prefix" or not self.is_fim:
-            return [*pieces, Piece(prefix)]
+            return [*pieces, Piece(prefix, is_prefix=True)]
         pre, suf, mid = (
             Piece(self.prefix_marker, True),
             Piece(self.suffix_marker, True),
             Piece(self.middle_marker, True) if self.middle_marker else None,
         )
         if order == "spm":
-            body = [suf, Piece(suffix), pre, Piece(prefix)]
+            body = [suf, Piece(suffix), pre, Piece(prefix, is_prefix=True)]
         else:
-            body = [pre, Piece(prefix), suf, Piece(suffix)]
+            body = [pre, Piece(prefix, is_prefix=True), suf, Piece(suffix)]
         if mid is not None:
             body.append(mid)
         return [*pieces, *(p for p in body if p.text)]
 
-    def _render_context(self, path: str, context: Sequence[ContextFile], comment: str) -> list[Piece]:
+    def render_context(self, path: str, context: Sequence[ContextFile], comment: str) -> list[Piece]:
+        """Other files in front of the prompt: repository format where the model has one."""
         if not context:
             return []
         pieces: list[Piece] = []

@@ -5,7 +5,8 @@
 
 Every attempt is refused (PermissionError) and reported on stderr as
 "GUARD VIOLATION: ...", so a test can run a whole session and then check that
-the server never tried. Python's audit hooks see what Python code does; the
+the server never tried. Writes are allowed only under $INKLING_GUARD_WRITABLE
+(the server's state directory, where it keeps its acceptance counts), if set. Python's audit hooks see what Python code does; the
 security test also runs this inside a network namespace (`unshare -n`), which
 covers C code too, and checks afterwards that no file appeared anywhere the
 process could write.
@@ -66,6 +67,20 @@ def _writes(mode: Any, flags: Any) -> bool:
     return isinstance(flags, int) and bool(flags & _WRITE_FLAGS)
 
 
+_WRITABLE = os.environ.get("INKLING_GUARD_WRITABLE")
+
+
+def _allowed_place(*paths: Any) -> bool:
+    if not _WRITABLE:
+        return False
+    root = os.path.realpath(_WRITABLE)
+    return all(
+        isinstance(p, (str, bytes, os.PathLike))
+        and os.path.commonpath([root, os.path.realpath(os.fsdecode(p))]) == root
+        for p in paths
+    )
+
+
 def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event == "socket.__new__":
         if args[1] != socket.AF_UNIX:  # asyncio's own wake-up pipe is an AF_UNIX pair
@@ -73,12 +88,17 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     elif event in _SOCKET_CALLS:
         if not isinstance(args[1], (str, bytes)):  # AF_UNIX addresses are paths
             _refuse(event, args[1])
-    elif event in _NAME_LOOKUPS or event in _PROCESSES or event in _FILE_CHANGES:
+    elif event in _NAME_LOOKUPS or event in _PROCESSES:
         _refuse(event, args[:2])
+    elif event in _FILE_CHANGES:
+        paths = args[:2] if event in ("os.rename", "os.link", "os.symlink", "shutil.move") else args[:1]
+        if not _allowed_place(*paths):
+            _refuse(event, args[:2])
     elif event == "open":
         path, mode, flags = args
         # An int path wraps a descriptor that is already open (stdout, for the protocol).
-        if not isinstance(path, int) and _writes(mode, flags) and str(path) != os.devnull:
+        writes = not isinstance(path, int) and _writes(mode, flags) and str(path) != os.devnull
+        if writes and not _allowed_place(path):
             _refuse(event, (path, mode))
 
 

@@ -17,8 +17,14 @@ SERVER = [sys.executable, "-m", "lsp_server", "serve"]
 
 async def status(client: LanguageClient) -> dict[str, Any]:
     result: Any = await client.protocol.send_request_async("inkling/status", None)
-    # pygls hands back results of custom requests as namedtuples.
-    return result if isinstance(result, dict) else dict(result._asdict())
+    return _plain(result)
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands back results of custom requests as (nested) namedtuples."""
+    if hasattr(value, "_asdict"):
+        return {key: _plain(item) for key, item in value._asdict().items()}
+    return value
 
 
 async def wait_for_model(client: LanguageClient, timeout: float = 180.0) -> dict[str, Any]:
@@ -55,3 +61,8 @@ async def inline(client: LanguageClient, uri: str, position: types.Position) -> 
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         )
     )
+
+
+# Behaviour tests must not depend on how busy the machine is: with these
+# budgets a completion is never cut short by the clock.
+UNHURRIED = {"timeBudgetInlineMs": 30000, "timeBudgetBlockMs": 60000}

@@ -1,21 +1,25 @@
 """Security: no network, nothing executed or written, no buffer text in the logs.
 
-A full completion session (load, open, edit, complete, shutdown) runs under
-tests/lsp/guarded_launch.py, whose audit hooks refuse and report any socket
-other than the stdio transport, any new process and any file write; where
-the machine allows it, inside a network namespace with no interfaces
-(`unshare -n`), which also covers llama.cpp's C code. Afterwards no file may
-have appeared in the home, cache, temporary or working directory it was given.
+A full completion session (load, open, edit, complete, accept, shutdown) runs
+under tests/lsp/guarded_launch.py, whose audit hooks refuse and report any
+socket other than the stdio transport, any new process and any file write
+outside the server's state directory; where the machine allows it, inside a
+network namespace with no interfaces (`unshare -n`), which also covers
+llama.cpp's C code. Afterwards no file may have appeared in the home, cache,
+temporary or working directory it was given, and the state directory may
+hold only the acceptance counts, which must not contain any code.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from lsp_server.acceptance import ACCEPT_COMMAND
 from lsp_server.models import resolve_model
 from tests.lsp.raw_client import ROOT, RawServer
 
@@ -44,7 +48,7 @@ def test_the_guard_refuses_each_kind_of_attempt(tmp_path: Path) -> None:
 
 
 def test_a_full_session_uses_no_network_runs_nothing_and_writes_nothing(tmp_path: Path) -> None:
-    places = {name: tmp_path / name for name in ("home", "cache", "tmp", "work")}
+    places = {name: tmp_path / name for name in ("home", "cache", "tmp", "work", "state")}
     for place in places.values():
         place.mkdir()
     env = {
@@ -53,6 +57,9 @@ def test_a_full_session_uses_no_network_runs_nothing_and_writes_nothing(tmp_path
         "TMPDIR": str(places["tmp"]),
         "INKLING_MODEL": str(resolve_model().path),
         "PYTHONDONTWRITEBYTECODE": "1",
+        # The one place the server writes: its acceptance counts (numbers only, checked below).
+        "INKLING_STATE": str(places["state"]),
+        "INKLING_GUARD_WRITABLE": str(places["state"]),
     }
     namespace = _network_namespace()
     options = {"timeBudgetInlineMs": 20_000, "maxTokensInline": 16}
@@ -68,19 +75,31 @@ def test_a_full_session_uses_no_network_runs_nothing_and_writes_nothing(tmp_path
             "textDocument/completion",
             {"textDocument": {"uri": uri}, "position": {"line": len(lines) - 1, "character": len(lines[-1])}},
         )["result"]["items"]
+        for item in items:  # the user accepts: the editor runs the item's command
+            command = item["command"]
+            server.call(
+                "workspace/executeCommand", {"command": command["command"], "arguments": command["arguments"]}
+            )
         server.change(uri, 2, (len(lines) - 1, len(lines[-1])), (len(lines) - 1, len(lines[-1])), "folder")
         server.call("textDocument/inlineCompletion", _inline(uri, len(lines) - 1, len(lines[-1]) + 6))
         assert server.shutdown_and_exit() == 0
         log = server.stderr
     assert "GUARD VIOLATION" not in log, log[-3000:]
-    # Whatever the model wrote is data: text to insert, with nothing to run attached.
-    for item in items:
-        assert set(item) <= {"insertText", "range", "filterText"} and isinstance(item["insertText"], str)
-    for item in menu:
-        assert "command" not in item and "additionalTextEdits" not in item
-        assert isinstance(item["textEdit"]["newText"], str)
+    # Whatever the model wrote is data: text to insert. The only command attached is
+    # Inkling's own acceptance counter, whose one argument is an opaque item id.
+    texts = [item["insertText"] for item in items] + [item["textEdit"]["newText"] for item in menu]
+    for item in [*items, *menu]:
+        assert set(item) & {"additionalTextEdits", "data"} == set()
+        command = item.get("command")
+        assert command is None or (command["command"] == ACCEPT_COMMAND and len(command["arguments"]) == 1)
+        assert command is None or all(command["arguments"][0] not in text for text in [TEMPTING, *texts])
+    assert all(isinstance(text, str) for text in texts)
     written = sorted(str(p.relative_to(tmp_path)) for place in places.values() for p in place.rglob("*"))
-    assert written == [], written
+    assert set(written) <= {"state/acceptance.json", "state/acceptance.json.lock"}, written
+    if "state/acceptance.json" in written:
+        counts = (places["state"] / "acceptance.json").read_text()
+        assert not any(text.strip() and text.strip() in counts for text in [*texts, "rm -rf", "wipe"])
+        assert json.loads(counts)["total"]["accepted"] == len(items)
     print(f"network namespace: {'unshare -n' if namespace else 'not available (audit hooks only)'}")
     print(f"completion returned as text: {[i['insertText'] for i in items]}")
 

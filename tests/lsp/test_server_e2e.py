@@ -10,7 +10,16 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.helpers import ROOT, SERVER, inline, open_document, position_after, wait_for_model
+from tests.lsp.helpers import (
+    ROOT,
+    SERVER,
+    UNHURRIED,
+    inline,
+    open_document,
+    position_after,
+    status,
+    wait_for_model,
+)
 
 pytestmark = pytest.mark.model
 
@@ -21,7 +30,9 @@ URI = "file:///work/demo.py"
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def client(lsp_client: LanguageClient):
     result = await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=client_capabilities("visual-studio-code"))
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"), initialization_options=UNHURRIED
+        )
     )
     lsp_client.init_result = result  # type: ignore[attr-defined]
     yield
@@ -141,3 +152,26 @@ async def test_unopened_document_gets_empty_answer_and_a_message(client: Languag
             break
         await asyncio.sleep(0.05)
     assert any("not open" in m.message for m in client.messages), client.messages
+
+
+async def test_typing_the_completion_is_answered_from_the_cache(client: LanguageClient) -> None:
+    await wait_for_model(client)
+    open_document(client, URI, DEMO)
+    position = position_after(DEMO, "    sy = ")
+    first = (await inline(client, URI, position)).items[0].insert_text
+    assert len(first) > 2
+    # Type the first two characters of the completion, as the user would.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text=first[:2]
+                )
+            ],
+        )
+    )
+    moved = types.Position(line=position.line, character=position.character + 2)
+    second = await inline(client, URI, moved)
+    assert second.items[0].insert_text == first[2:]
+    assert (await status(client))["cacheHits"] == 1  # answered without the model

@@ -14,16 +14,20 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from tests.lsp.helpers import SERVER, inline, open_document, position_after, status, wait_for_model
+from tests.lsp.helpers import SERVER, UNHURRIED, inline, open_document, position_after, status, wait_for_model
 
 pytestmark = pytest.mark.model
 
 CODE = "def area(width, height):\n    return \n"
 
 
-async def start(client: LanguageClient, options: object | None = None, spec: str = "visual-studio-code"):
+async def start(
+    client: LanguageClient, options: dict[str, object] | None = None, spec: str = "visual-studio-code"
+):
     await client.initialize_session(
-        types.InitializeParams(capabilities=client_capabilities(spec), initialization_options=options)
+        types.InitializeParams(
+            capabilities=client_capabilities(spec), initialization_options={**UNHURRIED, **(options or {})}
+        )
     )
 
 
@@ -102,7 +106,7 @@ async def test_bad_model_file_keeps_the_server_up(
 
 
 async def test_bad_setting_values_are_reported_and_defaulted(client: LanguageClient) -> None:
-    await start(client, {"inkling": {"maxTokensInline": "lots", "frobnicate": True}})
+    await start(client, {"maxTokensInline": "lots", "frobnicate": True})
     assert await messages_containing(client, "maxTokensInline")
     assert await messages_containing(client, "frobnicate")
     assert (await wait_for_model(client))["state"] == "ready"
@@ -179,7 +183,16 @@ def test_complete_command_prints_a_json_record() -> None:
     import json
 
     result = subprocess.run(
-        [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:23:10", "--json"],
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "complete",
+            "examples/demo.py:23:10",
+            "--json",
+            "--time-budget-inline-ms",
+            "30000",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -221,3 +234,25 @@ def test_doctor_reports_everything_and_no_network() -> None:
     ):
         assert names[name]["ok"], names[name]
     assert report["info"]["speed"]["generate_tokens_per_s"] > 1
+
+
+async def test_workspace_is_indexed_for_project_context(client: LanguageClient, tmp_path: Path) -> None:
+    (tmp_path / "billing.py").write_text("def compute_total(invoice, tax_rate=0.2):\n    return 1\n")
+    (tmp_path / "report.py").write_text("from billing import compute_total\n")
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=tmp_path.as_uri(),
+            initialization_options=UNHURRIED,
+        )
+    )
+    await wait_for_model(client)
+    text = "from billing import compute_total\n\ntotal = \n"
+    open_document(client, (tmp_path / "report.py").as_uri(), text)
+    for _ in range(100):
+        if (await status(client))["index"]["definitions"] >= 1:
+            break
+        await asyncio.sleep(0.05)
+    assert (await status(client))["index"]["files"] == 2
+    result = await inline(client, (tmp_path / "report.py").as_uri(), position_after(text, "total = "))
+    assert result.items  # the prompt with project context still completes

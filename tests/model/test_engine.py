@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
-from lsp_server.engine import CancelToken, Engine, GenerationRequest
+from lsp_server.engine import CancelToken, Engine
+from lsp_server.engine import GenerationRequest as Request
 
 pytestmark = pytest.mark.model
 
@@ -15,6 +17,12 @@ SOURCE = "import os\n\n\ndef list_python_files(root):\n    result = []\n    for 
 
 def prompt(engine: Engine, text: str) -> list[int]:
     return engine.model.tokenize(text, add_bos=True)
+
+
+def GenerationRequest(prompt: list[int], max_tokens: int, **options: Any) -> Request:  # noqa: N802
+    """A request whose time budget never cuts it short, however busy the machine is."""
+    options.setdefault("time_budget_s", 600.0)
+    return Request(prompt, max_tokens, **options)
 
 
 def test_kv_cache_is_reused_across_keystrokes(engine: Engine) -> None:
@@ -83,3 +91,23 @@ def test_cancelled_before_start_costs_nothing(engine: Engine) -> None:
     token.cancel()
     result = engine.submit(GenerationRequest(prompt(engine, SOURCE + "x"), max_tokens=8), token).result()
     assert result.finish_reason == "cancelled" and result.generated_tokens == 0
+
+
+def test_forced_prefix_is_regenerated_consistently(engine: Engine) -> None:
+    text = "def total(values):\n    return"
+    # The prompt stops before " su"; the completion must start with it.
+    result = engine.submit(
+        GenerationRequest(prompt(engine, text), max_tokens=6, forced_prefix=" su")
+    ).result()
+    assert result.text.startswith(" su"), result.text
+
+
+def test_moved_window_reuses_shifted_cache(engine: Engine) -> None:
+    lines = "".join(f"    total_{i} = compute(values[{i}], scale={i})\n" for i in range(60))
+    full = prompt(engine, "def build(values):\n" + lines)
+    engine.submit(GenerationRequest(full, max_tokens=1)).result()
+    # The window starts 10 lines further down, and the user typed two more lines.
+    moved_text = "".join(f"    total_{i} = compute(values[{i}], scale={i})\n" for i in range(10, 62))
+    moved = engine.submit(GenerationRequest(prompt(engine, moved_text), max_tokens=4)).result()
+    assert moved.reused_tokens > 0.7 * moved.prompt_tokens, moved
+    assert moved.text.strip(), moved  # the model still writes sensible code after the shift

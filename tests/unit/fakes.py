@@ -20,6 +20,7 @@ class FakeVocab:
         self._architecture = architecture
         self._fim = fim or {}
         self.calls = 0
+        self._pieces: dict[int, str] = {}
 
     add_bos = True
     bos_id = 1
@@ -40,7 +41,12 @@ class FakeVocab:
     def fim_token_ids(self) -> dict[str, int]:
         return dict(self._fim)
 
+    def token_piece(self, token: int) -> str:
+        return self._pieces.get(token, "?")
+
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
         self.calls += 1
         pieces = re.findall(r"\w+|\s|[^\w\s]", text)
-        return ([self.bos_id] if add_bos else []) + [hash(p) % 997 + 2 for p in pieces]
+        ids = [hash(p) % 997 + 2 for p in pieces]
+        self._pieces.update(zip(ids, pieces, strict=True))
+        return ([self.bos_id] if add_bos else []) + ids

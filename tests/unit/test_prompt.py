@@ -68,6 +68,24 @@ def test_one_giant_line_is_cut_inside() -> None:
     assert text[: len(text) - 1].endswith(prompt.prefix_text)
 
 
+def test_half_typed_word_is_healed() -> None:
+    vocab = FakeVocab()
+    context = build_context("total = compu", 13, language_for_id("python"))
+    prompt = build_prompt(context, PREFIX_ONLY, vocab, Budget(100, 0, 512, 16))
+    assert prompt.healed == "compu"
+    assert vocab.token_piece(prompt.tokens[-1]) == " "  # the prompt stops before the word
+    assert prompt.unheal("compute(x)") == "te(x)"
+
+
+def test_complete_words_and_punctuation_are_not_healed() -> None:
+    vocab = FakeVocab()
+    for text in ("call(a, ", "x = y.", "value = 12;"):
+        prompt = build_prompt(
+            build_context(text, len(text), None), PREFIX_ONLY, vocab, Budget(100, 0, 512, 16)
+        )
+        assert prompt.healed == text[len(text.rstrip(" ")) :]
+
+
 class _LengthRecordingVocab(FakeVocab):
     def __init__(self) -> None:
         super().__init__(SPECIALS)

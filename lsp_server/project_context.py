@@ -1,0 +1,219 @@
+"""Context from the rest of the project, for the prompt: definitions and similar code.
+
+Sources, each switchable and each within one shared token budget and a time
+limit:
+
+* definitions - signatures of what the current file imports (resolved to
+  workspace files) and of the names used near the cursor (found in the
+  workspace index), most relevant last so it sits next to the code;
+* buffers     - chunks of other open buffers and of recently edited regions,
+  in a ring, ranked by how many identifiers they share with the lines
+  around the cursor;
+* recent      - ranges around the places where completions were asked for
+  (what the user was looking at).
+
+The selection depends on the lines above the cursor, not on the line being
+typed, and is reused while that does not change: the extra context sits at
+the start of the prompt, and keeping it identical keeps the KV cache valid.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsp_server.languages import language_for_id
+from lsp_server.project_index import ProjectIndex
+from lsp_server.symbols import Definition, read_symbols, supported
+from lsp_server.templates import ContextFile
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+CHUNK_LINES = 32
+WINDOW_LINES = 40
+CHARS_PER_TOKEN = 3.2
+
+
+@dataclass(frozen=True)
+class ContextBudget:
+    tokens: int
+    definitions: bool = True
+    buffers: bool = True
+    recent: bool = True
+    time_limit_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    path: Path
+    start_line: int
+    text: str
+    words: frozenset[str]
+    kind: str  # "buffer", "edit" or "recent"
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_IDENTIFIER.findall(text))
+
+
+def _lines_around(text: str, line: int, before: int, after: int) -> tuple[int, str]:
+    lines = text.split("\n")
+    start = max(0, line - before)
+    return start, "\n".join(lines[start : line + after])
+
+
+class ProjectContext:
+    """Collects context while the user works; `gather` picks some for one request."""
+
+    def __init__(self, index: ProjectIndex, ring_size: int = 24) -> None:
+        self.index = index
+        self._ring: OrderedDict[tuple[Path, int, str], _Chunk] = OrderedDict()
+        self._ring_size = ring_size
+        self._lock = threading.Lock()
+        self._last: dict[Path, tuple[tuple[object, ...], list[ContextFile]]] = {}
+
+    # -- what the user does ------------------------------------------------------------
+
+    def note_open(self, path: Path, language_id: str, text: str) -> None:
+        self.index.set_overlay(path, language_id, text)
+        start, chunk = _lines_around(text, 0, 0, CHUNK_LINES)
+        self._remember(_Chunk(path, start, chunk, _words(chunk), "buffer"))
+
+    def note_change(self, path: Path, language_id: str, text: str, line: int) -> None:
+        self.index.set_overlay(path, language_id, text)
+        start, chunk = _lines_around(text, line, CHUNK_LINES // 2, CHUNK_LINES // 2)
+        self._remember(_Chunk(path, start - start % 8, chunk, _words(chunk), "edit"))
+
+    def note_cursor(self, path: Path, text: str, line: int) -> None:
+        start, chunk = _lines_around(text, line, CHUNK_LINES // 2, CHUNK_LINES // 2)
+        self._remember(_Chunk(path, start - start % 8, chunk, _words(chunk), "recent"))
+
+    def note_close(self, path: Path) -> None:
+        self.index.drop_overlay(path)
+
+    def _remember(self, chunk: _Chunk) -> None:
+        if not chunk.text.strip():
+            return
+        with self._lock:
+            # One chunk per region of a file and kind: a newer one replaces it.
+            key = (chunk.path, chunk.start_line // CHUNK_LINES, chunk.kind)
+            self._ring.pop(key, None)
+            self._ring[key] = chunk
+            while len(self._ring) > self._ring_size:
+                self._ring.popitem(last=False)
+
+    @property
+    def ring_size(self) -> int:
+        with self._lock:
+            return len(self._ring)
+
+    # -- one request -------------------------------------------------------------------------
+
+    def gather(
+        self, path: Path, language_id: str, text: str, offset: int, budget: ContextBudget
+    ) -> list[ContextFile]:
+        if budget.tokens <= 0:
+            return []
+        line_start = text.rfind("\n", 0, offset) + 1
+        above = text[:line_start]
+        window = "\n".join(above.split("\n")[-WINDOW_LINES:])
+        window_words = _words(window)
+        key = (window_words, budget, self.ring_size)
+        previous = self._last.get(path)
+        if previous is not None and previous[0] == key:
+            return previous[1]
+        deadline = time.perf_counter() + budget.time_limit_s
+        chars = int(budget.tokens * CHARS_PER_TOKEN)
+        picked: list[tuple[float, ContextFile]] = []
+        if budget.definitions:
+            picked += self._definitions(path, language_id, text, window_words, deadline)
+        if budget.buffers or budget.recent:
+            kinds = {"buffer", "edit"} if budget.buffers else set()
+            kinds |= {"recent"} if budget.recent else set()
+            picked += self._similar_chunks(path, window_words, kinds)
+        chosen = _within_budget(picked, chars)
+        same_budget = previous is not None and previous[0][1:] == key[1:]
+        if previous is not None and same_budget and set(chosen) <= set(previous[1]):
+            chosen = previous[1]  # still covers what is relevant: keep the prompt's start
+        self._last[path] = (key, chosen)
+        return chosen
+
+    def _definitions(
+        self, path: Path, language_id: str, text: str, window_words: frozenset[str], deadline: float
+    ) -> list[tuple[float, ContextFile]]:
+        spec = language_for_id(language_id)
+        if spec is None or not supported(spec):
+            return []
+        symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
+        defined_here = {d.name for d in symbols.definitions}
+        found: dict[tuple[str, int], tuple[float, Definition]] = {}
+        for related in self.index.related_files(path, symbols):
+            if time.perf_counter() > deadline:
+                break
+            other = self.index.symbols(related)
+            for definition in other.definitions if other else ():
+                used = definition.name in window_words
+                score = 2.0 if used else 0.5
+                found[(definition.path, definition.line)] = (score, definition)
+        for name in sorted(window_words - defined_here):
+            if time.perf_counter() > deadline:
+                break
+            for definition in self.index.lookup(name)[:3]:
+                if Path(definition.path) != path:
+                    key = (definition.path, definition.line)
+                    score = max(found.get(key, (0.0, definition))[0], 1.5)
+                    found[key] = (score, definition)
+        grouped: dict[str, list[tuple[float, Definition]]] = {}
+        for score, definition in found.values():
+            grouped.setdefault(definition.path, []).append((score, definition))
+        results = []
+        for file_path, items in grouped.items():
+            items.sort(key=lambda item: item[1].line)
+            body = "\n\n".join(d.signature for _, d in items)
+            results.append((max(s for s, _ in items), ContextFile(self._display(Path(file_path)), body)))
+        return results
+
+    def _similar_chunks(
+        self, path: Path, window_words: frozenset[str], kinds: set[str]
+    ) -> list[tuple[float, ContextFile]]:
+        with self._lock:
+            chunks = [c for c in self._ring.values() if c.kind in kinds and c.path != path]
+        results = []
+        seen: set[str] = set()
+        for chunk in chunks:
+            if not chunk.words or chunk.text in seen:
+                continue
+            seen.add(chunk.text)
+            overlap = len(chunk.words & window_words) / len(chunk.words | window_words)
+            if overlap > 0.05:
+                results.append((overlap, ContextFile(self._display(chunk.path), chunk.text)))
+        return results
+
+    def _display(self, path: Path) -> str:
+        for root in self.index.roots:
+            if path.is_relative_to(root):
+                return str(path.relative_to(root))
+        return path.name
+
+
+def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[ContextFile]:
+    """The best items that fit, ordered least relevant first (the best sits by the code)."""
+    chosen: list[tuple[float, ContextFile]] = []
+    used = 0
+    for score, candidate in sorted(picked, key=lambda pair: (-pair[0], pair[1].path)):
+        item = candidate
+        size = len(item.text) + len(item.path) + 8
+        if used + size > chars:
+            if used + 200 > chars:
+                break
+            text = item.text[: max(0, chars - used - len(item.path) - 8)]
+            item = ContextFile(item.path, text[: text.rfind("\n")] if "\n" in text else text)
+            size = len(item.text) + len(item.path) + 8
+            if not item.text.strip():
+                continue
+        chosen.append((score, item))
+        used += size
+    return [item for _, item in reversed(chosen)]

@@ -1,0 +1,97 @@
+from pathlib import Path
+
+from lsp_server.project_context import ContextBudget, ProjectContext
+from lsp_server.project_index import ProjectIndex
+
+BILLING = '''"""Billing."""
+
+def compute_total(invoice, tax_rate=0.2):
+    """Total with tax."""
+    return 1
+
+class Invoice:
+    customer_id: str
+'''
+REPORT = "from shop.billing import Invoice, compute_total\n\n\ndef summarize(invoices):\n    for invoice in invoices:\n        total = \n"
+
+
+def make_project(root: Path) -> Path:
+    (root / "shop").mkdir()
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "billing.py").write_text(BILLING)
+    (root / "shop" / "report.py").write_text(REPORT)
+    (root / "go.mod").write_text("module example.com/m\n")
+    (root / "util").mkdir()
+    (root / "util" / "util.go").write_text("package util\nfunc Double(x int) int { return 2 * x }\n")
+    (root / "main.go").write_text(
+        'package main\nimport "example.com/m/util"\nfunc main() { util.Double(2) }\n'
+    )
+    (root / "web").mkdir()
+    (root / "web" / "format.ts").write_text("export function money(x: number): string { return '' }\n")
+    (root / "web" / "app.ts").write_text('import { money } from "./format";\nmoney(2);\n')
+    return root
+
+
+def test_imports_resolve_to_workspace_files(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    index = ProjectIndex([root])
+    for source, expected in [
+        ("shop/report.py", "shop/billing.py"),
+        ("main.go", "util/util.go"),
+        ("web/app.ts", "web/format.ts"),
+    ]:
+        symbols = index.symbols(root / source)
+        assert symbols is not None
+        related = index.related_files(root / source, symbols)
+        assert root.resolve() / expected in related, (source, related)
+
+
+def test_gather_brings_the_imported_signatures(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    offset = REPORT.index("total = ") + len("total = ")
+    files = context.gather(
+        root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(tokens=300)
+    )
+    assert [f.path for f in files] == ["shop/billing.py"]
+    assert "def compute_total(invoice, tax_rate=0.2):" in files[0].text
+    assert "return 1" not in files[0].text
+
+
+def test_selection_is_stable_while_typing_and_within_budget(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    path = root.resolve() / "shop/report.py"
+    offset = REPORT.index("total = ") + len("total = ")
+    first = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=300))
+    typed = REPORT[:offset] + "comp" + REPORT[offset:]
+    assert context.gather(path, "python", typed, offset + 4, ContextBudget(tokens=300)) is first
+    tiny = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=20))
+    assert sum(len(f.text) for f in tiny) <= 20 * 3.2
+    assert context.gather(path, "python", REPORT, offset, ContextBudget(tokens=0)) == []
+
+
+def test_similar_code_from_other_buffers(tmp_path: Path) -> None:
+    context = ProjectContext(ProjectIndex([tmp_path]))
+    other = (
+        "def load_config(path):\n    with open(path) as handle:\n        return parse_config(handle.read())\n"
+    )
+    context.note_open(tmp_path / "config.py", "python", other)
+    context.note_open(tmp_path / "unrelated.py", "python", "x = 1\n")
+    here = "def save_config(path, config):\n    with open(path, 'w') as handle:\n        \n"
+    files = context.gather(
+        tmp_path / "main.py", "python", here, len(here) - 1, ContextBudget(tokens=300, definitions=False)
+    )
+    assert [f.path for f in files] == ["config.py"]
+
+
+def test_a_covering_selection_is_kept_across_new_lines(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    path = root.resolve() / "shop/report.py"
+    offset = REPORT.index("total = ") + len("total = ")
+    first = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=300))
+    # A new line with new names above the cursor: nothing new is relevant.
+    moved = REPORT[:offset] + "compute_total(invoice)\n        other_name = 1\n        x = "
+    again = context.gather(path, "python", moved, len(moved), ContextBudget(tokens=300))
+    assert again is first
