@@ -165,17 +165,28 @@ def test_a_buffer_that_changes_during_a_generation_gets_no_stale_answer() -> Non
     offset = demo.index(marker) + len(marker)
     line, character = demo.count("\n", 0, offset), len(marker)
     uri = "file:///work/demo.py"
-    with RawServer(["--time-budget-inline-ms", "30000"]) as server:
+    with RawServer(["--time-budget-inline-ms", "60000"]) as server:
         server.initialize()
         assert server.wait_ready()["state"] == "ready"
         server.open(uri, demo)
-        first = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=120)
-        assert first["result"]["items"], "the model should complete this line"
-        # The same request, with an edit far below arriving while it is generated.
-        end = end_position(demo)
+        text = demo
+
+        def append_a_line(version: int) -> None:
+            # Far below the cursor: the answer at the cursor stays the same, but the text
+            # after it changes, so no cached answer can be reused for the next request.
+            nonlocal text
+            end = end_position(text)
+            server.change(uri, version, end, end, f"# edit {version}\n")
+            text += f"# edit {version}\n"
+
+        answer = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=180)
+        assert answer["result"]["items"], "the model should complete this line"
+        append_a_line(2)
+        # The same request, with an edit arriving while it is generated: dropped.
         msg_id = server.inline_request(uri, line, character)
-        server.change(uri, 2, end, end, "# edited meanwhile\n")
-        assert server.response(msg_id, timeout=120)["result"]["items"] == []
-        again = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=120)
-        assert again["result"]["items"]  # asked again on the new version: answered
+        append_a_line(3)
+        assert server.response(msg_id, timeout=180)["result"]["items"] == []
+        # Asked again on the new version: answered.
+        again = server.call("textDocument/inlineCompletion", _inline(uri, line, character), timeout=180)
+        assert again["result"]["items"]
         assert server.shutdown_and_exit() == 0
