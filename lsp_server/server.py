@@ -433,8 +433,11 @@ class InklingServer(LanguageServer):
     # -- the model ---------------------------------------------------------------------
 
     def stop_work(self) -> None:
-        """Cancel every generation and free the model (shutdown, SIGTERM, a lost client)."""
+        """Cancel every generation, stop indexing, save the acceptance counts and free
+        the model: on shutdown, on SIGTERM and when the client goes away unannounced."""
         self._load_generation += 1  # a load still under way is dropped when it ends
+        self.index.stop()
+        self.acceptance.flush()
         self.scheduler.close()
         engine, self.engine, self.pipeline = self.engine, None, None
         if engine is not None:
@@ -710,7 +713,6 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: InklingServer, params: None) -> None:
-        ls.acceptance.flush()
         ls.stop_work()
 
     @server.feature(STATUS_NOTIFICATION)

@@ -68,6 +68,8 @@ class FloodResult:
     rss_kib_before: int
     rss_kib_after: int
     buffer_exact: bool
+    cache_hits: int = 0
+    """Answers the server took from its completion cache during the flood."""
 
 
 @dataclass
@@ -114,11 +116,15 @@ async def flood(
 ) -> FloodResult:
     """`requests` inline-completion requests spread evenly over `seconds`; every
     `cancel_every`-th one cancels the request before it if that is still pending,
-    as editors do while the user types."""
+    as editors do while the user types. Before each request a character is added
+    to the last line, below every cursor: the text after the cursor changes, so no
+    answer can come from the completion cache and every request needs the model."""
     uri = "file:///stress/flood.py"
     client.open(uri, "python", FLOOD_DOCUMENT)
+    editor = FLOOD_DOCUMENT
     lines = FLOOD_DOCUMENT.split("\n")
     cursors = [(len(lines) - 2, len(lines[-2])), (len(lines) - 3, len(lines[-3])), (2, 10)]
+    hits_before = (await client.status()).get("cacheHits", 0)
     rss_before = rss_kib(client.pid)[0]
     # Baseline in the same run: one request alone, at the place the flood ends.
     alone = time.perf_counter()
@@ -132,6 +138,9 @@ async def flood(
     started = loop.time()
     for number in range(requests):
         await asyncio.sleep(max(0.0, started + number * seconds / requests - loop.time()))
+        end = position_of(editor, len(editor))
+        client.change(uri, end, end, "#")
+        editor += "#"
         line, character = cursors[number % len(cursors)]
         msg_id, future = client.request_inline(uri, line, character)
         sent_at.append(time.perf_counter())
@@ -147,6 +156,7 @@ async def flood(
     latencies = [(done_at[n] - sent_at[n]) * 1000 for n in answered]
     with_text = sum(1 for n in answered if getattr(futures[n].result(), "items", None))
     state = await client.document_state(uri)
+    cache_hits = (await client.status()).get("cacheHits", 0) - hits_before
     return FloodResult(
         requests=requests,
         seconds=round(last_sent - sent_at[0], 2),
@@ -161,7 +171,8 @@ async def flood(
         alone_ms=round(alone_ms, 1),
         rss_kib_before=rss_before,
         rss_kib_after=rss_kib(client.pid)[0],
-        buffer_exact=state["sha256"] == sha256(FLOOD_DOCUMENT),
+        buffer_exact=state["sha256"] == sha256(editor),
+        cache_hits=cache_hits,
     )
 
 
@@ -249,8 +260,8 @@ def _print(report: dict[str, Any]) -> None:
         f = report["flood"]
         print(
             f"flood: {f['requests']} requests in {f['seconds']} s: {f['answered']} answered "
-            f"({f['with_text']} with text), {f['cancelled']} cancelled, {f['lost']} lost, "
-            f"errors {f['errors'] or 'none'}"
+            f"({f['with_text']} with text, {f['cache_hits']} from the cache), {f['cancelled']} cancelled, "
+            f"{f['lost']} lost, errors {f['errors'] or 'none'}"
         )
         print(
             f"       latency of answered: median {f['median_latency_ms']} ms, "
