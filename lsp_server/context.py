@@ -5,15 +5,14 @@ Pure: plain values in, a dataclass out. The rules, per language family:
 * skip   - the cursor sits inside an identifier (a word character on both
            sides), or inside a string or comment that continues to the right
            of the cursor: a completion there would have to be spliced into a
-           token the user is still typing. Also before the first code of a
-           line (only blanks to the left, code to the right): the model can
-           only rewrite the code that is already there.
+           token the user is still typing.
 * inline - there is code to the right of the cursor on the same line (fill
            the gap), or the line has code to the left (finish the line), or
            the cursor is on a blank line inside a body that already has
            statements (write the next line). Generation stops at the end of
            the line, or earlier where it closes a bracket the line's right
-           side already closes.
+           side already closes, or where it reaches the text the right side
+           begins with.
 * block  - the cursor is on a blank line right after a line that opens a body
            (`:` in Python, `{` in brace languages) and the body is empty: the
            next non-blank line is not indented deeper than the opener (or is
@@ -167,7 +166,7 @@ def build_context(
 
     if line_suffix.strip():
         if not line_prefix.strip():
-            return make(Mode.SKIP, "before the code of a line")
+            return make(Mode.INLINE, "before the code of a line: fill up to it")
         return make(Mode.INLINE, "code to the right of the cursor")
     if line_prefix.strip():
         return make(Mode.INLINE, "finish the line")
@@ -220,15 +219,30 @@ def closing_cut(text: str, line_suffix: str) -> int | None:
     return None
 
 
+def reaching_cut(text: str, line_suffix: str) -> int | None:
+    """Where the completion starts writing what the right side of the line already says."""
+    right = line_suffix.strip()
+    head = right[:12]
+    if len(head) < 3:
+        return None  # too short to recognise; brackets are handled by closing_cut
+    index = text.find(head)
+    return None if index < 0 else len(text[:index].rstrip(" \t"))
+
+
 def stop_cut(context: CompletionContext, text: str) -> int | None:
     """Where to cut the generated `text` so far, or None to keep generating."""
     if context.mode is Mode.BLOCK:
         return _block_cut(context, text)
     newline = text.find("\n")
+    line = text if newline < 0 else text[:newline]
     if context.line_suffix.strip():
-        cut = closing_cut(text if newline < 0 else text[:newline], context.line_suffix)
-        if cut is not None:
-            return cut
+        cuts = [
+            c
+            for c in (closing_cut(line, context.line_suffix), reaching_cut(line, context.line_suffix))
+            if c is not None
+        ]
+        if cuts:
+            return min(cuts)
     return newline if newline >= 0 else None
 
 

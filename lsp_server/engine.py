@@ -223,10 +223,12 @@ class Engine:
     def run_on_engine_thread(self, job: Callable[[LlamaModel], T]) -> Future[T]:
         """Run `job(model)` on the engine thread (benchmarks, diagnostics).
 
-        The job may use the KV cache freely: it is cleared afterwards."""
+        The job gets an empty KV cache and may use it freely: it is cleared again afterwards."""
 
         def wrapped() -> T:
             model = self.model
+            model.kv_clear()
+            self._cached = []
             try:
                 return job(model)
             finally:
@@ -361,7 +363,8 @@ _HEALING_CANDIDATES = 512
 
 def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
     """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
-    top = np.argpartition(logits, -_HEALING_CANDIDATES)[-_HEALING_CANDIDATES:]
+    count = min(_HEALING_CANDIDATES, logits.size)  # small vocabularies (test models) have fewer
+    top = np.argpartition(logits, -count)[-count:]
     for token in top[np.argsort(logits[top])[::-1]]:
         piece = model.token_piece(int(token))
         agrees = piece and (piece.startswith(remaining) or remaining.startswith(piece))

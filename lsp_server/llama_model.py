@@ -57,7 +57,8 @@ def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> No
 _LOG_CALLBACK = llama_cpp.llama_log_callback(_route_llama_log)  # kept alive for llama.cpp
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
+    """Start llama.cpp once per process, with its log routed to Python logging."""
     global _backend_ready  # noqa: PLW0603 - process-wide llama.cpp state
     with _backend_lock:
         if not _backend_ready:
@@ -91,7 +92,7 @@ class LlamaModel:
         on_progress: Callable[[float], None] | None = None,
         vocab_only: bool = False,
     ) -> None:
-        _init_backend()
+        init_backend()
         self.path = path
         self._abort = threading.Event()
         self._model: ctypes.c_void_p | None = None
@@ -283,8 +284,9 @@ class LlamaModel:
     def kv_clear(self) -> None:
         llama_cpp.llama_memory_clear(self._memory, True)
 
-    def decode(self, tokens: Sequence[int], start_pos: int) -> None:
-        """Evaluate at most n_batch tokens at positions start_pos..; logits for the last."""
+    def decode(self, tokens: Sequence[int], start_pos: int, *, logits_from: int | None = None) -> None:
+        """Evaluate at most n_batch tokens at positions start_pos..; logits for the last
+        (for tokens[logits_from:] when given: scoring, see `batch_logits`)."""
         assert self._ctx is not None and self._batch is not None
         n = len(tokens)
         if not 0 < n <= self.n_batch:
@@ -296,7 +298,7 @@ class LlamaModel:
             batch.pos[i] = start_pos + i  # type: ignore[call-overload]
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
-            batch.logits[i] = i == n - 1
+            batch.logits[i] = i == n - 1 if logits_from is None else i >= logits_from
         _decoding.abort = self._abort
         try:
             status = llama_cpp.llama_decode(self._ctx, batch)
@@ -311,3 +313,9 @@ class LlamaModel:
         assert self._ctx is not None
         pointer = llama_cpp.llama_get_logits_ith(self._ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def batch_logits(self, n: int) -> npt.NDArray[np.float32]:
+        """A copy of the `n` rows of logits the last `decode(..., logits_from=...)` kept."""
+        assert self._ctx is not None
+        pointer = llama_cpp.llama_get_logits(self._ctx)
+        return np.ctypeslib.as_array(pointer, shape=(n, self.n_vocab)).copy()

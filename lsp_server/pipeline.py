@@ -173,16 +173,16 @@ def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int |
 
 
 class _ParseCheck:
-    """True when inserting a candidate adds no tree-sitter errors to the file."""
+    """Counts tree-sitter errors in the file with a candidate inserted."""
 
     def __init__(self, language: LanguageSpec, context: CompletionContext, baseline: int) -> None:
         self.language = language
         self.context = context
         self.baseline = baseline
 
-    def __call__(self, candidate: str) -> bool:
+    def __call__(self, candidate: str) -> int:
         text = self.context.prefix + candidate + self.context.suffix
-        return syntax.error_count_in(self.language, text.encode("utf-8", "surrogatepass")) <= self.baseline
+        return syntax.error_count_in(self.language, text.encode("utf-8", "surrogatepass"))
 
 
 ParseCheckFn = _ParseCheck

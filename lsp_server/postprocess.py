@@ -8,13 +8,18 @@ such failure; `inkling eval` measures what each is worth.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from lsp_server.context import CompletionContext, Mode, stop_cut
 
-ParseCheck = Callable[[str], bool]
-"""Given a candidate completion, True if the file still parses no worse than before."""
+
+class ParseCheck(Protocol):
+    """Syntax errors in the file with a candidate inserted, and without any."""
+
+    baseline: int
+
+    def __call__(self, candidate: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -67,12 +72,18 @@ def finish(
     if _is_repetition(context, text):
         return None
 
-    if parses is not None and not parses(text):
-        shorter = _longest_parsing_prefix(context, text, parses)
-        if shorter is None:
-            return None
-        text = shorter
-        steps.append("parse")
+    if parses is not None:
+        errors = parses(text)
+        closed = _best_closing(context, text, parses)
+        if closed is not None and closed[1] < errors:
+            text, errors = closed
+            steps.append("balance")
+        if errors > parses.baseline:
+            shorter = _longest_parsing_prefix(context, text, parses)
+            if shorter is None:
+                return None
+            text = shorter
+            steps.append("parse")
     return Finished(text, tuple(steps))
 
 
@@ -137,12 +148,97 @@ def _longest_parsing_prefix(context: CompletionContext, text: str, parses: Parse
         lines = text.split("\n")
         for end in range(len(lines) - 1, 0, -1):
             candidate = _strip_trailing_whitespace("\n".join(lines[:end]))
-            if candidate.strip() and parses(candidate):
+            if candidate.strip() and parses(candidate) <= parses.baseline:
                 return candidate
+            balanced = _closed_that_parses(context, candidate, parses) if candidate.strip() else None
+            if balanced is not None:
+                return balanced
         return None
     cuts = sorted({i for i, ch in enumerate(text) if ch in " ,;)" and i > 0}, reverse=True)
     for cut in cuts[:12]:
         candidate = text[:cut].rstrip()
-        if candidate.strip() and parses(candidate):
+        if candidate.strip() and parses(candidate) <= parses.baseline:
             return candidate
+        balanced = _closed_that_parses(context, candidate, parses) if candidate.strip() else None
+        if balanced is not None:
+            return balanced
     return None
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def unclosed(text: str, line_comment: str | None) -> tuple[list[tuple[str, int]], str | None]:
+    """Brackets the text opens and does not close (with the line each opened on),
+    and the quote of a string left open at its end. Strings and comments are skipped."""
+    stack: list[tuple[str, int]] = []
+    quote: str | None = None
+    line = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\n":
+            line += 1
+            if quote in ("'", '"'):
+                quote = None  # a plain string does not span lines
+        if quote is not None:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = None
+        elif line_comment and text.startswith(line_comment, index):
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
+            continue
+        elif char in "\"'`":
+            quote = char
+        elif char in _PAIRS:
+            stack.append((char, line))
+        elif char in _PAIRS.values() and stack and _PAIRS[stack[-1][0]] == char:
+            stack.pop()
+        index += 1
+    return stack, quote
+
+
+def closings(context: CompletionContext, text: str) -> list[str]:
+    """The completion with its open brackets (and an open string) closed: first
+    all of them, then fewer (the text after the cursor may close the outer
+    ones). Brackets close on the completion's last line, except a `{` that
+    ended a line in a block, which closes on a new line at that line's
+    indentation, the way a person writes it. The parse check picks one."""
+    comment = context.language.line_comment if context.language else None
+    stack, quote = unclosed(text, comment)
+    if not stack and quote is None:
+        return []
+    lines = text.split("\n")
+    base = text + (quote or "")
+    variants = []
+    for keep_open in range(len(stack) + (1 if quote else 0)):
+        closed = base
+        for opener, line in reversed(stack[keep_open:]):
+            opened_on = lines[line]
+            if opener == "{" and context.mode is Mode.BLOCK and opened_on.rstrip().endswith("{"):
+                indent = (
+                    context.indent if line == 0 else opened_on[: len(opened_on) - len(opened_on.lstrip())]
+                )
+                closed += "\n" + indent + "}"
+            else:
+                closed += _PAIRS[opener]
+        if closed != text:
+            variants.append(closed)
+    return list(dict.fromkeys(variants))
+
+
+def _best_closing(context: CompletionContext, text: str, parses: ParseCheck) -> tuple[str, int] | None:
+    """The closing variant with the fewest syntax errors (the first of equals)."""
+    scored = [(parses(variant), index, variant) for index, variant in enumerate(closings(context, text))]
+    if not scored:
+        return None
+    errors, _, variant = min(scored)
+    return variant, errors
+
+
+def _closed_that_parses(context: CompletionContext, text: str, parses: ParseCheck) -> str | None:
+    best = _best_closing(context, text, parses)
+    return best[0] if best is not None and best[1] <= parses.baseline else None

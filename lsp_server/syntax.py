@@ -22,6 +22,7 @@ Node: TypeAlias = tree_sitter.Node
 
 _grammars: dict[str, tree_sitter.Language] = {}
 _grammar_lock = threading.Lock()
+_queries: dict[tuple[str, str], tree_sitter.Query] = {}
 
 
 class GrammarError(InklingError):
@@ -99,9 +100,6 @@ def ancestors(node: Node) -> Iterator[Node]:
         current = current.parent
 
 
-_queries: dict[tuple[str, str], tree_sitter.Query] = {}
-
-
 def query(spec: LanguageSpec, source: str) -> tree_sitter.Query:
     """A compiled query, cached; raises GrammarError if it does not fit the grammar."""
     key = (spec.id, source)
@@ -140,3 +138,21 @@ def error_count(node: Node) -> int:
 
 def error_count_in(spec: LanguageSpec, source: bytes) -> int:
     return error_count(parse(spec, source).root_node)
+
+
+def captures(spec: LanguageSpec, node: Node, query_source: str) -> dict[str, list[Node]]:
+    """Nodes captured by a tree-sitter query, by capture name (queries compiled once)."""
+    return tree_sitter.QueryCursor(query(spec, query_source)).captures(node)
+
+
+def leaves(node: Node, atomic: frozenset[str] = frozenset()) -> Iterator[Node]:
+    """The tokens under `node`, in order; nodes of an `atomic` kind (strings, say)
+    count as one token. Zero-width (MISSING) nodes are skipped."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current.child_count == 0 or current.type in atomic:
+            if current.end_byte > current.start_byte:
+                yield current
+            continue
+        stack.extend(reversed(current.children))

@@ -24,7 +24,7 @@ def ctx(source: str, language: str = "python"):
         ("def f(x):\n    |\n", "python", Mode.BLOCK),
         ("def f(x):\n    |\n    return x\n", "python", Mode.INLINE),
         ("def f(x):\n    y = 1\n    |\n", "python", Mode.INLINE),
-        ("    |return x\n", "python", Mode.SKIP),
+        ("    |return x\n", "python", Mode.INLINE),
         ("function f() {\n  |\n}\n", "javascript", Mode.BLOCK),
         ("func f() int {\n\t|\n}\n", "go", Mode.BLOCK),
         ("fn f() -> u8 {\n    |\n}\n", "rust", Mode.BLOCK),
@@ -60,6 +60,13 @@ def test_brace_block_stops_at_its_closing_brace() -> None:
     context = ctx("function f(a) {\n  |\n}\n", "javascript")
     generated = "if (a) {\n    return 1;\n  }\n  return 2;\n}\nfunction g() {}"
     assert generated[: stop_cut(context, generated)] == "if (a) {\n    return 1;\n  }\n  return 2;\n"
+
+
+def test_filling_before_code_stops_where_the_right_side_begins() -> None:
+    context = ctx("    |return total\n")
+    assert stop_cut(context, "total = sum(xs)") is None
+    generated = "total = sum(xs); return total"
+    assert generated[: stop_cut(context, generated)] == "total = sum(xs);"
 
 
 def test_the_cursor_line_of_a_giant_minified_file_is_found_at_codec_speed() -> None:

@@ -1,0 +1,112 @@
+"""`inkling model build`: the tuned default model, built locally from the committed adapter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("model", help="Inkling's tuned default model", description=__doc__)
+    actions = parser.add_subparsers(dest="model_command", required=True)
+    build = actions.add_parser(
+        "build",
+        help="apply the committed adapter to Gemma 3 270M, quantize, check the hash, install into the cache",
+    )
+    build.add_argument(
+        "--adapter", default="", help="adapter directory (default: the one shipped with Inkling)"
+    )
+    build.add_argument("--base", default="", help="base GGUF (default: Gemma 3 270M from its package)")
+    build.add_argument(
+        "--record",
+        action="store_true",
+        help="maintainers: build twice, check both agree, and record the hash in the adapter's build.json",
+    )
+    build.add_argument(
+        "--if-available",
+        action="store_true",
+        help="succeed with a notice when Inkling ships no trained adapter yet (the setup command uses it)",
+    )
+    build.add_argument("--threads", type=int, default=2)
+    build.set_defaults(func=cmd_build)
+    converter = actions.add_parser(
+        "converter",
+        help="install llama.cpp's Hugging Face -> GGUF converter (from llama-cpp-python's source, with pip)",
+    )
+    converter.set_defaults(func=cmd_converter)
+    compare = actions.add_parser(
+        "compare",
+        help="greedy agreement and perplexity of GGUF files against a reference GGUF (llama.cpp)",
+    )
+    compare.add_argument("reference", help="the model the others should behave like")
+    compare.add_argument("candidates", nargs="+", help="models to score against it")
+    compare.add_argument("--heldout", action="append", default=None, help="held-out code file (repeatable)")
+    compare.add_argument("--probes", type=int, default=32)
+    compare.add_argument("--perplexity-chunks", type=int, default=4)
+    compare.add_argument("--threads", type=int, default=2)
+    compare.add_argument("--json", default="", help="also write the report here")
+    compare.set_defaults(func=cmd_compare)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from export.build import DEFAULT_ADAPTER_DIR, BuildError, build_default_model, has_adapter
+    from export.run import ExportError
+    from lsp_server.errors import InklingError
+
+    adapter = Path(args.adapter).expanduser() if args.adapter else DEFAULT_ADAPTER_DIR
+    if args.if_available and not has_adapter(adapter):
+        print(
+            f"inkling model build: no trained adapter in {adapter} yet; Inkling serves the base Gemma 3 270M"
+        )
+        return 0
+    try:
+        result = build_default_model(
+            adapter_dir=adapter,
+            base=Path(args.base).expanduser() if args.base else None,
+            record=args.record,
+            threads=args.threads,
+        )
+    except (BuildError, ExportError, InklingError, OSError, ValueError) as exc:
+        print(f"inkling model build: {exc}", file=sys.stderr)
+        return 1
+    verb = "recorded" if result.recorded else "verified"
+    print(f"{result.path} ({result.size_bytes / 2**20:.1f} MiB), sha256 {result.sha256} ({verb})")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
+    print("`inkling serve` now loads this model unless a model path is configured.")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from export.run import default_heldout
+    from export.verify import VerifyConfig, verify, write_report
+    from lsp_server.errors import InklingError
+
+    heldout = tuple(Path(p) for p in args.heldout) if args.heldout else default_heldout()
+    config = VerifyConfig(
+        heldout, args.probes, perplexity_chunks=args.perplexity_chunks, threads=args.threads
+    )
+    try:
+        report = verify(Path(args.reference), [Path(p) for p in args.candidates], config)
+    except (InklingError, OSError, ValueError) as exc:
+        print(f"inkling model compare: {exc}", file=sys.stderr)
+        return 1
+    print(report.table())
+    print(
+        f"{report.probes} probes, {report.continuation_tokens} reference tokens, template {report.template}"
+    )
+    if args.json:
+        write_report(report, Path(args.json))
+    return 0
+
+
+def cmd_converter(args: argparse.Namespace) -> int:
+    from export.hf_convert import ConverterError, install_converter
+
+    try:
+        path = install_converter()
+    except (ConverterError, OSError) as exc:
+        print(f"inkling model converter: {exc}", file=sys.stderr)
+        return 1
+    print(f"llama.cpp's converter: {path}")
+    return 0

@@ -1,0 +1,356 @@
+"""`inkling export` as a function: base (+ adapter) -> F32 GGUF -> quantized GGUFs -> checks.
+
+Steps, each timed:
+1. merge: the adapter into the base, in float64 (transformers + peft);
+2. write F32: by template from a GGUF base (every metadata field copied, FIM
+   tokens declared), or through llama.cpp's converter from a Hugging Face base;
+3. quantize: llama.cpp, from the F32 file;
+4. verify: greedy agreement and perplexity, quantized vs F32 (`verify.py`);
+5. Modelfile and model card next to the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf import GGMLQuantizationType, GGUFValueType, Keys
+
+from export.adapter import AdapterInfo, file_sha256, read_adapter
+from export.card import write_card
+from export.fim_vocab import fim_edits
+from export.gguf_file import Edits, MetadataValue, TemplateModel, read_template, write_gguf
+from export.lora import Adapter, UnsupportedAdapterError, read_lora
+from export.modelfile import write_modelfile
+from export.quantize import DEFAULT_QUANT, quant_name, quantize
+from export.verify import VerifyConfig, VerifyReport, verify, write_report
+from lsp_server.templates import Template
+
+log = logging.getLogger(__name__)
+
+ADAPTER_SHA_KEY = "inkling.adapter.sha256"
+BASE_SHA_KEY = "inkling.base.sha256"
+
+
+class ExportError(Exception):
+    """An export that cannot go on; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    base: Path
+    output: Path
+    adapter: Path | None = None
+    name: str = "inkling-model"
+    quants: tuple[str, ...] = (DEFAULT_QUANT,)
+    verify: bool = True
+    heldout: tuple[Path, ...] = ()
+    probes: int = 32
+    perplexity_chunks: int = 4
+    threads: int = 2
+    keep_f32: bool = False
+    converter: str = ""
+    check_base_hash: bool = True
+    merge_with_peft: bool = False
+    """GGUF bases: merge with transformers + peft even when the numpy merge can."""
+
+
+@dataclass
+class ExportResult:
+    files: dict[str, Path]
+    """Quantization name ('F32' included while kept) -> file."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    report: VerifyReport | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+def file_name(name: str, quant: str) -> str:
+    return f"{name}-{quant.lower()}.gguf"
+
+
+def run_export(config: ExportConfig) -> ExportResult:
+    quants = tuple(dict.fromkeys(quant_name(q) for q in config.quants))
+    if not (config.base.is_file() or config.base.is_dir()):
+        raise ExportError(f"base {config.base} is neither a GGUF file nor a Hugging Face directory")
+    adapter = read_adapter(config.adapter) if config.adapter else None
+    base_sha = file_sha256(config.base) if config.base.is_file() else ""
+    if adapter and config.check_base_hash and config.base.is_file() and adapter.base_sha256 != base_sha:
+        raise ExportError(
+            f"the adapter was trained on {adapter.base_path or 'another base'} "
+            f"(sha256 {adapter.base_sha256[:12]}…), not {config.base} (sha256 {base_sha[:12]}…)"
+        )
+    config.output.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    f32 = config.output / file_name(config.name, "F32")
+    unchanged: frozenset[str] = frozenset()
+    base_template: TemplateModel | None = None
+    if config.base.is_file():
+        base_template, unchanged = _export_by_template(config, adapter, base_sha, f32, seconds)
+        architecture = base_template.architecture
+    else:
+        architecture = _export_by_converter(config, adapter, f32, seconds)
+    files: dict[str, Path] = {"F32": f32}
+    try:
+        report = _quantize_and_verify(config, quants, files, base_template, unchanged, seconds)
+        template_used = detected_template(files[quants[0]])
+        write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
+    finally:
+        if not config.keep_f32:
+            f32.unlink(missing_ok=True)
+            files.pop("F32", None)
+    card = model_card(config, adapter, base_sha, architecture, template_used, files, report, seconds)
+    write_card(config.output, card)
+    return ExportResult(files, seconds, report, card)
+
+
+def _quantize_and_verify(
+    config: ExportConfig,
+    quants: tuple[str, ...],
+    files: dict[str, Path],
+    base_template: TemplateModel | None,
+    unchanged: frozenset[str],
+    seconds: dict[str, float],
+) -> VerifyReport | None:
+    f32 = files["F32"]
+    for quant in quants:
+        result = quantize(f32, config.output / file_name(config.name, quant), quant, threads=config.threads)
+        seconds[f"quantize_{quant}"] = result.seconds
+        if base_template is not None and _quantized_among(base_template, unchanged):
+            started = time.perf_counter()
+            grafted = graft_unchanged(result.path, base_template, unchanged)
+            seconds[f"graft_{quant}"] = time.perf_counter() - started
+            log.info("%s: %d tensors the adapter did not change copied from the base", quant, grafted)
+        files[quant] = result.path
+        log.info("%s: %.1f MiB in %.1fs", result.path.name, result.size_bytes / 2**20, result.seconds)
+    if not config.verify:
+        return None
+    started = time.perf_counter()
+    report = verify(
+        f32,
+        [files[q] for q in quants],
+        VerifyConfig(
+            config.heldout or default_heldout(),
+            config.probes,
+            perplexity_chunks=config.perplexity_chunks,
+            threads=config.threads,
+        ),
+    )
+    seconds["verify"] = time.perf_counter() - started
+    write_report(report, config.output / "verify.json")
+    return report
+
+
+def _provenance(adapter: AdapterInfo | None, base_sha: str, name: str) -> dict[str, MetadataValue]:
+    values = {Keys.General.NAME: MetadataValue(GGUFValueType.STRING, name)}
+    if base_sha:
+        values[BASE_SHA_KEY] = MetadataValue(GGUFValueType.STRING, base_sha)
+    if adapter is not None:
+        values[ADAPTER_SHA_KEY] = MetadataValue(GGUFValueType.STRING, adapter.sha256())
+    return values
+
+
+def _fim_and_provenance(
+    template: TemplateModel, adapter: AdapterInfo | None, base_sha: str, name: str
+) -> Edits:
+    changes = dict(_provenance(adapter, base_sha, name))
+    if adapter is not None and adapter.fim_tokens:
+        changes.update(fim_edits(template, adapter.fim_tokens, adapter.fim_format).set)
+    return Edits(set=changes)
+
+
+def _export_by_template(
+    config: ExportConfig, adapter: AdapterInfo | None, base_sha: str, f32: Path, seconds: dict[str, float]
+) -> tuple[TemplateModel, frozenset[str]]:
+    """Write the F32 file; returns the base and the tensors the adapter left unchanged."""
+    from export.merge import merge_adapter
+    from export.tensor_map import lora_weights, rules_for, template_weights
+
+    started = time.perf_counter()
+    template = read_template(config.base)
+    rules_for(template.architecture)  # fail before the slow part
+    seconds["read_base"] = time.perf_counter() - started
+    plain = None if adapter is None or config.merge_with_peft else _plain_lora(adapter)
+    if plain is not None:
+        started = time.perf_counter()
+        changed, unchanged = lora_weights(template, plain)
+        seconds["merge"] = time.perf_counter() - started
+
+        def source(name: str) -> Any:
+            return changed[name] if name in changed else template.dequantized(name)
+
+    elif adapter is not None:
+        merged = merge_adapter(config.base, adapter.directory)
+        seconds.update(merged.seconds)
+        started = time.perf_counter()
+        weights, unchanged = template_weights(template, merged.weights, merged.touched)
+        del merged
+        seconds["map_weights"] = time.perf_counter() - started
+
+        def source(name: str) -> Any:
+            return weights[name]
+
+    else:
+        unchanged = frozenset(tensor.name for tensor in template.tensors)
+
+        def source(name: str) -> Any:
+            return template.dequantized(name)
+
+    edits = _fim_and_provenance(template, adapter, base_sha, config.name)
+    started = time.perf_counter()
+    write_gguf(template, f32, lambda tensor: source(tensor.name), edits)
+    seconds["write_f32"] = time.perf_counter() - started
+    return template, unchanged
+
+
+def _plain_lora(adapter: AdapterInfo) -> Adapter | None:
+    """The adapter for the numpy merge, or None when it needs peft's."""
+    try:
+        return read_lora(adapter.directory)
+    except UnsupportedAdapterError as exc:
+        log.info("merging with peft: %s", exc)
+        return None
+
+
+def _quantized_among(base: TemplateModel, names: frozenset[str]) -> bool:
+    """Whether any of these base tensors is quantized (F32 and F16 ones come through exact)."""
+    exact = {GGMLQuantizationType.F32, GGMLQuantizationType.F16}
+    return any(t.tensor_type not in exact for t in base.tensors if t.name in names)
+
+
+def graft_unchanged(quantized: Path, base: TemplateModel, unchanged: frozenset[str]) -> int:
+    """Put the base's own bytes back into `quantized` for every tensor the adapter did not
+    change and llama.cpp quantized to the base's type: re-quantizing a dequantized K-quant
+    does not give the same blocks back, and the base's output should survive an export
+    untouched. Returns how many tensors were copied."""
+    import numpy as np
+
+    out = read_template(quantized)
+    by_name = {tensor.name: tensor for tensor in base.tensors}
+    graft = {
+        tensor.name
+        for tensor in out.tensors
+        if tensor.name in unchanged
+        and by_name[tensor.name].tensor_type == tensor.tensor_type
+        and not np.array_equal(by_name[tensor.name].data, tensor.data)
+    }
+    if graft:
+        partial = quantized.with_name(quantized.name + ".grafted")
+        write_gguf(
+            out, partial, lambda t: by_name[t.name] if t.name in graft else t, f32=False, progress=False
+        )
+        partial.replace(quantized)
+    return len(graft)
+
+
+def _export_by_converter(
+    config: ExportConfig, adapter: AdapterInfo | None, f32: Path, seconds: dict[str, float]
+) -> str:
+    from export.hf_convert import convert, find_converter, save_merged
+    from export.merge import merge_adapter
+
+    converter = find_converter(config.converter)
+    merged = merge_adapter(config.base, adapter.directory if adapter else None)
+    seconds.update(merged.seconds)
+    started = time.perf_counter()
+    staging = config.output / "merged-hf"
+    save_merged(merged.model, config.base, staging)
+    del merged
+    raw = config.output / f"{f32.stem}.converted.gguf"
+    convert(staging, raw, converter)
+    shutil.rmtree(staging)
+    seconds["convert"] = time.perf_counter() - started
+    started = time.perf_counter()
+    template = read_template(raw)
+    write_gguf(template, f32, None, _fim_and_provenance(template, adapter, "", config.name))
+    raw.unlink()
+    seconds["write_f32"] = time.perf_counter() - started
+    return template.architecture
+
+
+def detected_template(path: Path) -> Template:
+    """The prompt format the server will pick for this file (llama.cpp's vocabulary)."""
+    from lsp_server.llama_model import LlamaModel
+    from lsp_server.templates import detect_template
+
+    model = LlamaModel(path, n_ctx=512, n_threads=1, n_batch=8, vocab_only=True)
+    try:
+        return detect_template(model)
+    finally:
+        model.close()
+
+
+def default_heldout() -> tuple[Path, ...]:
+    """Inkling's own sources: code the default recipe (the Python standard library) never trains on."""
+    import lsp_server
+
+    return tuple(sorted(Path(lsp_server.__file__).parent.glob("*.py")))
+
+
+def model_card(
+    config: ExportConfig,
+    adapter: AdapterInfo | None,
+    base_sha: str,
+    architecture: str,
+    template: Template,
+    files: dict[str, Path],
+    report: VerifyReport | None,
+    seconds: dict[str, float],
+) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "name": config.name,
+        "summary": (
+            f"{architecture} model exported by Inkling"
+            + (f" with the adapter {adapter.directory.name}" if adapter else " (base weights, no adapter)")
+            + f"; prompt format {template.family} ({template.order})."
+        ),
+        "base": {"path": str(config.base), "sha256": base_sha, "architecture": architecture},
+        "adapter": None,
+        "template": {"family": template.family, "order": template.order, "markers": list(template.markers())},
+        "fim_tokens": {str(k): v for k, v in (adapter.fim_tokens if adapter else {}).items()},
+        "files": [
+            {
+                "file": path.name,
+                "quant": quant,
+                "size_bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
+            for quant, path in files.items()
+        ],
+        "seconds": {key: round(value, 1) for key, value in seconds.items()},
+        "verification": None,
+        "commands": [export_command(config)],
+    }
+    if adapter is not None:
+        card["adapter"] = {
+            "path": str(adapter.directory),
+            "sha256": adapter.sha256(),
+            "fim_format": adapter.fim_format,
+            "recipe": adapter.recipe,
+            "extra": adapter.extra,
+        }
+    if report is not None:
+        card["verification"] = {**report.to_json(), "table": report.table()}
+    return card
+
+
+def export_command(config: ExportConfig) -> str:
+    parts = [
+        "inkling export",
+        "--base",
+        str(config.base),
+        "--output",
+        str(config.output),
+        "--name",
+        config.name,
+    ]
+    if config.adapter:
+        parts += ["--adapter", str(config.adapter)]
+    for quant in config.quants:
+        parts += ["--quant", quant]
+    if not config.verify:
+        parts.append("--no-verify")
+    return " ".join(parts)

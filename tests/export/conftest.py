@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from export.quantize import quantize
+from export.run import ExportConfig, ExportResult, run_export
+from tests.export.tiny_gemma import write_tiny_adapter, write_tiny_gemma
+
+HELDOUT = (Path(__file__).resolve().parents[2] / "examples" / "demo.py",)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tiny-export")
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tiny_dir: Path) -> Path:
+    """Like the real base: a Q4_K_M file quantized from higher precision."""
+    f32 = write_tiny_gemma(tiny_dir / "source-f32.gguf")
+    return quantize(f32, tiny_dir / "tiny-base-q4_k_m.gguf", "Q4_K_M", threads=1).path
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_base: Path, tiny_dir: Path) -> Path:
+    """Made with peft: needs the train extra (`pip install -e '.[dev,train]'`, as .ci/run does)."""
+    pytest.importorskip("peft", reason="the train extra is not installed")
+    return write_tiny_adapter(tiny_base, tiny_dir / "adapter")
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_base: Path, tiny_adapter: Path, tiny_dir: Path) -> ExportResult:
+    return run_export(
+        ExportConfig(
+            base=tiny_base,
+            output=tiny_dir / "out",
+            adapter=tiny_adapter,
+            name="tiny-fim",
+            quants=("Q4_K_M", "Q8_0"),
+            heldout=HELDOUT,
+            probes=6,
+            perplexity_chunks=1,
+            threads=1,
+            keep_f32=True,
+        )
+    )

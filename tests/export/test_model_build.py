@@ -1,0 +1,66 @@
+"""`inkling model build` on the tiny model: record, verify, refuse, and what the server then loads."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from export.adapter import file_sha256
+from export.build import BUILD_FILE, DEFAULT_ADAPTER_DIR, BuildError, build_default_model
+from lsp_server.models import TUNED_MODEL_NAME, resolve_model
+
+pytestmark = pytest.mark.slow
+
+
+def test_build_records_a_stable_hash_then_verifies_it(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter)
+    monkeypatch.setenv("INKLING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("INKLING_MODEL", raising=False)
+    # The setup command builds in the server's environment: no torch, transformers or peft.
+    for heavy in ("torch", "transformers", "peft"):
+        monkeypatch.setitem(sys.modules, heavy, None)
+
+    recorded = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
+    record = json.loads((adapter / BUILD_FILE).read_text())
+    installed = tmp_path / "cache" / "models" / TUNED_MODEL_NAME
+    assert recorded.path == installed and record["output_sha256"] == file_sha256(installed)
+    assert record["base_sha256"] == file_sha256(tiny_base)
+    assert resolve_model().path == installed  # the server now prefers it
+
+    installed.unlink()
+    checked = build_default_model(adapter_dir=adapter, base=tiny_base, threads=1)
+    assert not checked.recorded and checked.sha256 == record["output_sha256"] and installed.is_file()
+
+    installed.unlink()
+    (adapter / BUILD_FILE).write_text(json.dumps({**record, "output_sha256": "0" * 64}))
+    with pytest.raises(BuildError, match="nothing was installed"):
+        build_default_model(adapter_dir=adapter, base=tiny_base, threads=1)
+    assert not installed.exists()
+    assert not list((tmp_path / "cache" / "models").glob("inkling-build-*"))  # no scratch left behind
+
+
+def test_build_without_a_trained_adapter_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lsp_server.cli import main
+
+    assert main(["model", "build", "--adapter", str(tmp_path)]) == 1
+    assert "no trained default adapter" in capsys.readouterr().err
+    assert main(["model", "build", "--adapter", str(tmp_path), "--if-available"]) == 0
+    assert "serves the base" in capsys.readouterr().out
+
+
+def test_the_shipped_adapter_directory_is_complete_or_absent() -> None:
+    """Either no adapter yet (build fails clearly) or every file build needs, hash included."""
+    if not (DEFAULT_ADAPTER_DIR / "inkling_adapter.json").exists():
+        with pytest.raises(BuildError, match="no trained default adapter"):
+            build_default_model()
+        return
+    for name in ("adapter_config.json", "adapter_model.safetensors", BUILD_FILE):
+        assert (DEFAULT_ADAPTER_DIR / name).is_file(), name
+    assert len(json.loads((DEFAULT_ADAPTER_DIR / BUILD_FILE).read_text())["output_sha256"]) == 64

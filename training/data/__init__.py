@@ -1,0 +1,1 @@
+"""Data preparation: sources, filters, dedup, scrubbing, split, examples."""

@@ -1,0 +1,182 @@
+"""`inkling train dpo`: trl DPO on the pairs, continuing the SFT adapter.
+
+The trained adapter stays one adapter over the base (what `export` merges).
+The reference is frozen: by default the SFT model itself (a copy of the
+policy with the SFT adapter merged, `reference: sft`), or the base with the
+adapter taken off (`reference: base`). The SFT reference is the default:
+without the adapter the FIM token rows are untrained, so the base would score
+FIM prompts on control tokens it has never seen. (trl's own copy of a peft
+adapter as reference copies the LoRA weights but not the trained token rows,
+so it is not used.) Reference log-probabilities are computed once, before
+training.
+Prompts are tokenized like SFT's (`training.tokens`), so the pairs' prompts
+are exactly the served ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from training.config import ConfigError, expand_path, to_dict
+
+
+@dataclass
+class DpoConfig:
+    adapter: str = ""
+    """The SFT adapter to continue."""
+    pairs: str = ""
+    """A `pairs` output directory."""
+    output: str = ""
+    base: str = ""
+    """Empty: the base the adapter was trained on."""
+    reference: Literal["sft", "base"] = "sft"
+    beta: float = 0.1
+    learning_rate: float = 2e-5
+    max_steps: int = 40
+    batch_size: int = 1
+    gradient_accumulation: int = 4
+    max_length: int = 512
+    save_steps: int = 20
+    logging_steps: int = 5
+    resume: bool = False
+    threads: int = 0
+    seed: int = 42
+
+
+def tokenize_pairs(rows: Any, tokenizer: Any, vocab: Any, max_length: int) -> Any:
+    from training.tokens import completion_ids, encode_example
+
+    def encode(row: dict[str, Any]) -> dict[str, Any]:
+        longer = max(row["chosen"], row["rejected"], key=len)
+        encoded = encode_example(tokenizer, vocab, {**row, "middle": longer}, max_length)
+        if encoded is None:
+            return {"prompt_ids": [], "chosen_ids": [], "rejected_ids": []}
+        return {
+            "prompt_ids": encoded[0],
+            "chosen_ids": completion_ids(tokenizer, vocab, row, row["chosen"]),
+            "rejected_ids": completion_ids(tokenizer, vocab, row, row["rejected"]),
+        }
+
+    tokenized = rows.map(encode, remove_columns=rows.column_names, desc="tokenizing pairs")
+    return tokenized.filter(lambda row: len(row["prompt_ids"]) > 0, desc="dropping overlong pairs")
+
+
+def train_dpo(config: DpoConfig) -> dict[str, Any]:
+    import datasets
+    import torch
+    from peft import PeftModel
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import DPOConfig
+
+    from training.adapter import check_same_base, read_metadata, write_metadata
+    from training.base import base_info, load_model, load_tokenizer, resolve_base
+    from training.sft import expose_output_bias
+    from training.tokens import fim_vocab
+
+    if not (config.adapter and config.pairs and config.output):
+        raise ConfigError("dpo: adapter, pairs and output are required")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    started = time.monotonic()
+    adapter = Path(expand_path(config.adapter)).resolve()
+    metadata = read_metadata(adapter)
+    base_path = resolve_base(config.base or metadata["base"]["path"])
+    info = base_info(base_path)
+    check_same_base(metadata, info, str(adapter))
+    tokenizer = load_tokenizer(base_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    fim_format = metadata.get("fim_format", "psm")
+    vocab = fim_vocab(tokenizer, fim_format)
+    pairs_dir = Path(expand_path(config.pairs)) / "pairs"
+    if not pairs_dir.is_dir():
+        raise ConfigError(f"dpo: {pairs_dir} does not exist (run `inkling train pairs` first)")
+    train_set = tokenize_pairs(datasets.load_from_disk(str(pairs_dir)), tokenizer, vocab, config.max_length)
+    if len(train_set) == 0:
+        raise ConfigError("dpo: no pair fits max_length")
+
+    model = PeftModel.from_pretrained(load_model(base_path, "none"), str(adapter), is_trainable=True)
+    reference = copy.deepcopy(model)
+    reference = reference.merge_and_unload() if config.reference == "sft" else reference.unload()
+    reference.eval().requires_grad_(False)
+    expose_output_bias(model)
+
+    output = Path(expand_path(config.output))
+    cuda = torch.cuda.is_available()
+    args = DPOConfig(
+        output_dir=str(output / "checkpoints"),
+        beta=config.beta,
+        learning_rate=config.learning_rate,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        max_length=config.max_length,
+        precompute_ref_log_probs=True,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        use_cpu=not cuda,
+        report_to="none",
+        seed=config.seed,
+        dataloader_num_workers=0,
+    )
+    trainer = _PretokenizedDPOTrainer(
+        model=model, ref_model=reference, args=args, train_dataset=train_set, processing_class=tokenizer
+    )
+    checkpoint = None
+    if config.resume and (output / "checkpoints").is_dir():
+        checkpoint = get_last_checkpoint(str(output / "checkpoints"))
+    train_started = time.monotonic()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.monotonic() - train_started
+
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    report = {
+        "base": info.as_dict(),
+        "pairs": len(train_set),
+        "reference": config.reference,
+        "optimizer_steps": result.global_step,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_optimizer_step": round(train_seconds / max(1, result.global_step), 2),
+        "train_loss": result.training_loss,
+        "first_log": logs[0] if logs else {},
+        "last_log": logs[-1] if logs else {},
+        "total_seconds": round(time.monotonic() - started, 1),
+    }
+    if trainer.is_world_process_zero():
+        output.mkdir(parents=True, exist_ok=True)
+        trainer.model.save_pretrained(str(output), selected_adapters=["default"])
+        write_metadata(
+            output, info, vocab, fim_format, "dpo", to_dict(config), parent=str(adapter), results=report
+        )
+        (output / "training_report.json").write_text(
+            json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+    return report
+
+
+def _trainer_class() -> type:
+    from trl import DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):  # type: ignore[misc]
+        """trl tokenizes prompt/chosen/rejected text itself; ours arrive as ids
+        rendered with the server's template (control tokens by id, not by text)."""
+
+        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+            if {"prompt_ids", "chosen_ids", "rejected_ids"} <= set(dataset.column_names):
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    return PretokenizedDPOTrainer
+
+
+def _PretokenizedDPOTrainer(**kwargs: Any) -> Any:  # noqa: N802 - reads as the class it builds
+    return _trainer_class()(**kwargs)

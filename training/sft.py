@@ -1,0 +1,345 @@
+"""`inkling train sft`: LoRA (CPU) / QLoRA (CUDA) supervised fine-tuning with trl.
+
+The loss covers only what the model must produce (the middle and its stop
+token, or a next-token continuation): the examples carry a completion mask
+and trl turns it into labels. Only those positions go through the output
+layer, so a 262k-token vocabulary does not dominate the step: trl's fused LM
+head does that on GPUs, but on CPU it scores every position, so there the
+model is asked for the logits of the labelled positions alone
+(`logits_to_keep` with their indices, see `completion_loss`).
+
+The FIM control tokens' embedding rows are trained through peft's
+`trainable_token_indices`. The same script runs under `accelerate launch`
+on several processes.
+
+A second stage (domain adaptation) starts from a first-stage adapter
+(`init_adapter`) and mixes a share of first-stage data back in
+(`replay_dataset`, `replay_share`) so that it does not forget.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from training.config import ConfigError, expand_path, to_dict
+
+log = logging.getLogger(__name__)
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+
+
+@dataclass
+class SftConfig:
+    dataset: str = ""
+    """A `prepare` output directory (or its dataset/ directory)."""
+    output: str = ""
+    """Adapter directory; checkpoints go to <output>/checkpoints."""
+    base: str = ""
+    """Hugging Face directory or GGUF file; empty: Gemma 3 270M from its package."""
+    fim_format: Literal["psm", "spm"] = "spm"
+    """Order the server should prompt in (both are trained); spm keeps its KV cache valid while typing."""
+    quantization: Literal["auto", "none", "4bit"] = "auto"
+    """auto: 4-bit QLoRA on CUDA, full precision LoRA on CPU."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train_fim_tokens: bool = True
+    """Train the embedding rows of the reserved tokens taken over for FIM."""
+    max_length: int = 512
+    max_steps: int = 1000
+    batch_size: int = 1
+    gradient_accumulation: int = 8
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_train_examples: int = 0
+    """0: all."""
+    eval_examples: int = 200
+    """Validation examples for the loss before and after (and every eval_steps)."""
+    eval_steps: int = 0
+    """0: evaluate only before and after training."""
+    save_steps: int = 100
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    resume: bool = False
+    """Continue from the last checkpoint in <output>/checkpoints."""
+    init_adapter: str = ""
+    """Second stage: start from this adapter (trained on the same base)."""
+    replay_dataset: str = ""
+    """Second stage: the first stage's prepared data, mixed in against forgetting."""
+    replay_share: float = 0.2
+    """Share of replayed first-stage examples in the second stage's training set."""
+    max_minutes: float = 0.0
+    """Stop training after this long (0: no limit), so a recipe keeps its time budget on a slower
+    or busier machine; the adapter is saved and evaluated as at the last step."""
+    gradient_checkpointing: bool = False
+    threads: int = 0
+    """torch CPU threads; 0: torch's default (one per core)."""
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.replay_share < 1:
+            raise ConfigError("replay_share must be in [0, 1)")
+        if self.max_length < 64:
+            raise ConfigError("max_length must be at least 64")
+
+
+def dataset_dir(path: str) -> Path:
+    root = Path(expand_path(path))
+    if (root / "dataset").is_dir():
+        return root / "dataset"
+    if root.is_dir():
+        return root
+    raise ConfigError(f"dataset {path} does not exist (run `inkling train prepare` first)")
+
+
+def tokenize_split(dataset: Any, tokenizer: Any, vocab: Any, max_length: int, desc: str) -> Any:
+    """Rows -> input_ids + completion_mask, dropping rows whose middle does not fit."""
+    from training.tokens import encode_example
+
+    def encode(row: dict[str, Any]) -> dict[str, Any]:
+        encoded = encode_example(tokenizer, vocab, row, max_length)
+        if encoded is None:
+            return {"input_ids": [], "completion_mask": []}
+        prompt, completion = encoded
+        return {
+            "input_ids": prompt + completion,
+            "completion_mask": [0] * len(prompt) + [1] * len(completion),
+        }
+
+    tokenized = dataset.map(encode, remove_columns=dataset.column_names, desc=desc)
+    return tokenized.filter(lambda row: len(row["input_ids"]) > 0, desc=f"{desc}: dropping overlong")
+
+
+def expose_output_bias(model: Any) -> None:
+    """trl's fused LM head reads `lm_head.bias`; peft's wrapper for trained token rows
+    (tied embeddings) forwards only `weight` (the merged rows, so gradients reach them)."""
+    head = model.get_output_embeddings()
+    if head is not None and not hasattr(head, "bias"):
+        head.bias = None
+
+
+def completion_loss(model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> tuple[Any, Any]:
+    """Cross-entropy over the labelled positions only, computing only their logits.
+
+    Returns (loss, correct top-1 count / labelled count) as tensors."""
+    import torch
+    from torch.nn import functional
+
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
+    keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+    model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask")}
+    logits = model(**model_inputs, logits_to_keep=keep, use_cache=False).logits.float()
+    kept = targets[:, keep]
+    total = functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), kept.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    count = (kept != -100).sum()
+    denominator = num_items_in_batch if num_items_in_batch is not None else count.clamp(min=1)
+    with torch.no_grad():
+        accuracy = ((logits.argmax(-1) == kept) & (kept != -100)).sum() / count.clamp(min=1)
+    return total / denominator, accuracy
+
+
+def _trainer_class() -> type:
+    from trl import SFTTrainer
+
+    class CompletionSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        """trl's SFTTrainer, with the loss computed at the labelled positions only on CPU."""
+
+        def compute_loss(
+            self,
+            model: Any,
+            inputs: dict[str, Any],
+            return_outputs: bool = False,
+            num_items_in_batch: Any = None,
+        ) -> Any:
+            if self.args.device.type != "cpu" or return_outputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss, accuracy = completion_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            mode = "train" if model.training else "eval"
+            self._metrics[mode]["mean_token_accuracy"].append(accuracy.item())
+            return loss
+
+    return CompletionSFTTrainer
+
+
+def _time_budget(minutes: float) -> Any:
+    from transformers import TrainerCallback
+
+    class TimeBudget(TrainerCallback):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.started = time.monotonic()
+            self.stopped = False
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if minutes and time.monotonic() - self.started > minutes * 60:
+                control.should_training_stop = True
+                self.stopped = True
+
+    return TimeBudget()
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def train_sft(config: SftConfig) -> dict[str, Any]:
+    """Train; returns the report it also writes to <output>/training_report.json."""
+    import datasets
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    from training.adapter import check_same_base, read_metadata, write_metadata
+    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
+    from training.tokens import fim_vocab
+
+    if not config.output:
+        raise ConfigError("sft: no output directory given (output: ...)")
+    if not config.dataset:
+        raise ConfigError("sft: no dataset given (dataset: <prepare output>)")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    output = Path(expand_path(config.output))
+    started = time.monotonic()
+    base_path = resolve_base(config.base)
+    info = base_info(base_path)
+    tokenizer = load_tokenizer(base_path)
+    vocab = fim_vocab(tokenizer, config.fim_format)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+    data = datasets.load_from_disk(str(dataset_dir(config.dataset)))
+    train_rows = data["train"].shuffle(seed=config.seed)
+    if config.max_train_examples:
+        train_rows = train_rows.select(range(min(config.max_train_examples, len(train_rows))))
+    if config.replay_dataset:
+        replay = datasets.load_from_disk(str(dataset_dir(config.replay_dataset)))["train"]
+        wanted = int(len(train_rows) * config.replay_share / (1 - config.replay_share))
+        replay = replay.shuffle(seed=config.seed).select(range(min(wanted, len(replay))))
+        train_rows = datasets.concatenate_datasets([train_rows, replay]).shuffle(seed=config.seed)
+    eval_rows = data["validation"].shuffle(seed=config.seed)
+    eval_rows = eval_rows.select(range(min(config.eval_examples, len(eval_rows))))
+    train_set = tokenize_split(train_rows, tokenizer, vocab, config.max_length, "tokenizing train")
+    eval_set = tokenize_split(eval_rows, tokenizer, vocab, config.max_length, "tokenizing validation")
+    if len(train_set) == 0:
+        raise ConfigError(f"sft: no training example fits max_length={config.max_length}")
+
+    model = load_model(base_path, config.quantization)
+    parent = ""
+    if config.init_adapter:
+        parent = str(Path(expand_path(config.init_adapter)).resolve())
+        check_same_base(read_metadata(parent), info, parent)
+        model = PeftModel.from_pretrained(model, parent, is_trainable=True)
+    else:
+        lora = LoraConfig(
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+            trainable_token_indices=vocab.trainable_ids
+            if config.train_fim_tokens and vocab.taken_over
+            else None,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    expose_output_bias(model)
+
+    cuda = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=str(output / "checkpoints"),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if config.eval_steps else "no",
+        eval_steps=config.eval_steps or None,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        max_length=config.max_length,
+        completion_only_loss=True,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        fp16=False,
+        use_cpu=not cuda,
+        gradient_checkpointing=config.gradient_checkpointing or use_4bit(config.quantization),
+        report_to="none",
+        seed=config.seed,
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+    )
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+    )
+    before = trainer.evaluate()["eval_loss"] if len(eval_set) else None
+    budget = _time_budget(config.max_minutes)
+    trainer.add_callback(budget)
+    checkpoint = (
+        get_last_checkpoint(str(output / "checkpoints"))
+        if config.resume and (output / "checkpoints").is_dir()
+        else None
+    )
+    train_started, cpu_started = time.monotonic(), time.process_time()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.monotonic() - train_started
+    train_cpu_seconds = time.process_time() - cpu_started
+    after = trainer.evaluate()["eval_loss"] if len(eval_set) else None
+
+    steps_done = max(1, result.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0))
+    examples_done = steps_done * config.batch_size * config.gradient_accumulation
+    report = {
+        "base": info.as_dict(),
+        "examples": {"train": len(train_set), "validation": len(eval_set)},
+        "eval_loss_before": before,
+        "eval_loss_after": after,
+        "optimizer_steps": result.global_step,
+        "stopped_by_time_budget": budget.stopped,
+        "resumed_from": checkpoint,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_optimizer_step": round(train_seconds / steps_done, 2),
+        "seconds_per_example": round(train_seconds / examples_done, 3),
+        "cpu_seconds_per_example": round(train_cpu_seconds / examples_done, 3),
+        "threads": torch.get_num_threads(),
+        "load_average": round(os.getloadavg()[0], 1),
+        "train_loss": result.training_loss,
+        "peak_rss_mib": _peak_rss_mib(),
+        "total_seconds": round(time.monotonic() - started, 1),
+        "device": "cuda" if cuda else "cpu",
+        "quantization": "4bit" if use_4bit(config.quantization) else "none",
+    }
+    if trainer.is_world_process_zero():
+        # The adapter alone (the tokenizer is the base's own; export reads it from the base).
+        trainer.model.save_pretrained(str(output))
+        write_metadata(
+            output, info, vocab, config.fim_format, "sft", to_dict(config), parent=parent, results=report
+        )
+        (output / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
