@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -74,32 +75,56 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[Setting
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
 
     _, layers = settings_from_args(args)
     server = create_server(layers)
-    signal.signal(signal.SIGTERM, lambda *_: _terminate(server))
+    redact_buffers_in_logs(lambda: server.settings.log_buffers)
+    signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if args.tcp:
         host = args.host
         if not _is_loopback(host):
             log.warning("listening on %s: other machines can reach this server", host)
         server.start_tcp(host, args.port)
-        return 0
-    protocol_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints from C code go to stderr, never into the protocol
-    sys.stdout = sys.stderr
-    server.start_io(sys.stdin.buffer, protocol_out)
-    return 0
+    else:
+        protocol_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)  # stray prints from C code go to stderr, never into the protocol
+        sys.stdout = sys.stderr
+        server.start_io(sys.stdin.buffer, protocol_out)
+    server.stop_work()  # the client left, with or without saying so: stop generating
+    # LSP: exit code 0 only if the client asked for shutdown first.
+    return 0 if server.protocol._shutdown else 1
 
 
-def _terminate(server: Any) -> None:
-    log.info("SIGTERM: stopping")
-    try:
-        server.scheduler.close()
-        if server.engine is not None:
-            server.engine.close()
-    finally:
-        os._exit(0)
+STOP_TIMEOUT_S = 10.0
+"""How long SIGTERM waits for the running generation to stop and the model to be freed."""
+
+
+def _on_sigterm(server: Any) -> None:
+    """Stop on the event loop when one runs: a signal handler must not take locks
+    that the code it interrupted may hold."""
+    loop = getattr(server, "_loop", None)
+    if loop is not None and loop.is_running():
+        loop.call_soon_threadsafe(_stop_and_exit, server)
+    else:
+        _stop_and_exit(server)
+
+
+def _stop_and_exit(server: Any) -> None:
+    """Cancel the generation, free the model, flush the logs, exit 0."""
+    log.info("SIGTERM: cancelling work and freeing the model")
+    stopper = threading.Thread(target=server.stop_work, name="inkling-stop", daemon=True)
+    stopper.start()
+    stopper.join(STOP_TIMEOUT_S)
+    if stopper.is_alive():
+        log.warning("the model did not stop within %.0fs; exiting anyway", STOP_TIMEOUT_S)
+    else:
+        log.info("stopped")
+    logging.shutdown()
+    # The thread that reads stdin cannot be woken up; the interpreter would wait
+    # for it forever at exit. Everything that matters is done: leave now.
+    os._exit(0)
 
 
 def _is_loopback(host: str) -> bool:

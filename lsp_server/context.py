@@ -74,10 +74,8 @@ def indent_width(indent: str, tab_size: int = 4) -> int:
 
 def _line_bounds(text: str, offset: int) -> tuple[int, int]:
     start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
-    end = offset
-    while end < len(text) and text[end] not in "\r\n":
-        end += 1
-    return start, end
+    ends = [found for found in (text.find("\n", offset), text.find("\r", offset)) if found >= 0]
+    return start, min(ends, default=len(text))
 
 
 def _previous_nonblank_line(prefix_before_line: str) -> str | None:

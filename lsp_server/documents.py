@@ -9,6 +9,8 @@ so a buggy client can never make the server's text diverge from its own.
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from lsp_server.errors import DocumentError
 from lsp_server.languages import LanguageSpec, language_for_id
 
 _EOL = re.compile(r"\r\n|\r|\n")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 UTF8 = "utf-8"
 UTF16 = "utf-16"
@@ -33,24 +36,29 @@ def _units(text: str, encoding: str) -> int:
 
 
 def _index_for_units(line: str, units: int, encoding: str) -> int:
-    """Index in `line` of the character that starts at `units` (clamped, snapped back)."""
+    """Index in `line` of the character that starts at `units` (clamped, snapped back).
+
+    Works at codec speed: a minified line of megabytes must not cost a Python
+    loop per character on every keystroke."""
     if units <= 0:
         return 0
     if encoding == UTF32 or line.isascii():
         return min(units, len(line))
-    seen = 0
-    for index, char in enumerate(line):
-        code = ord(char)
-        if encoding == UTF8:
-            width = 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
-        else:
-            width = 2 if code > 0xFFFF else 1
-        if seen + width > units:
-            return index  # inside a multi-unit character: snap to its start
-        seen += width
-        if seen == units:
-            return index + 1
-    return len(line)
+    head = line[:units]  # every character is at least one unit wide
+    if encoding == UTF8:
+        data = head.encode("utf-8", "surrogatepass")[:units]
+        # An incremental decoder holds back a character cut in half: snapped back.
+        return len(codecs.getincrementaldecoder("utf-8")("surrogatepass").decode(data, final=False))
+    # UTF-16: each character outside the BMP takes two units; visit only those.
+    extra = 0
+    for match in _ASTRAL.finditer(head):
+        start = match.start() + extra
+        if start >= units:
+            break
+        if start + 2 > units:
+            return match.start()  # inside a surrogate pair: snap to the character's start
+        extra += 1
+    return min(units - extra, len(line))
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,17 @@ class DocumentSnapshot:
         return language_for_id(self.language_id)
 
 
+@dataclass(frozen=True)
+class DocumentState:
+    uri: str
+    version: int
+    sha256: str
+    """Of the text encoded as UTF-8 (lone surrogates passed through)."""
+    utf8_bytes: int
+    lines: int
+    out_of_sync: str | None
+
+
 class Document:
     """One open buffer. Not thread-safe by itself: `DocumentStore` guards it."""
 
@@ -78,6 +97,8 @@ class Document:
         self._line_starts: list[int] | None = None
         self._tree: syntax.Tree | None = None
         self._tree_stale = True
+        self.out_of_sync: str | None = None
+        """Why the server's text may differ from the editor's (an edit it could not apply)."""
 
     # -- positions ---------------------------------------------------------
 
@@ -171,12 +192,13 @@ class Document:
     # -- syntax ----------------------------------------------------------------
 
     def syntax_tree(self, max_bytes: int) -> syntax.Tree | None:
-        """The parse tree for the current text, reparsed incrementally; None if too big."""
+        """The parse tree for the current text, reparsed incrementally; None if too big
+        or binary (tree-sitter's error recovery takes seconds on megabytes of noise)."""
         spec = language_for_id(self.language_id)
         if spec is None:
             return None
         source = self.text.encode("utf-8", "surrogatepass")
-        if len(source) > max_bytes:
+        if len(source) > max_bytes or looks_binary(self.text):
             self._tree = None
             return None
         if self._tree is None or self._tree_stale:
@@ -186,6 +208,11 @@ class Document:
 
     def snapshot(self) -> DocumentSnapshot:
         return DocumentSnapshot(self.uri, self.language_id, self.version, self.text)
+
+
+def looks_binary(text: str) -> bool:
+    """A NUL character: no source file has one, every binary file has many (as Git judges)."""
+    return "\x00" in text
 
 
 def _utf8_len(text: str, start: int, end: int) -> int:
@@ -234,25 +261,68 @@ class DocumentStore:
         changes: list[tuple[str, tuple[int, int] | None, tuple[int, int] | None]],
         encoding: str,
     ) -> None:
-        """Apply a didChange; all changes land or none do."""
+        """Apply a didChange; all changes land or none do.
+
+        The editor has applied the changes whatever happens here, so a change
+        that cannot be applied leaves this copy out of step: it is marked so
+        (completions for it are refused) until a whole-text change or a new
+        didOpen brings it back."""
         with self._lock:
             document = self._require(uri)
+            if document.out_of_sync is not None:
+                full = [i for i, (_, start, end) in enumerate(changes) if start is None or end is None]
+                if not full:
+                    document.version = version
+                    return
+                changes = changes[full[-1] :]
+                document.out_of_sync = None
             before = document.text
             try:
                 for text, start, end in changes:
                     document.apply_change(text, start, end, encoding)
-            except DocumentError:
+            except DocumentError as exc:
                 document.replace_text(before)
-                raise
+                document.out_of_sync = f"an edit could not be applied ({exc})"
+                document.version = version
+                raise DocumentError(_out_of_sync_message(document)) from exc
             document.version = version
+
+    def mark_out_of_sync(self, uri: str, reason: str) -> bool:
+        """Record that an edit for `uri` was lost; False if `uri` is not open."""
+        with self._lock:
+            document = self._documents.get(uri)
+            if document is None:
+                return False
+            document.out_of_sync = reason
+            return True
 
     def get(self, uri: str) -> Document:
         with self._lock:
-            return self._require(uri)
+            return self._require_in_sync(uri)
 
     def snapshot(self, uri: str) -> DocumentSnapshot:
         with self._lock:
-            return self._require(uri).snapshot()
+            return self._require_in_sync(uri).snapshot()
+
+    def version(self, uri: str) -> int | None:
+        """The buffer's current version; None if it is closed (or out of step)."""
+        with self._lock:
+            document = self._documents.get(uri)
+            return document.version if document is not None and document.out_of_sync is None else None
+
+    def state(self, uri: str) -> DocumentState:
+        """A fingerprint of the server's copy, to compare with the editor's (debugging, tests)."""
+        with self._lock:
+            document = self._require(uri)
+            data = document.text.encode("utf-8", "surrogatepass")
+            return DocumentState(
+                uri=uri,
+                version=document.version,
+                sha256=hashlib.sha256(data).hexdigest(),
+                utf8_bytes=len(data),
+                lines=document.line_count(),
+                out_of_sync=document.out_of_sync,
+            )
 
     def syntax_tree_at(self, uri: str, version: int, max_bytes: int) -> syntax.Tree | None:
         """The buffer's tree if it is still at `version` (else None: parse the snapshot)."""
@@ -281,3 +351,16 @@ class DocumentStore:
         if document is None:
             raise DocumentError(f"{uri} is not open (send textDocument/didOpen first)")
         return document
+
+    def _require_in_sync(self, uri: str) -> Document:
+        document = self._require(uri)
+        if document.out_of_sync is not None:
+            raise DocumentError(_out_of_sync_message(document))
+        return document
+
+
+def _out_of_sync_message(document: Document) -> str:
+    return (
+        f"{document.uri} is out of step with the editor: {document.out_of_sync}. "
+        "No completions for it until it is reopened."
+    )

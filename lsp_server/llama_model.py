@@ -35,6 +35,10 @@ _recent_errors: collections.deque[str] = collections.deque(maxlen=6)
 _BENIGN = ("control-looking token", "using full-size SWA cache", "special_eos_id is not in special_eog_ids")
 
 
+_decoding = threading.local()
+"""The abort flag of the decode running on this thread (llama.cpp logs on the caller's thread)."""
+
+
 def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
     # llama.cpp logs a great deal at INFO; keep it at DEBUG unless it is a problem.
     message = text.decode("utf-8", "replace").rstrip()
@@ -44,6 +48,9 @@ def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> No
         severity = _LLAMA_LOG_LEVELS.get(level, logging.DEBUG)
         if any(text in message for text in _BENIGN):
             severity = logging.DEBUG
+        abort: threading.Event | None = getattr(_decoding, "abort", None)
+        if abort is not None and abort.is_set():
+            severity = logging.DEBUG  # "failed to compute graph": we asked it to stop
         llama_log.log(severity, message)
 
 
@@ -292,7 +299,11 @@ class LlamaModel:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
             batch.logits[i] = i == n - 1 if logits_from is None else i >= logits_from
-        status = llama_cpp.llama_decode(self._ctx, batch)
+        _decoding.abort = self._abort
+        try:
+            status = llama_cpp.llama_decode(self._ctx, batch)
+        finally:
+            _decoding.abort = None
         if status == DECODE_ABORTED:
             raise CancelledError("prompt evaluation aborted")
         if status != 0:

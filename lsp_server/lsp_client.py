@@ -104,6 +104,11 @@ class InklingClient:
         plain: dict[str, Any] = _plain(result)
         return plain
 
+    async def document_state(self, uri: str) -> dict[str, Any]:
+        """The server's fingerprint of a buffer (version, SHA-256 of its UTF-8 text)."""
+        result: Any = await self._client.protocol.send_request_async("inkling/documentState", {"uri": uri})
+        return result if isinstance(result, dict) else dict(result._asdict())
+
     async def wait_ready(self, timeout: float = 300.0) -> dict[str, Any]:
         """Wait until the model has loaded (or failed); raises on timeout."""
         deadline = time.monotonic() + timeout

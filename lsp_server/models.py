@@ -8,6 +8,7 @@ it into the user's cache, else Gemma 3 270M assembled from the
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +86,20 @@ def _expected_base_size() -> int:
 
 
 def check_model_file(path: Path) -> Path:
-    """Cheap checks before llama.cpp opens the file; llama.cpp does the deep ones."""
-    if not path.exists():
-        raise ModelError(f"model file {path} does not exist")
-    if not path.is_file():
-        raise ModelError(f"model path {path} is not a regular file")
+    """Cheap checks before llama.cpp opens the file; llama.cpp does the deep ones.
+
+    The path may come from a client setting: it must name a regular, readable
+    GGUF file. A directory, a device (/dev/zero) or a pipe (which would block
+    the loader forever) is refused by name before anything reads it."""
+    path = Path(os.path.abspath(path.expanduser()))
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelError(f"model file {path} does not exist") from None
+    except OSError as exc:
+        raise ModelError(f"model path {_shorten(path)} cannot be used: {exc.strerror}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelError(f"model path {path} is not a regular file (it is {_file_kind(info.st_mode)})")
     try:
         with path.open("rb") as handle:
             magic = handle.read(4)
@@ -98,3 +108,19 @@ def check_model_file(path: Path) -> Path:
     if magic != GGUF_MAGIC:
         raise ModelError(f"model file {path} is not a GGUF file (it starts with {magic!r}, not b'GGUF')")
     return path
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISFIFO: "a named pipe",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
+
+
+def _shorten(path: Path, limit: int = 200) -> str:
+    text = str(path)
+    return text if len(text) <= limit else f"{text[: limit // 2]}...{text[-limit // 2 :]}"

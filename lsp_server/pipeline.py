@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lsp_server import syntax
 from lsp_server.context import CompletionContext, Mode, build_context, stop_cut
+from lsp_server.documents import looks_binary
 from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
 from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
@@ -81,6 +82,8 @@ class Pipeline:
     ) -> Completion:
         started = time.perf_counter()
         cancel = cancel or CancelToken()
+        if looks_binary(request.text):
+            return Completion("", request.offset, Mode.SKIP, "binary file (it contains NUL characters)")
         context = self.context_for(request, settings)
         if context.mode is Mode.SKIP:
             return Completion("", request.offset, context.mode, context.reason)
@@ -97,7 +100,7 @@ class Pipeline:
         prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
         prompt_built = time.perf_counter()
         if settings.log_buffers:
-            log.debug("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
+            log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
         budget_s = (
             settings.time_budget_block_ms if context.mode is Mode.BLOCK else settings.time_budget_inline_ms
         ) / 1000
@@ -130,7 +133,7 @@ class Pipeline:
         timings["postprocess"] = (time.perf_counter() - generated) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         if settings.log_buffers:
-            log.debug("raw completion %r -> %r", generation.text, finished and finished.text)
+            log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         return _result(request, context, generation, finished, timings)
 
     def _project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:

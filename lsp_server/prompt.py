@@ -24,6 +24,9 @@ _HEALABLE = re.compile(r" ?[A-Za-z0-9_]+")
 """A word token (SentencePiece-style leading space allowed) that can be regenerated."""
 CHARS_PER_TOKEN = 3.0
 """A deliberately low guess for code: the first window is too big rather than too small."""
+MAX_CHARS_PER_TOKEN = 64
+"""More than any vocabulary packs into one token of real text: a window longer than
+budget * this cannot fit and is not tokenized (a 5 MB minified line took seconds)."""
 
 
 class Tokenizer(Protocol):
@@ -150,7 +153,7 @@ def _prefix_window(prefix: str, budget: int, tokenizer: Tokenizer) -> str:
     line -= line % GRID_LINES
     while line <= cursor_line:
         window = prefix[starts[line] :]
-        if len(tokenizer.tokenize(window)) <= budget:
+        if _may_fit(window, budget) and len(tokenizer.tokenize(window)) <= budget:
             return window
         line += GRID_LINES
         line -= line % GRID_LINES
@@ -163,6 +166,10 @@ def _prefix_window(prefix: str, budget: int, tokenizer: Tokenizer) -> str:
     while window and len(tokenizer.tokenize(window)) > budget:
         window = window[GRID_CHARS:] if len(window) > GRID_CHARS else window[len(window) // 2 :]
     return window
+
+
+def _may_fit(window: str, budget: int) -> bool:
+    return len(window) <= budget * MAX_CHARS_PER_TOKEN
 
 
 def _suffix_window(suffix: str, budget: int, tokenizer: Tokenizer) -> str:
@@ -180,7 +187,7 @@ def _suffix_window(suffix: str, budget: int, tokenizer: Tokenizer) -> str:
     while line > 1:
         end = starts[line] if line < len(starts) else len(suffix)
         window = suffix[:end]
-        if len(tokenizer.tokenize(window)) <= budget:
+        if _may_fit(window, budget) and len(tokenizer.tokenize(window)) <= budget:
             return window
         line -= GRID_LINES
     first_line_end = starts[1] if len(starts) > 1 else len(suffix)

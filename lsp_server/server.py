@@ -8,24 +8,40 @@ threads so that the event loop keeps reading the client's messages.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from cattrs import transform_error
+from cattrs.errors import ClassValidationError
+from cattrs.v import format_exception as cattrs_format_exception
 from lsprotocol import types
 from pygls.exceptions import (
+    JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import (
+    JsonRPCNotification,
+    JsonRPCRequestMessage,
+    JsonRPCResponseMessage,
+    RPCError,
+    RPCNotification,
+    RPCRequest,
+    RPCResponse,
+)
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__
@@ -66,39 +82,79 @@ STATUS_NOTIFICATION = "inkling/status"
 
 
 @dataclass
-class _BadRequest:
-    """A request whose params did not deserialize; answered with InvalidParams."""
+class _Malformed:
+    """A message that could not be turned into a protocol type, kept to answer it."""
 
     id: Any
-    method: str
+    method: str | None
     reason: str
+    uri: str | None = None
+    """The document a malformed didChange was about (its edit is lost)."""
+    invalid_request: bool = False
+    """Not a valid JSON-RPC request at all (rather than a request with bad params)."""
     jsonrpc: str = "2.0"
+
+    @property
+    def is_request(self) -> bool:
+        return self.id is not _NO_ID and self.method is not None
+
+
+_NO_ID = object()
+_JSONRPC = "2.0"
 
 
 class InklingProtocol(LanguageServerProtocol):
-    """pygls' protocol, hardened: every request gets an answer, and the server
-    keeps its own exact copy of each buffer (see `documents.py`)."""
+    """pygls' protocol, hardened: every request gets an answer, a message that is
+    not JSON-RPC gets the error JSON-RPC prescribes, and the server keeps its own
+    exact copy of each buffer (see `documents.py`)."""
 
     _server: InklingServer
+    _client_gone = False
 
     def structure_message(self, data: dict[str, Any]) -> Any:
-        if isinstance(data, dict) and "method" in data and "params" not in data:
-            # JSON-RPC lets a request omit params (vscode-languageclient does for
-            # `inkling/status`); pygls' generic message types require the field.
-            data = {**data, "params": None}
+        # json calls this for every object, nested ones too: only messages carry "jsonrpc".
+        if "jsonrpc" not in data:
+            return data
+        method = data.get("method")
+        if method is not None and not isinstance(method, str):
+            return _Malformed(
+                data.get("id", _NO_ID), "?", "the method must be a string", invalid_request=True
+            )
+        if data["jsonrpc"] != _JSONRPC:
+            reason = f'jsonrpc must be "{_JSONRPC}"'
+            return _Malformed(data.get("id", _NO_ID), method, reason, invalid_request=True)
+        if method is not None and "params" not in data:
+            data = {**data, "params": None}  # JSON-RPC lets a message leave params out
         try:
-            return super().structure_message(data)
+            return self._structure(data)
         except Exception as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                cause = exc.__cause__ or exc
-                return _BadRequest(data["id"], str(data["method"]), _first_line(cause))
-            raise
+            return _Malformed(data.get("id", _NO_ID), method, _describe(exc), _change_uri(method, data))
+
+    def _structure(self, data: dict[str, Any]) -> Any:
+        """pygls' own dispatch, without its traceback for every bad message."""
+        method = data.get("method")
+        if "id" not in data:
+            return self._converter.structure(data, self.get_message_type(method or "") or JsonRPCNotification)
+        if "error" in data:
+            return self._converter.structure(data, types.ResponseErrorMessage)
+        if method is not None:
+            return self._converter.structure(data, self.get_message_type(method) or JsonRPCRequestMessage)
+        result_type = self._result_types.pop(data["id"], None) or JsonRPCResponseMessage
+        return self._converter.structure(data, result_type)
 
     def handle_message(self, message: Any) -> None:
-        if isinstance(message, _BadRequest):
-            log.warning("invalid params for %s: %s", message.method, message.reason)
-            invalid = JsonRpcInvalidParams(f"invalid params for {message.method}: {message.reason}")
-            self._send_response(message.id, None, invalid.to_response_error())
+        if isinstance(message, _Malformed):
+            self._refuse(message)
+            return
+        if not isinstance(message, _MESSAGE_TYPES):  # an array, a string, an object without "jsonrpc"
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            log.warning("refused a message that is not a JSON-RPC 2.0 object (%s)", type(message).__name__)
+            self._send_error(
+                msg_id if isinstance(msg_id, (str, int)) else None,
+                JsonRpcInvalidRequest(
+                    'not a JSON-RPC 2.0 message (expected an object with "jsonrpc": "2.0")'
+                ),
+            )
             return
         method = getattr(message, "method", None)
         msg_id = getattr(message, "id", None)
@@ -111,7 +167,80 @@ class InklingProtocol(LanguageServerProtocol):
                 early = JsonRpcServerNotInitialized(f"{method} before initialize")
                 self._send_response(msg_id, None, early.to_response_error())
                 return
+        elif method is not None and self._workspace is None and method != types.EXIT:
+            log.warning("dropped the notification %s: it came before initialize", method)
+            return  # as LSP asks: notifications before initialize are dropped
         super().handle_message(message)
+
+    def _refuse(self, message: _Malformed) -> None:
+        name = message.method or "(no method)"
+        if message.is_request and message.invalid_request:
+            log.warning("invalid request %s: %s", name, message.reason)
+            msg_id = message.id if isinstance(message.id, (str, int)) else None
+            self._send_error(msg_id, JsonRpcInvalidRequest(f"invalid request {name}: {message.reason}"))
+        elif message.is_request:
+            log.warning("invalid params for %s: %s", name, message.reason)
+            invalid = JsonRpcInvalidParams(f"invalid params for {name}: {message.reason}")
+            self._send_response(message.id, None, invalid.to_response_error())
+        elif message.method is None and message.id is not _NO_ID:
+            self._fail_pending(message)
+        else:
+            log.warning("ignored a malformed notification %s: %s", name, message.reason)
+        if message.uri is not None and self._server.documents.mark_out_of_sync(
+            message.uri, f"an edit could not be read ({message.reason})"
+        ):
+            self._server.tell(
+                f"an edit to {message.uri} could not be read ({message.reason}); "
+                "no completions for it until it is reopened"
+            )
+
+    def _fail_pending(self, message: _Malformed) -> None:
+        """A response from the client that does not fit: fail the request that waits for it."""
+        log.warning("unusable response to request %s: %s", message.id, message.reason)
+        future = self._request_futures.pop(message.id, None)
+        if future is not None and not future.done():
+            future.set_exception(JsonRpcInvalidParams(f"unusable response: {message.reason}"))
+
+    def _send_error(self, msg_id: str | int | None, error: JsonRpcException) -> None:
+        """An error response, with `"id": null` when the id could not be read (as JSON-RPC asks)."""
+        self._send_data(
+            {"jsonrpc": _JSONRPC, "id": msg_id, "error": {"code": error.code, "message": error.message}}
+        )
+
+    def parse_error(self, error: Exception) -> None:
+        """The body was not JSON (or not UTF-8): answer with ParseError, id null."""
+        log.warning("refused a message that is not valid JSON: %s", _first_line(error))
+        self._send_error(None, JsonRpcParseError(f"not valid JSON: {_first_line(error)}"))
+
+    def _send_data(self, data: Any) -> None:
+        if self._client_gone:
+            return
+        try:
+            super()._send_data(data)
+        except _CLIENT_GONE:
+            # The client closed its end: say so once, stop working for it, stay quiet.
+            self._client_gone = True
+            log.warning("the client closed the connection; cancelling work")
+            self._server.scheduler.cancel_all("the client is gone")
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        # pygls files every handler's future under an id but drops only those of
+        # requests: without this, every notification (every keystroke) leaks one.
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(partial(self._forget, msg_id))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams) -> Generator[Any, Any, types.InitializeResult]:
@@ -155,6 +284,53 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+_MESSAGE_TYPES = (RPCRequest, RPCNotification, RPCResponse, RPCError)
+
+
+def _describe(exc: Exception) -> str:
+    """Which fields of a message were wrong, briefly (never the values of text fields)."""
+    if isinstance(exc, ClassValidationError):
+        problems = transform_error(exc, format_exception=_field_problem)
+        return "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+    return _first_line(exc)[:200]
+
+
+def _field_problem(exc: BaseException, type_: Any) -> str:
+    # lsprotocol's range checks say what was wrong; other messages may quote the value
+    # (a field of buffer text, say), so they get cattrs' generic wording.
+    message = _first_line(exc)
+    if isinstance(exc, ValueError) and " should be in range " in message:
+        return message[:120]
+    return str(cattrs_format_exception(exc, type_))
+
+
+def _change_uri(method: Any, data: dict[str, Any]) -> str | None:
+    """The URI of a didChange, read from the raw message (its params did not deserialize)."""
+    if method != types.TEXT_DOCUMENT_DID_CHANGE:
+        return None
+    params = data.get("params")
+    document = params.get("textDocument") if isinstance(params, dict) else None
+    uri = document.get("uri") if isinstance(document, dict) else None
+    return uri if isinstance(uri, str) else None
+
+
+_SHOWN_LIMIT = 200
+_UNPARSEABLE = (json.JSONDecodeError, UnicodeDecodeError)
+_CLIENT_GONE = (BrokenPipeError, ConnectionResetError)
+
+
+class _QuietClientErrors(logging.Filter):
+    """pygls logs a traceback for every body that is not JSON and for every InvalidParams
+    a handler raises: the client's mistakes, answered and logged in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (*_UNPARSEABLE, *_CLIENT_GONE, JsonRpcInvalidParams))
+
+
+_QUIET_CLIENT_ERRORS = _QuietClientErrors()
+
+
 class InklingServer(LanguageServer):
     """State of one client session. Handlers are registered in `create_server`."""
 
@@ -179,8 +355,10 @@ class InklingServer(LanguageServer):
         self.client_name = "unknown client"
         self._load_generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._shown: set[str] = set()
+        self._shown: dict[str, None] = {}
         self._progress_token: str | None = None
+        for name in ("pygls.server", "pygls.protocol.json_rpc"):
+            logging.getLogger(name).addFilter(_QUIET_CLIENT_ERRORS)
 
     # -- messages to the user ------------------------------------------------------
 
@@ -189,11 +367,19 @@ class InklingServer(LanguageServer):
         log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, message)
         if message in self._shown:
             return
-        self._shown.add(message)
+        self._shown[message] = None
+        if len(self._shown) > _SHOWN_LIMIT:  # a hostile client can make endless distinct messages
+            del self._shown[next(iter(self._shown))]
         self._in_loop(
             self.window_show_message,
             types.ShowMessageParams(type=kind, message=f"Inkling: {message}"),
         )
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, _UNPARSEABLE):  # the body was not JSON: pygls calls this
+            self.protocol.parse_error(error)  # type: ignore[attr-defined]
+            return
+        super().report_server_error(error, source)
 
     def _in_loop(self, fn: Any, *args: Any) -> None:
         """Call `fn` on the event loop thread (pygls' writer is not thread-safe)."""
@@ -245,6 +431,17 @@ class InklingServer(LanguageServer):
                 self.start_model_load()
 
     # -- the model ---------------------------------------------------------------------
+
+    def stop_work(self) -> None:
+        """Cancel every generation, stop indexing, save the acceptance counts and free
+        the model: on shutdown, on SIGTERM and when the client goes away unannounced."""
+        self._load_generation += 1  # a load still under way is dropped when it ends
+        self.index.stop()
+        self.acceptance.flush()
+        self.scheduler.close()
+        engine, self.engine, self.pipeline = self.engine, None, None
+        if engine is not None:
+            engine.close()
 
     def start_model_load(self) -> None:
         self._loop = self._loop or asyncio.get_running_loop()
@@ -407,6 +604,12 @@ class InklingServer(LanguageServer):
         if completion.empty:
             return None
         self.cache.store(uri, prefix, suffix, completion.text)
+        if self.documents.version(uri) != snapshot.version:
+            # The buffer changed while this was generated: its range would land in the
+            # wrong place. Editors ask again after a change; this answer is dropped
+            # (the cache keeps it, should the user's typing match it).
+            log.debug("dropped a completion for %s: the buffer changed meanwhile", uri)
+            return None
         return completion, view
 
     def _note_cursor(self, uri: str, path: str, text: str, line: int) -> None:
@@ -510,11 +713,7 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: InklingServer, params: None) -> None:
-        ls.acceptance.flush()
-        ls.scheduler.close()
-        if ls.engine is not None:
-            ls.engine.close()
-            ls.engine, ls.pipeline = None, None
+        ls.stop_work()
 
     @server.feature(STATUS_NOTIFICATION)
     def status(ls: InklingServer, params: Any) -> dict[str, Any]:
@@ -584,7 +783,37 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
             return types.CompletionList(is_incomplete=True, items=[])
         return completion_items(ls, *found)
 
+    _register_debug_requests(server)
     return server
+
+
+DOCUMENT_STATE_REQUEST = "inkling/documentState"
+
+
+def _register_debug_requests(server: InklingServer) -> None:
+    """Requests for tests and bug reports; they reveal fingerprints, never buffer text."""
+
+    @server.feature(DOCUMENT_STATE_REQUEST)
+    def document_state(ls: InklingServer, params: Any) -> dict[str, Any]:
+        """{"uri"} -> the server's copy of that buffer: version, SHA-256 of its UTF-8
+        text, size, line count, and why it is out of step with the editor (or null)."""
+        uri = getattr(params, "uri", None)
+        if not isinstance(uri, str):
+            log.warning("%s without a uri", DOCUMENT_STATE_REQUEST)
+            raise JsonRpcInvalidParams(f'{DOCUMENT_STATE_REQUEST} needs {{"uri": "..."}}')
+        try:
+            state = ls.documents.state(uri)
+        except DocumentError as exc:
+            log.warning("%s: %s", DOCUMENT_STATE_REQUEST, exc)
+            raise JsonRpcInvalidParams(str(exc)) from exc
+        return {
+            "uri": state.uri,
+            "version": state.version,
+            "sha256": state.sha256,
+            "utf8Bytes": state.utf8_bytes,
+            "lines": state.lines,
+            "outOfSync": state.out_of_sync,
+        }
 
 
 async def _pull_configuration(ls: InklingServer) -> Any:

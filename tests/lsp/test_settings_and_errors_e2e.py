@@ -6,6 +6,7 @@ import asyncio
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,21 +46,55 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
+def _truncated_default_model(size: int) -> bytes:
+    from lsp_server.models import resolve_model
+
+    with resolve_model().path.open("rb") as handle:
+        return handle.read(size)
+
+
+def _gguf_of_unknown_architecture() -> bytes:
+    import tempfile
+
+    import gguf
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "frob.gguf"
+        writer = gguf.GGUFWriter(str(path), arch="frobnicator")
+        writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path.read_bytes()
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (None, "does not exist"),
-        (b"not a model at all", "not a GGUF file"),
-        (b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64, "could not load"),
+        (lambda: b"not a model at all", "not a GGUF file"),
+        (lambda: b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64, "could not load"),
+        (lambda: _truncated_default_model(2_000), "failed to read key-value pairs"),
+        (lambda: _truncated_default_model(20_000_000), "not within the file bounds"),
+        (_gguf_of_unknown_architecture, "unknown model architecture: 'frobnicator'"),
     ],
-    ids=["missing", "not-gguf", "corrupt"],
+    ids=[
+        "missing",
+        "not-gguf",
+        "corrupt",
+        "truncated-header",
+        "truncated-tensors",
+        "unsupported-architecture",
+    ],
 )
 async def test_bad_model_file_keeps_the_server_up(
-    client: LanguageClient, tmp_path: Path, content: bytes | None, expected: str
+    client: LanguageClient, tmp_path: Path, content: Callable[[], bytes] | None, expected: str
 ) -> None:
     model = tmp_path / "model.gguf"
     if content is not None:
-        model.write_bytes(content)
+        model.write_bytes(content())
     await start(client, {"modelPath": str(model)})
     current = await wait_for_model(client)
     assert current["state"] == "failed" and expected in current["error"]

@@ -67,3 +67,14 @@ def test_filling_before_code_stops_where_the_right_side_begins() -> None:
     assert stop_cut(context, "total = sum(xs)") is None
     generated = "total = sum(xs); return total"
     assert generated[: stop_cut(context, generated)] == "total = sum(xs);"
+
+
+def test_the_cursor_line_of_a_giant_minified_file_is_found_at_codec_speed() -> None:
+    """It was a Python loop per character to the end of the line: seconds on 5 MB."""
+    import time
+
+    line = "var a=1,b=[1,2,3].map(function(x){return x*2});" * 100_000
+    started = time.perf_counter()
+    context = build_context(line + "\r\nnext()", 7, language_for_id("javascript"))
+    assert time.perf_counter() - started < 0.5
+    assert context.line_suffix == line[7:] and context.mode is Mode.INLINE

@@ -39,12 +39,31 @@ def test_incremental_changes_and_full_replacement() -> None:
     assert doc.text == "fresh"
 
 
-def test_reversed_range_is_refused_and_nothing_changes() -> None:
+def test_reversed_range_is_refused_and_the_buffer_is_marked_out_of_step() -> None:
     store = DocumentStore()
     store.open("u", "python", 1, "abc\ndef\n")
-    with pytest.raises(DocumentError):
+    with pytest.raises(DocumentError, match="out of step"):
         store.change("u", 2, [("x", (0, 1), (0, 1)), ("y", (1, 2), (0, 0))], UTF16)
-    assert store.snapshot("u").text == "abc\ndef\n"
+    state = store.state("u")
+    assert state.out_of_sync is not None and state.utf8_bytes == len("abc\ndef\n")  # nothing half-applied
+    # The editor applied what the server could not: refuse to complete on a stale copy...
+    with pytest.raises(DocumentError, match="reopened"):
+        store.snapshot("u")
+    store.change("u", 3, [("z", (0, 0), (0, 0))], UTF16)  # ...ignore edits that cannot be trusted...
+    assert store.state("u").out_of_sync is not None
+    store.change("u", 4, [("fresh\n", None, None), ("!", (0, 5), (0, 5))], UTF16)  # ...until a full text
+    assert store.snapshot("u").text == "fresh!\n" and store.state("u").version == 4
+
+
+def test_a_lost_edit_is_recorded_and_a_reopen_clears_it() -> None:
+    store = DocumentStore()
+    store.open("u", "python", 1, "abc")
+    assert store.mark_out_of_sync("u", "an edit could not be read")
+    assert not store.mark_out_of_sync("never-opened", "x")
+    with pytest.raises(DocumentError, match="could not be read"):
+        store.get("u")
+    store.open("u", "python", 5, "abc")
+    assert store.snapshot("u").version == 5
 
 
 def test_syntax_tree_follows_incremental_edits() -> None:
@@ -75,3 +94,11 @@ def test_unknown_document() -> None:
 def test_big_files_get_no_tree() -> None:
     doc = Document("u", "javascript", 1, "x=1;" * 1000)
     assert doc.syntax_tree(max_bytes=100) is None
+
+
+def test_binary_files_get_no_tree() -> None:
+    """tree-sitter's error recovery on megabytes of noise takes seconds per parse."""
+    doc = Document("u", "python", 1, "x = 1\n\x00\x01\x02")
+    assert doc.syntax_tree(max_bytes=1_000_000) is None
+    doc.apply_change("x = 2\n")
+    assert doc.syntax_tree(max_bytes=1_000_000) is not None

@@ -84,3 +84,26 @@ def test_complete_words_and_punctuation_are_not_healed() -> None:
             build_context(text, len(text), None), PREFIX_ONLY, vocab, Budget(100, 0, 512, 16)
         )
         assert prompt.healed == text[len(text.rstrip(" ")) :]
+
+
+class _LengthRecordingVocab(FakeVocab):
+    def __init__(self) -> None:
+        super().__init__(SPECIALS)
+        self.longest = 0
+
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        self.longest = max(self.longest, len(text))
+        return super().tokenize(text, add_bos=add_bos, special=special)
+
+
+def test_a_giant_minified_line_is_never_tokenized_whole() -> None:
+    """A 5 MB one-line file: windows that cannot fit are not tokenized (it took seconds)."""
+    line = "var a=1,b=[1,2,3].map(function(x){return x*2});" * 100_000
+    for order, cursor in (("prefix", len(line)), ("psm", len(line) // 2)):
+        vocab = _LengthRecordingVocab()
+        context = build_context(line, cursor, language_for_id("javascript"))
+        template = PREFIX_ONLY if order == "prefix" else inkling_template("psm")
+        budget = Budget(prefix_tokens=1024, suffix_tokens=256, n_ctx=4096, reserve=64)
+        prompt = build_prompt(context, template, vocab, budget)
+        assert 0 < len(prompt.tokens) <= 1024 + 256 + 8
+        assert vocab.longest <= 1024 * 64, f"{order}: tokenized {vocab.longest} characters at once"
