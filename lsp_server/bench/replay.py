@@ -52,6 +52,10 @@ class RequestRecord:
     """shown | empty | late | late_empty | cancelled | error | unanswered (see `settle`)."""
     mode: str = ""
     """inline | block | skip, decided offline with the server's own context rules."""
+    cache_of: int | None = None
+    """An earlier request whose answer a completion cache could serve here (see `mark_cache_answerable`)."""
+    cache_kind: str = ""
+    """'repeat' (same text and cursor) or 'typed_ahead' (that state plus a typed prefix of its answer)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -198,7 +202,41 @@ async def replay_session(
         raise InklingError(f"replay of {session.name} did not end at the session's final text")
     for record in records:
         record.settle()
+    mark_cache_answerable(session, records)
     return records
+
+
+CACHE_LOOKBACK = 64
+"""How many earlier requests a state is compared with."""
+
+
+def mark_cache_answerable(session: Session, records: Sequence[RequestRecord]) -> None:
+    """Flag requests a completion cache keyed by the document could answer at once.
+
+    A request qualifies if an earlier request of the session (within
+    CACHE_LOOKBACK) got a non-empty answer, even a late one, and this request's
+    document is that one's with nothing changed ('repeat': typo + backspace,
+    erase + retype) or with a prefix of its answer typed at its cursor
+    ('typed_ahead': the user types what was proposed)."""
+    states = [(text, event.cursor) for event, text in session.states()]
+    answered = {r.index: r.text for r in records if r.outcome in ("shown", "late")}
+    for record in records:
+        text, cursor = states[record.index]
+        for earlier in range(record.index - 1, max(-1, record.index - 1 - CACHE_LOOKBACK), -1):
+            answer = answered.get(earlier)
+            if answer is None:
+                continue
+            old_text, old_cursor = states[earlier]
+            typed = cursor - old_cursor
+            if not 0 <= typed <= len(answer) or len(text) - len(old_text) != typed:
+                continue
+            if (
+                text[cursor:] == old_text[old_cursor:]
+                and text[:old_cursor] == old_text[:old_cursor]
+                and text[old_cursor:cursor] == answer[:typed]
+            ):
+                record.cache_of, record.cache_kind = earlier, "typed_ahead" if typed else "repeat"
+                break
 
 
 async def _ready_time(client: InklingClient) -> float:

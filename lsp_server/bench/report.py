@@ -11,6 +11,11 @@ Definitions (also printed under the table):
 * A *pause* is a gap of at least 1 s (on the session's own clock) after an
   event; "after a pause" is the latency of that event's request: how long the
   user, who has stopped typing, waits for ghost text.
+* A *cache-answerable* request has a document that an earlier request of
+  the session (answered non-empty, even late) had too, either unchanged
+  (typo + backspace, erase + retype) or with a prefix of that answer typed
+  at its cursor: a completion cache keyed by the document could answer it
+  at once (see `replay.mark_cache_answerable`).
 * Floor pairing: see `floor.py`. Ratios are server latency over floor time
   (llama-cpp-python prompt evaluation + generation) for the same requests.
 """
@@ -74,6 +79,7 @@ def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
     keystrokes = [r for r in records if r.kind in KEYSTROKE_KINDS]
     in_time = [r for r in records if r.outcome in ("shown", "empty")]
     pauses = [r for r in records if r.planned_gap_ms >= PAUSE_MS]
+    cached = [r for r in records if r.cache_of is not None]
     pause_outcomes = Counter(r.outcome for r in pauses)
     return {
         "requests": len(records),
@@ -94,6 +100,7 @@ def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
                 _latencies(r for r in records if r.outcome in ("shown", "late"))
             ),
             "after_pause_shown": distribution(_latencies(r for r in pauses if r.outcome == "shown")),
+            "cache_answerable_shown": distribution(_latencies(r for r in cached if r.outcome == "shown")),
             "cancel_acknowledged": distribution(
                 r.latency_ms - r.gap_ms
                 for r in records
@@ -108,6 +115,11 @@ def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
             "skip_position": sum(r.mode == "skip" for r in pauses),
         },
         "keystroke_gap_ms": distribution(r.gap_ms for r in keystrokes),
+        "cache_answerable": {
+            "count": len(cached),
+            "by_kind": dict(Counter(r.cache_kind for r in cached)),
+            "shown": sum(r.outcome == "shown" for r in cached),
+        },
     }
 
 
@@ -135,6 +147,7 @@ def server_figures(run: ServerRun, model_bytes: int) -> dict[str, Any]:
         if run.replay_wall_s
         else None,
         "replay_wall_s": round(run.replay_wall_s, 2),
+        "session_wall_s": {name: round(value, 2) for name, value in run.session_wall_s.items()},
         "client_cpu_s_replay": round(run.client_cpu_replay_s, 2),
         "max_send_lag_ms": round(run.max_send_lag_ms, 2),
         "engine_requests": int(_delta(run.engine_after, run.engine_before, "requests")),
@@ -227,6 +240,8 @@ def request_rows(records: Sequence[RequestRecord], floor: FloorRun | None) -> li
             "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 2),
             "gap_ms": round(r.gap_ms, 2),
             "planned_gap_ms": r.planned_gap_ms,
+            "cache_of": r.cache_of,
+            "cache_kind": r.cache_kind,
             "text": r.text,
         }
         paired = floor_by_key.get((r.session, r.index))
@@ -298,6 +313,7 @@ def render_table(report: dict[str, Any]) -> str:
         _latency_row("completions shown (before the next event)", lat["shown"]),
         _latency_row("non-empty answers, whenever they came", lat["non_empty_any_time"]),
         _latency_row("after a pause (>= 1 s), shown", lat["after_pause_shown"]),
+        _latency_row("cache-answerable requests, shown", lat["cache_answerable_shown"]),
         _latency_row("cancel -> RequestCancelled answer", lat["cancel_acknowledged"]),
     ]
     if floor:
@@ -316,6 +332,12 @@ def render_table(report: dict[str, Any]) -> str:
         ),
         _row("outcomes", ", ".join(f"{k} {v}" for k, v in req["by_outcome"].items() if v)),
         _row("modes", ", ".join(f"{k} {v}" for k, v in req["by_mode"].items())),
+        _row(
+            "cache-answerable requests",
+            f"{req['cache_answerable']['count']} "
+            f"({', '.join(f'{k} {v}' for k, v in req['cache_answerable']['by_kind'].items()) or 'none'}), "
+            f"shown {req['cache_answerable']['shown']}",
+        ),
         _row(
             "pauses",
             f"{pauses['count']}: completion shown {pauses['completion_shown']}, "

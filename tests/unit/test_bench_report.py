@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lsp_server.bench.floor import FloorRecord, FloorRun
-from lsp_server.bench.replay import RequestRecord, ServerRun, Startup
+from lsp_server.bench.replay import RequestRecord, ServerRun, Startup, mark_cache_answerable
 from lsp_server.bench.report import (
     build_report,
     distribution,
@@ -18,7 +18,7 @@ from lsp_server.bench.report import (
     render_table,
     request_figures,
 )
-from lsp_server.bench.sessions import QUICK_PLAN, default_sources, generate_session
+from lsp_server.bench.sessions import QUICK_PLAN, Event, Session, default_sources, generate_session
 
 
 def record(
@@ -162,3 +162,42 @@ def test_the_table_says_when_time_was_compressed(tmp_path: Path) -> None:
     assert "TIME-COMPRESSED x4.0" in render_table(report)
     real = render_table(build_report(speed=1.0, **common))  # type: ignore[arg-type]
     assert "REAL-TIME replay" in real and "load average" in real and "2.50 s" in real
+
+
+def test_cache_answerable_requests_repeat_or_type_into_an_answer() -> None:
+    events = (
+        Event(100, "type", 4, 0, "b", 5),  # 0: answered "ar(1)"
+        Event(200, "type", 5, 0, "a", 6),  # 1: typed the answer's first character
+        Event(300, "type", 6, 0, "z", 7),  # 2: a typo, not the answer
+        Event(400, "backspace", 6, 1, "", 6),  # 3: back to the state of 1
+        Event(500, "type", 6, 0, "r", 7),  # 4: "ar" typed into the answer of 0
+        Event(600, "jump", 0, 0, "", 0),  # 5: elsewhere
+    )
+    session = Session("s", "python", "file:///s.py", "test", 0, "a = \n", "a = bar\n", events, 700)
+    session.check()
+    records = [RequestRecord("s", i, e.kind, e.t_ms) for i, e in enumerate(events)]
+    for r, (outcome, text) in zip(
+        records,
+        [
+            ("shown", "ar(1)"),
+            ("cancelled", ""),
+            ("late", "zz"),
+            ("cancelled", ""),
+            ("empty", ""),
+            ("empty", ""),
+        ],
+        strict=True,
+    ):
+        r.outcome, r.text = outcome, text
+    mark_cache_answerable(session, records)
+    assert [(r.cache_of, r.cache_kind) for r in records] == [
+        (None, ""),
+        (0, "typed_ahead"),
+        (None, ""),  # "az" is not what 0 proposed; 1 had no answer
+        (0, "typed_ahead"),
+        (0, "typed_ahead"),
+        (None, ""),
+    ]
+    records[1].outcome, records[1].text = "shown", "r(1)"
+    mark_cache_answerable(session, records)
+    assert (records[3].cache_of, records[3].cache_kind) == (1, "repeat")
