@@ -11,7 +11,8 @@ completions agree.
 
 Pairing: each server request that was computed to the end (answered in time,
 empty or not, or answered after the next keystroke) and is not a skip is run
-once more here, in session order. Before it, the prompt of the nearest
+once more here, in session order; so is every request before a pause (what
+the user waits for), whatever the server did with it. Before it, the prompt of the nearest
 earlier request of the same session that has a prompt (normally the previous
 keystroke's) is evaluated untimed, so the floor starts from the KV cache an
 ideal server would have: "one keystroke later". The floor's time is prompt
@@ -37,7 +38,7 @@ import llama_cpp
 from tqdm import tqdm
 
 from lsp_server.bench.replay import RequestRecord
-from lsp_server.bench.sessions import Session
+from lsp_server.bench.sessions import PAUSE_MS, Session
 from lsp_server.context import Mode
 from lsp_server.engine import CancelToken, Engine, EngineConfig, EngineState, FinishReason, Generation
 from lsp_server.engine import GenerationRequest as Request
@@ -224,6 +225,13 @@ def floor_engine(settings: Settings) -> FloorEngine:
     )
 
 
+def wanted(record: RequestRecord) -> bool:
+    """The floor runs requests the server computed to the end, and those before a pause."""
+    if record.mode == Mode.SKIP.value:
+        return False
+    return record.outcome in PAIRED_OUTCOMES or record.planned_gap_ms >= PAUSE_MS
+
+
 def classify(
     pipeline: Pipeline, workload: Workload, records: Sequence[RequestRecord], settings: Settings
 ) -> None:
@@ -240,14 +248,14 @@ def run_floor(
     *,
     quiet: bool = False,
 ) -> FloorRun:
-    """Run every paired request through llama-cpp-python, primed one keystroke earlier."""
+    """Run every floor request (see `wanted`) through llama-cpp-python, primed one keystroke earlier."""
     pipeline = Pipeline(engine)
     with_prompt: dict[str, list[int]] = {}
     for record in records:
         if record.mode and record.mode != Mode.SKIP.value:
             with_prompt.setdefault(record.session, []).append(record.index)
     by_key = {(r.session, r.index): r for r in records}
-    pairs = [r for r in records if r.mode != Mode.SKIP.value and r.outcome in PAIRED_OUTCOMES]
+    pairs = [r for r in records if wanted(r)]
     load_before = os.getloadavg()
     cpu, wall = time.process_time(), time.perf_counter()
     results: list[FloorRecord] = []

@@ -18,6 +18,8 @@ Definitions (also printed under the table):
   at once (see `replay.mark_cache_answerable`).
 * Floor pairing: see `floor.py`. Ratios are server latency over floor time
   (llama-cpp-python prompt evaluation + generation) for the same requests.
+  The floor also runs every request before a pause, whatever the server did
+  with it: what the user waits for could have taken that long.
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lsp_server.bench.floor import FloorRecord, FloorRun
+from lsp_server.bench.floor import PAIRED_OUTCOMES, FloorRecord, FloorRun
 from lsp_server.bench.replay import RequestRecord, ServerRun
-from lsp_server.bench.sessions import KEYSTROKE_KINDS, Session
+from lsp_server.bench.sessions import KEYSTROKE_KINDS, PAUSE_MS, Session
 
 SCHEMA = "inkling-bench/1"
-PAUSE_MS = 1000.0
 OUTCOMES = ("shown", "empty", "late", "late_empty", "cancelled", "error", "unanswered")
 KIB_PER_MIB = 1024
 
@@ -188,17 +189,21 @@ def _ratio(pairs: Sequence[tuple[RequestRecord, FloorRecord]]) -> dict[str, Any]
 
 def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str, Any]:
     by_key = {(r.session, r.index): r for r in records}
-    pairs = [(by_key[(f.session, f.index)], f) for f in floor.records]
+    runs = [(by_key[(f.session, f.index)], f) for f in floor.records]
+    pairs = [(s, f) for s, f in runs if s.outcome in PAIRED_OUTCOMES]
+    before_pause = [f for s, f in runs if s.planned_gap_ms >= PAUSE_MS]
     one_key_inline = [(s, f) for s, f in pairs if s.kind in KEYSTROKE_KINDS and s.mode == "inline"]
     generated = sum(f.generated_tokens for f in floor.records)
     generate_s = sum(f.generate_ms for f in floor.records) / 1000
     evaluated = sum(f.prompt_tokens - f.reused_tokens for f in floor.records)
     prompt_s = sum(f.prompt_ms for f in floor.records) / 1000
     return {
+        "runs": len(runs),
         "pairs": len(pairs),
         "model": floor.model_path,
         "template": floor.template,
-        "engine_ms": distribution(f.engine_ms for f in floor.records),
+        "engine_ms_paired": distribution(f.engine_ms for _, f in pairs),
+        "engine_ms_before_pause": distribution(f.engine_ms for f in before_pause),
         "generated_tokens": generated,
         "generated_tokens_per_s": round(generated / generate_s, 2) if generate_s else None,
         "prompt_eval_tokens_per_s": round(evaluated / prompt_s, 1) if prompt_s else None,
@@ -317,7 +322,8 @@ def render_table(report: dict[str, Any]) -> str:
         _latency_row("cancel -> RequestCancelled answer", lat["cancel_acknowledged"]),
     ]
     if floor:
-        lines.append(_latency_row("floor: llama-cpp-python, paired requests", floor["engine_ms"]))
+        lines.append(_latency_row("floor: llama-cpp-python, paired requests", floor["engine_ms_paired"]))
+        lines.append(_latency_row("floor: requests before a pause", floor["engine_ms_before_pause"]))
     pauses = req["pauses"]
     lines += [
         "",

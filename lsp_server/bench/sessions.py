@@ -34,6 +34,8 @@ EventKind = Literal["type", "backspace", "newline", "paste", "jump"]
 EVENT_KINDS: tuple[EventKind, ...] = ("type", "backspace", "newline", "paste", "jump")
 KEYSTROKE_KINDS: frozenset[str] = frozenset({"type", "backspace", "newline"})
 """Events that are one key press (a paste and a cursor jump are not)."""
+PAUSE_MS = 1000
+"""A gap of at least this long after an event is a pause: the user waits for ghost text."""
 
 
 @dataclass(frozen=True)

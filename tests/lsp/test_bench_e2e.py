@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.bench.floor import PAIRED_OUTCOMES
+from lsp_server.bench.floor import PAIRED_OUTCOMES, wanted
+from lsp_server.bench.replay import RequestRecord
 from lsp_server.bench.report import OUTCOMES
 from lsp_server.bench.sessions import load_sessions
 
@@ -103,12 +104,26 @@ def test_start_resources_and_engine_counters_are_measured(bench_run: Run) -> Non
 def test_the_floor_ran_the_paired_requests(bench_run: Run) -> None:
     report, _, _ = bench_run
     floor = report["floor"]
-    expected = [r for r in report["records"] if r["mode"] != "skip" and r["outcome"] in PAIRED_OUTCOMES]
-    paired = [r for r in report["records"] if "floor" in r]
-    assert paired == expected and floor["pairs"] == len(paired)
+
+    def as_record(row: dict[str, Any]) -> RequestRecord:
+        return RequestRecord(
+            row["session"],
+            row["index"],
+            row["kind"],
+            0.0,
+            row["planned_gap_ms"],
+            outcome=row["outcome"],
+            mode=row["mode"],
+        )
+
+    ran = [r for r in report["records"] if "floor" in r]
+    assert ran == [r for r in report["records"] if wanted(as_record(r))]
+    assert any(r["planned_gap_ms"] >= 1000 for r in ran)  # the final pause at least
+    paired = [r for r in ran if r["outcome"] in PAIRED_OUTCOMES]
+    assert floor["runs"] == len(ran) and floor["pairs"] == len(paired)
     assert floor["template"] == report["environment"]["server_template"]
     assert floor["model"] == report["environment"]["server_model"]
-    for row in paired:
+    for row in ran:
         assert row["floor"]["engine_ms"] > 0 and row["floor"]["prompt_tokens"] > 0
     if paired:
         ratio = floor["ratio_all_paired"]

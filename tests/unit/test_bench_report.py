@@ -113,6 +113,7 @@ def test_ratios_pair_each_request_with_its_own_floor() -> None:
     assert all_paired["ratio_of_medians"] == 2.0
     assert all_paired["median_ratio"] == 2.0  # ratios 1.5, 2.0, 4.0
     assert all_paired["same_text_share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["engine_ms_before_pause"] == distribution([40.0])  # request 2 precedes a pause
     shown = figures["ratio_one_key_inline_shown"]
     assert shown["n"] == 2 and shown["median_ratio"] == pytest.approx(1.75)
 
