@@ -70,10 +70,10 @@ def register(commands: Any) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from lsp_server.bench.floor import Workload, classify, floor_engine, run_floor
-    from lsp_server.bench.replay import run_server
+    from lsp_server.bench.floor import FloorRun, Workload, classify, floor_engine, run_floor
+    from lsp_server.bench.replay import RequestRecord, run_server
     from lsp_server.bench.report import build_report, plot_histogram, render_table
-    from lsp_server.bench.sessions import save_sessions
+    from lsp_server.bench.sessions import Session, save_sessions
     from lsp_server.cli import settings_from_args
     from lsp_server.errors import InklingError
     from lsp_server.pipeline import Pipeline
@@ -90,6 +90,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         save_sessions(sessions_path, sessions)
     log_path = out.with_suffix(".server.log")
     engine = floor_engine(settings)  # resolves the model the server will load, and its vocabulary
+    workload = Workload(sessions)
+    pipeline = Pipeline(engine)
+    floor_parts: list[FloorRun] = []
+
+    async def after_session(session: Session, records: list[RequestRecord]) -> None:
+        """Classify the session's requests and run its floor while the server is idle."""
+        classify(pipeline, workload, records, settings)
+        if not args.no_floor:
+            part = await asyncio.to_thread(run_floor, engine, workload, records, settings, quiet=args.quiet)
+            floor_parts.append(part)
+
     try:
         with log_path.open("w", encoding="utf-8") as server_log:
             run = asyncio.run(
@@ -99,19 +110,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     speed=args.speed,
                     stderr=server_log,
                     quiet=args.quiet,
+                    between=after_session,
                 )
             )
         if run.status.get("model") != str(engine.config.model_path):
             raise InklingError(
-                f"the server loaded {run.status.get('model')} but the floor would use "
-                f"{engine.config.model_path}: the comparison would not be fair"
+                f"the server loaded {run.status.get('model')} but the floor used "
+                f"{engine.config.model_path}: the comparison is not fair"
             )
-        workload = Workload(sessions)
-        pipeline = Pipeline(engine)
-        classify(pipeline, workload, run.records, settings)
-        floor = (
-            None if args.no_floor else run_floor(engine, workload, run.records, settings, quiet=args.quiet)
-        )
+        floor = FloorRun.merge(floor_parts) if floor_parts else None
         report = build_report(
             sessions=sessions,
             run=run,

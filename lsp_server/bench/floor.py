@@ -16,7 +16,9 @@ the user waits for), whatever the server did with it. Before it, the prompt of t
 earlier request of the same session that has a prompt (normally the previous
 keystroke's) is evaluated untimed, so the floor starts from the KV cache an
 ideal server would have: "one keystroke later". The floor's time is prompt
-evaluation plus generation, as `Llama` does them.
+evaluation plus generation, as `Llama` does them. It runs right after each
+session's replay, while the server sits idle, so that on a shared, noisy
+machine the two are measured minutes apart rather than a whole run apart.
 
 This module imports `llama_cpp` because the floor is, by definition, that
 library used directly.
@@ -192,6 +194,21 @@ class FloorRun:
     wall_s: float
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+
+    @staticmethod
+    def merge(parts: Sequence[FloorRun]) -> FloorRun:
+        """One run from the per-session runs, in order."""
+        if not parts:
+            raise ValueError("no floor runs to merge")
+        return FloorRun(
+            records=[r for part in parts for r in part.records],
+            model_path=parts[0].model_path,
+            template=parts[0].template,
+            cpu_s=sum(p.cpu_s for p in parts),
+            wall_s=sum(p.wall_s for p in parts),
+            load_before=parts[0].load_before,
+            load_after=parts[-1].load_after,
+        )
 
 
 def _path_of(uri: str) -> str:

@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -305,6 +305,10 @@ async def measure_startup(client: InklingClient, probe: Session, encoding: str, 
     )
 
 
+Between = Callable[[Session, list[RequestRecord]], Awaitable[None]]
+"""Work done after a session's replay while the server sits idle (the floor)."""
+
+
 async def run_server(
     sessions: Sequence[Session],
     *,
@@ -312,8 +316,13 @@ async def run_server(
     speed: float = 1.0,
     stderr: TextIO | None = None,
     quiet: bool = False,
+    between: Between | None = None,
 ) -> ServerRun:
-    """Start a fresh server, measure its start, replay every session, stop it."""
+    """Start a fresh server, measure its start, replay every session, stop it.
+
+    `between` runs after each session, so that what is compared with the
+    replay is measured minutes, not a whole run, away from it; the server's
+    CPU time and the client's are counted during the replays only."""
     client = InklingClient([*SERVE_COMMAND, *server_args], stderr=stderr)
     load_before = os.getloadavg()
     spawned = time.perf_counter()
@@ -325,23 +334,22 @@ async def run_server(
         rss_start, _ = rss_kib(pid)
         cpu_start = cpu_seconds(pid)
         engine_before = (await client.status())["engine"]
-        client_cpu = time.process_time()
-        replay_started = time.perf_counter()
         records: list[RequestRecord] = []
         session_wall: dict[str, float] = {}
-        max_lag = 0.0
+        server_cpu = client_cpu = max_lag = 0.0
         for session in sessions:
-            began = time.perf_counter()
+            began, server_began, client_began = time.perf_counter(), cpu_seconds(pid), time.process_time()
             done = await replay_session(client, session, encoding, speed=speed, quiet=quiet)
             session_wall[session.name] = time.perf_counter() - began
+            server_cpu += cpu_seconds(pid) - server_began
+            client_cpu += time.process_time() - client_began
             max_lag = max([max_lag, *(r.sent_ms - r.scheduled_ms for r in done)])
             records += done
+            if between is not None:
+                await between(session, done)
             await asyncio.sleep(1.0 / speed)  # the next file is opened a moment later
-        replay_wall = time.perf_counter() - replay_started
-        client_cpu = time.process_time() - client_cpu
         status = await client.status()
         _, rss_peak = rss_kib(pid)
-        cpu_end = cpu_seconds(pid)
         load_after = os.getloadavg()
     finally:
         exit_code = await client.stop()
@@ -355,9 +363,9 @@ async def run_server(
         rss_start_kib=rss_start,
         rss_peak_kib=rss_peak,
         cpu_start_s=cpu_start,
-        cpu_replay_s=cpu_end - cpu_start,
+        cpu_replay_s=server_cpu,
         client_cpu_replay_s=client_cpu,
-        replay_wall_s=replay_wall,
+        replay_wall_s=sum(session_wall.values()),
         max_send_lag_ms=max_lag,
         load_before=load_before,
         load_after=load_after,

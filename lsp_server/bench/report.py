@@ -304,9 +304,7 @@ def render_table(report: dict[str, Any]) -> str:
     req, srv, env = report["requests"], report["server"], report["environment"]
     start, lat, floor = srv["startup"], req["latency_ms"], report.get("floor")
     speed = report["time_compression"]
-    loads = f"before {_load(srv['load_avg_before'])}, after replay {_load(srv['load_avg_after'])}"
-    if floor:
-        loads += f", after floor {_load(floor['load_avg_after'])}"
+    loads = f"at start {_load(srv['load_avg_before'])}, at end {_load(srv['load_avg_after'])}"
     lines = [
         f"inkling bench: {len(report['sessions'])} session(s), {req['requests']} requests "
         f"({req['keystrokes']} keystrokes); {env['model_name']}, {report['floor_template']} prompt, "
