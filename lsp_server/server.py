@@ -437,6 +437,7 @@ def _engine_counters(engine: Engine | None) -> dict[str, float] | None:
         "cancelled": stats.cancelled,
         "promptTokens": stats.prompt_tokens,
         "reusedTokens": stats.reused_tokens,
+        "shiftedTokens": stats.shifted_tokens,
         "generatedTokens": stats.generated_tokens,
         "promptSeconds": stats.prompt_seconds,
         "generateSeconds": stats.generate_seconds,

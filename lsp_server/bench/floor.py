@@ -3,11 +3,19 @@
 `FloorEngine` stands in for the server's `Engine` under the very same
 `Pipeline`: the context rules, `build_prompt` with the detected template, the
 stop rules and the post-processing are the server's code, unchanged; only
-the generation goes through llama-cpp-python's high-level `Llama` (greedy, its
-own KV prefix reuse in `generate`). Like the server's engine it stops on
-end-of-generation or FIM markers, on the stop rule, on max_tokens and on the
-time budget, so it generates the same tokens; the report checks that the
-completions agree.
+the generation goes through llama-cpp-python's high-level `Llama`:
+`generate` evaluates the prompt with its own KV prefix reuse, then `eval`
+takes one token at a time, chosen from Llama's logits by the server's rule
+(greedy; while healed whitespace is not written yet, the most likely token
+that agrees with it). Like the server's engine it stops on end-of-generation
+or FIM markers, on the stop rule, on max_tokens and on the time budget, so
+it generates the same tokens; the report checks that the completions agree.
+
+The floor builds prompts without project context (`Pipeline(engine)`); the
+server's prompts are the same because each session runs on a fresh server
+with one file open and no workspace root, where that context is empty (see
+`replay.run_server`). Should the server ever take context from the open
+file itself, the floor must be fed the same.
 
 Pairing: each server request that was computed to the end (answered in time,
 empty or not, or answered after the next keystroke) and is not a skip is run
@@ -37,6 +45,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 import llama_cpp
+import numpy as np
 from tqdm import tqdm
 
 from lsp_server.bench.replay import RequestRecord
@@ -44,6 +53,7 @@ from lsp_server.bench.sessions import PAUSE_MS, Session
 from lsp_server.context import Mode
 from lsp_server.engine import CancelToken, Engine, EngineConfig, EngineState, FinishReason, Generation
 from lsp_server.engine import GenerationRequest as Request
+from lsp_server.engine import _consistent_token as consistent_token  # the server's own healing rule
 from lsp_server.llama_model import LlamaModel
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
@@ -105,19 +115,30 @@ class FloorEngine(Engine):
         # evaluated (then it samples from the logits it has: e.g. a typed space, healed away).
         reused = len(prompt) if cached == prompt else min(_common_prefix(cached, prompt), len(prompt) - 1)
         started = time.perf_counter()
-        tokens_out = llama.generate(prompt, temp=0.0, repeat_penalty=1.0)
-        token = next(tokens_out)  # evaluates the prompt (reusing the cached prefix), samples one
+        evaluation = llama.generate(prompt, temp=0.0, repeat_penalty=1.0)
+        next(evaluation)  # evaluates the prompt, reusing the cached prefix (and samples once)
+        evaluation.close()
         prompt_done = time.perf_counter()
         if self.priming:
-            tokens_out.close()
             return Generation("", "cancelled", len(prompt), reused, 0, (prompt_done - started) * 1000, 0.0)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         deadline = prompt_done + request.time_budget_s
         max_tokens = min(self.config.n_ctx - len(prompt), request.max_tokens)
         text, tokens, reason = "", [], "length"
-        for step in range(max_tokens):
-            if step:
-                token = next(tokens_out)
+        for _ in range(max_tokens):
+            # The server's choice, on Llama's logits: greedy, or the most likely token that
+            # agrees with the healed text while that is not written yet.
+            logits = np.ctypeslib.as_array(
+                llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(vocab.n_vocab,)
+            )
+            if len(text) < len(request.forced_prefix):
+                choice = consistent_token(vocab, logits, request.forced_prefix[len(text) :])
+                if choice is None:
+                    reason = "eos"
+                    break
+                token = choice
+            else:
+                token = int(logits.argmax())
             if vocab.is_eog(token) or token in request.stop_token_ids or vocab.is_control(token):
                 reason = "eos"
                 break
@@ -130,7 +151,7 @@ class FloorEngine(Engine):
             if time.perf_counter() > deadline:
                 reason = "budget"
                 break
-        tokens_out.close()
+            llama.eval([token])
         finished = time.perf_counter()
         return Generation(
             text=text,

@@ -84,19 +84,26 @@ class Startup:
     spawn_to_first_completion_s: float | None
     probes: int
     first_completion: str
+    probe_events: int = 0
+    """Session events the probe typed before a completion came (0: at the starting cursor)."""
 
 
 @dataclass
-class ServerRun:
-    encoding: str
-    status: dict[str, Any]
+class ServerSession:
+    """One fresh server process, one session typed into it."""
+
+    session: str
     startup: Startup
     records: list[RequestRecord]
-    engine_before: dict[str, float]
-    engine_after: dict[str, float]
+    status: dict[str, Any]
+    engine: dict[str, float]
+    """The engine's counters over the replay (after minus before)."""
+    cache_hits: int
+    """Answers the server took from its completion cache during the replay."""
     rss_start_kib: int
     rss_peak_kib: int
     cpu_start_s: float
+    """Server CPU seconds from process start to the first completion."""
     cpu_replay_s: float
     client_cpu_replay_s: float
     replay_wall_s: float
@@ -104,7 +111,19 @@ class ServerRun:
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     exit_code: int | None = None
-    session_wall_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ServerRun:
+    servers: list[ServerSession] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        return [r for server in self.servers for r in server.records]
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.servers[-1].status if self.servers else {}
 
 
 def _answer_text(result: Any) -> str:
@@ -260,7 +279,7 @@ async def measure_startup(client: InklingClient, probe: Session, encoding: str, 
     through the session's first events (at most MAX_PROBE_EVENTS) until a
     completion comes."""
     initialized = time.perf_counter()
-    uri = probe.uri.replace("file:///bench/", "file:///bench/startup-probe-")
+    uri = probe.uri  # the session's own document: another name would be "another file" to the server
     text = probe.initial_text
     client.open(uri, probe.language_id, text)
     cursor = probe.events[0].offset if probe.events else len(text)
@@ -302,11 +321,63 @@ async def measure_startup(client: InklingClient, probe: Session, encoding: str, 
         spawn_to_first_completion_s=None if first_at is None else first_at - spawned,
         probes=probes,
         first_completion=first_text,
+        probe_events=max(0, typed - (first_at is None)),
     )
 
 
 Between = Callable[[Session, list[RequestRecord]], Awaitable[None]]
-"""Work done after a session's replay while the server sits idle (the floor)."""
+"""Work done after a session, once its server has stopped (the floor)."""
+
+
+async def serve_session(
+    session: Session,
+    *,
+    server_args: Sequence[str] = (),
+    speed: float = 1.0,
+    stderr: TextIO | None = None,
+    quiet: bool = False,
+) -> ServerSession:
+    """Start a fresh server, measure its start, type the session into it, stop it."""
+    client = InklingClient([*SERVE_COMMAND, *server_args], stderr=stderr)
+    load_before = os.getloadavg()
+    spawned = time.perf_counter()
+    result = await client.start()
+    try:
+        encoding = str(getattr(result.capabilities.position_encoding, "value", "utf-16") or "utf-16")
+        startup = await measure_startup(client, session, encoding, spawned)
+        pid = client.pid
+        rss_start, _ = rss_kib(pid)
+        cpu_start = cpu_seconds(pid)
+        before = await client.status()
+        began, client_began = time.perf_counter(), time.process_time()
+        records = await replay_session(client, session, encoding, speed=speed, quiet=quiet)
+        wall, client_cpu = time.perf_counter() - began, time.process_time() - client_began
+        cpu_replay = cpu_seconds(pid) - cpu_start
+        after = await client.status()
+        _, rss_peak = rss_kib(pid)
+        load_after = os.getloadavg()
+    finally:
+        exit_code = await client.stop()
+    return ServerSession(
+        session=session.name,
+        startup=startup,
+        records=records,
+        status=after,
+        engine={
+            key: float(value) - float(before["engine"].get(key, 0)) for key, value in after["engine"].items()
+        },
+        cache_hits=int(after.get("cacheHits") or 0) - int(before.get("cacheHits") or 0),
+        rss_start_kib=rss_start,
+        rss_peak_kib=rss_peak,
+        cpu_start_s=cpu_start,
+        cpu_replay_s=cpu_replay,
+        client_cpu_replay_s=client_cpu,
+        replay_wall_s=wall,
+        max_send_lag_ms=max((r.sent_ms - r.scheduled_ms for r in records), default=0.0),
+        load_before=load_before,
+        load_after=load_after,
+        exit_code=exit_code,
+    )
 
 
 async def run_server(
@@ -318,57 +389,19 @@ async def run_server(
     quiet: bool = False,
     between: Between | None = None,
 ) -> ServerRun:
-    """Start a fresh server, measure its start, replay every session, stop it.
+    """Each session on a fresh server, as a user who opens the editor on one file.
 
-    `between` runs after each session, so that what is compared with the
-    replay is measured minutes, not a whole run, away from it; the server's
-    CPU time and the client's are counted during the replays only."""
-    client = InklingClient([*SERVE_COMMAND, *server_args], stderr=stderr)
-    load_before = os.getloadavg()
-    spawned = time.perf_counter()
-    result = await client.start()
-    try:
-        encoding = str(getattr(result.capabilities.position_encoding, "value", "utf-16") or "utf-16")
-        startup = await measure_startup(client, sessions[0], encoding, spawned)
-        pid = client.pid
-        rss_start, _ = rss_kib(pid)
-        cpu_start = cpu_seconds(pid)
-        engine_before = (await client.status())["engine"]
-        records: list[RequestRecord] = []
-        session_wall: dict[str, float] = {}
-        server_cpu = client_cpu = max_lag = 0.0
-        for session in sessions:
-            began, server_began, client_began = time.perf_counter(), cpu_seconds(pid), time.process_time()
-            done = await replay_session(client, session, encoding, speed=speed, quiet=quiet)
-            session_wall[session.name] = time.perf_counter() - began
-            server_cpu += cpu_seconds(pid) - server_began
-            client_cpu += time.process_time() - client_began
-            max_lag = max([max_lag, *(r.sent_ms - r.scheduled_ms for r in done)])
-            records += done
-            if between is not None:
-                await between(session, done)
-            await asyncio.sleep(1.0 / speed)  # the next file is opened a moment later
-        status = await client.status()
-        _, rss_peak = rss_kib(pid)
-        load_after = os.getloadavg()
-    finally:
-        exit_code = await client.stop()
-    return ServerRun(
-        encoding=encoding,
-        status=status,
-        startup=startup,
-        records=records,
-        engine_before=engine_before,
-        engine_after=status["engine"],
-        rss_start_kib=rss_start,
-        rss_peak_kib=rss_peak,
-        cpu_start_s=cpu_start,
-        cpu_replay_s=server_cpu,
-        client_cpu_replay_s=client_cpu,
-        replay_wall_s=sum(session_wall.values()),
-        max_send_lag_ms=max_lag,
-        load_before=load_before,
-        load_after=load_after,
-        exit_code=exit_code,
-        session_wall_s=session_wall,
-    )
+    A server per session keeps sessions independent: the server's project
+    context (chunks of *other* files) stays empty, so the floor's prompts are
+    the server's, and every session measures a start. `between` runs after
+    each session, with no server running, so that the floor is measured
+    minutes, not a whole run, away from the replay it is compared with."""
+    run = ServerRun()
+    for session in sessions:
+        served = await serve_session(
+            session, server_args=server_args, speed=speed, stderr=stderr, quiet=quiet
+        )
+        run.servers.append(served)
+        if between is not None:
+            await between(session, served.records)
+    return run

@@ -124,44 +124,58 @@ def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
     }
 
 
-def _delta(after: dict[str, float], before: dict[str, float], key: str) -> float:
-    return float(after.get(key, 0)) - float(before.get(key, 0))
+def _median(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
 
 
 def server_figures(run: ServerRun, model_bytes: int) -> dict[str, Any]:
-    generated = _delta(run.engine_after, run.engine_before, "generatedTokens")
-    generate_s = _delta(run.engine_after, run.engine_before, "generateSeconds")
-    prompt_tokens = _delta(run.engine_after, run.engine_before, "promptTokens")
-    reused = _delta(run.engine_after, run.engine_before, "reusedTokens")
-    prompt_s = _delta(run.engine_after, run.engine_before, "promptSeconds")
+    servers = run.servers
+    engine: Counter[str] = Counter()
+    for server in servers:
+        engine.update(server.engine)
+    generated, generate_s = engine["generatedTokens"], engine["generateSeconds"]
+    prompt_tokens, reused, prompt_s = engine["promptTokens"], engine["reusedTokens"], engine["promptSeconds"]
     model_mib = model_bytes / 2**20
+    rss_peak = max((s.rss_peak_kib for s in servers), default=0) / KIB_PER_MIB
+    cpu_replay = sum(s.cpu_replay_s for s in servers)
+    wall = sum(s.replay_wall_s for s in servers)
+    first = [s.startup.spawn_to_first_completion_s for s in servers]
     return {
-        "encoding": run.encoding,
-        "startup": asdict(run.startup),
-        "rss_start_mib": round(run.rss_start_kib / KIB_PER_MIB, 1),
-        "rss_peak_mib": round(run.rss_peak_kib / KIB_PER_MIB, 1),
+        "servers": len(servers),
+        "startup": [{"session": s.session, **asdict(s.startup)} for s in servers],
+        "spawn_to_first_completion_s": {
+            "median": _median([v for v in first if v is not None]),
+            "max": round(max(v for v in first if v is not None), 3)
+            if any(v is not None for v in first)
+            else None,
+            "missing": sum(v is None for v in first),
+        },
+        "spawn_to_ready_s_median": _median([s.startup.spawn_to_ready_s for s in servers]),
+        "spawn_to_initialized_s_median": _median([s.startup.spawn_to_initialized_s for s in servers]),
+        "rss_start_mib": round((_median([s.rss_start_kib for s in servers]) or 0) / KIB_PER_MIB, 1),
+        "rss_peak_mib": round(rss_peak, 1),
         "model_mib": round(model_mib, 1),
-        "rss_peak_minus_model_mib": round(run.rss_peak_kib / KIB_PER_MIB - model_mib, 1),
-        "cpu_s_to_first_completion": round(run.cpu_start_s, 2),
-        "cpu_s_replay": round(run.cpu_replay_s, 2),
-        "cpu_share_of_replay_wall": round(run.cpu_replay_s / run.replay_wall_s, 3)
-        if run.replay_wall_s
-        else None,
-        "replay_wall_s": round(run.replay_wall_s, 2),
-        "session_wall_s": {name: round(value, 2) for name, value in run.session_wall_s.items()},
-        "client_cpu_s_replay": round(run.client_cpu_replay_s, 2),
-        "max_send_lag_ms": round(run.max_send_lag_ms, 2),
-        "engine_requests": int(_delta(run.engine_after, run.engine_before, "requests")),
-        "engine_cancelled": int(_delta(run.engine_after, run.engine_before, "cancelled")),
+        "rss_peak_minus_model_mib": round(rss_peak - model_mib, 1),
+        "cpu_s_to_first_completion_median": _median([s.cpu_start_s for s in servers]),
+        "cpu_s_replay": round(cpu_replay, 2),
+        "cpu_share_of_replay_wall": round(cpu_replay / wall, 3) if wall else None,
+        "replay_wall_s": round(wall, 2),
+        "session_wall_s": {s.session: round(s.replay_wall_s, 2) for s in servers},
+        "client_cpu_s_replay": round(sum(s.client_cpu_replay_s for s in servers), 2),
+        "max_send_lag_ms": round(max((s.max_send_lag_ms for s in servers), default=0.0), 2),
+        "engine_requests": int(engine["requests"]),
+        "engine_cancelled": int(engine["cancelled"]),
+        "cache_hits": sum(s.cache_hits for s in servers),
         "generated_tokens": int(generated),
         "generated_tokens_per_s": round(generated / generate_s, 2) if generate_s else None,
         "prompt_tokens": int(prompt_tokens),
         "prompt_tokens_reused_share": _share(int(reused), int(prompt_tokens)),
         "prompt_tokens_evaluated": int(prompt_tokens - reused),
+        "prompt_tokens_shifted": int(engine["shiftedTokens"]),
         "prompt_eval_tokens_per_s": round((prompt_tokens - reused) / prompt_s, 1) if prompt_s else None,
-        "exit_code": run.exit_code,
-        "load_avg_before": list(run.load_before),
-        "load_avg_after": list(run.load_after),
+        "exit_codes": [s.exit_code for s in servers],
+        "load_avg_before": list(servers[0].load_before) if servers else None,
+        "load_avg_after": list(servers[-1].load_after) if servers else None,
     }
 
 
@@ -192,7 +206,10 @@ def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str
     runs = [(by_key[(f.session, f.index)], f) for f in floor.records]
     pairs = [(s, f) for s, f in runs if s.outcome in PAIRED_OUTCOMES]
     before_pause = [f for s, f in runs if s.planned_gap_ms >= PAUSE_MS]
-    one_key_inline = [(s, f) for s, f in pairs if s.kind in KEYSTROKE_KINDS and s.mode == "inline"]
+    # Cache-answerable requests are left out: the server may serve them without the model.
+    one_key_inline = [
+        (s, f) for s, f in pairs if s.kind in KEYSTROKE_KINDS and s.mode == "inline" and s.cache_of is None
+    ]
     generated = sum(f.generated_tokens for f in floor.records)
     generate_s = sum(f.generate_ms for f in floor.records) / 1000
     evaluated = sum(f.prompt_tokens - f.reused_tokens for f in floor.records)
@@ -302,7 +319,7 @@ def _ratio_text(r: dict[str, Any]) -> str:
 
 def render_table(report: dict[str, Any]) -> str:
     req, srv, env = report["requests"], report["server"], report["environment"]
-    start, lat, floor = srv["startup"], req["latency_ms"], report.get("floor")
+    lat, floor = req["latency_ms"], report.get("floor")
     speed = report["time_compression"]
     loads = f"at start {_load(srv['load_avg_before'])}, at end {_load(srv['load_avg_after'])}"
     lines = [
@@ -352,8 +369,9 @@ def render_table(report: dict[str, Any]) -> str:
     if floor:
         lines += [
             _row("server / floor, all paired", _ratio_text(floor["ratio_all_paired"])),
-            _row("server / floor, 1-key inline", _ratio_text(floor["ratio_one_key_inline"])),
+            _row("server / floor, 1-key inline*", _ratio_text(floor["ratio_one_key_inline"])),
             _row("  of which shown", _ratio_text(floor["ratio_one_key_inline_shown"])),
+            "  * after one key press, inline mode, not cache-answerable",
         ]
     tokens = f"server {_num(srv['generated_tokens_per_s'])}"
     prompt = f"server {_num(srv['prompt_eval_tokens_per_s'])}"
@@ -364,9 +382,10 @@ def render_table(report: dict[str, Any]) -> str:
         "",
         _row(
             "start -> first completion",
-            f"{_num(start['spawn_to_first_completion_s'], ' s', 2)} "
-            f"(ready {start['spawn_to_ready_s']:.2f} s, "
-            f"initialized {start['spawn_to_initialized_s']:.2f} s, {start['probes']} probes)",
+            f"median {_num(srv['spawn_to_first_completion_s']['median'], ' s', 2)} over "
+            f"{srv['servers']} server start(s) ("
+            + ", ".join(_num(st["spawn_to_first_completion_s"], " s", 2) for st in srv["startup"])
+            + f"); ready median {_num(srv['spawn_to_ready_s_median'], ' s', 2)}",
         ),
         _row(
             "RSS",
@@ -377,7 +396,7 @@ def render_table(report: dict[str, Any]) -> str:
             "server CPU",
             f"{srv['cpu_s_replay']:.1f} s in {srv['replay_wall_s']:.0f} s of replay "
             f"({_pct(srv['cpu_share_of_replay_wall'])} of one core); "
-            f"{srv['cpu_s_to_first_completion']:.1f} s to the first completion",
+            f"median {_num(srv['cpu_s_to_first_completion_median'])} s to the first completion",
         ),
         _row("generated tokens/s", f"{tokens} (server generated {srv['generated_tokens']} tokens)"),
         _row(
@@ -388,6 +407,7 @@ def render_table(report: dict[str, Any]) -> str:
         _row(
             "engine",
             f"{srv['engine_requests']} generations started, {srv['engine_cancelled']} cancelled; "
+            f"{srv['cache_hits']} answers from the server's cache; "
             f"client send lag max {srv['max_send_lag_ms']:.1f} ms",
         ),
     ]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lsp_server.bench.floor import FloorRecord, FloorRun
-from lsp_server.bench.replay import RequestRecord, ServerRun, Startup, mark_cache_answerable
+from lsp_server.bench.replay import RequestRecord, ServerRun, ServerSession, Startup, mark_cache_answerable
 from lsp_server.bench.report import (
     build_report,
     distribution,
@@ -122,27 +122,32 @@ def test_the_table_says_when_time_was_compressed(tmp_path: Path) -> None:
     session = generate_session(default_sources()[0], seed=1, plan=QUICK_PLAN)
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF" + bytes(2**20))
+
+    def server(name: str, first: float, engine: dict[str, float], peak_mib: int) -> ServerSession:
+        return ServerSession(
+            session=name,
+            startup=Startup(0.5, 1.5, first, 7, "x = 1"),
+            records=records_of_a_small_session() if name == "a" else [],
+            status={"model": str(model), "template": "prefix-only"},
+            engine=engine,
+            cache_hits=2,
+            rss_start_kib=300 * 1024,
+            rss_peak_kib=peak_mib * 1024,
+            cpu_start_s=2.0,
+            cpu_replay_s=10.0,
+            client_cpu_replay_s=0.5,
+            replay_wall_s=20.0,
+            max_send_lag_ms=3.0,
+            load_before=(0.5, 0.5, 0.5),
+            load_after=(1.5, 1.0, 0.7),
+        )
+
     run = ServerRun(
-        encoding="utf-16",
-        status={"model": str(model), "template": "prefix-only"},
-        startup=Startup(0.5, 1.5, 2.5, 7, "x = 1"),
-        records=records_of_a_small_session(),
-        engine_before={"generatedTokens": 10, "generateSeconds": 1.0, "promptTokens": 100},
-        engine_after={
-            "generatedTokens": 110,
-            "generateSeconds": 3.0,
-            "promptTokens": 1100,
-            "reusedTokens": 900,
-        },
-        rss_start_kib=300 * 1024,
-        rss_peak_kib=350 * 1024,
-        cpu_start_s=2.0,
-        cpu_replay_s=10.0,
-        client_cpu_replay_s=0.5,
-        replay_wall_s=20.0,
-        max_send_lag_ms=3.0,
-        load_before=(0.5, 0.5, 0.5),
-        load_after=(1.5, 1.0, 0.7),
+        [
+            server("a", 2.5, {"generatedTokens": 60, "generateSeconds": 1.0, "promptTokens": 600}, 350),
+            server("b", 3.5, {"generatedTokens": 40, "generateSeconds": 1.0, "promptTokens": 400}, 360),
+            server("c", 9.5, {"generatedTokens": 0, "generateSeconds": 0.0, "reusedTokens": 900}, 340),
+        ]
     )
     common = {
         "sessions": [session],
@@ -156,13 +161,16 @@ def test_the_table_says_when_time_was_compressed(tmp_path: Path) -> None:
     }
     report = build_report(speed=4.0, **common)  # type: ignore[arg-type]
     assert report["real_time"] is False
-    assert report["server"]["generated_tokens_per_s"] == 50.0
-    assert report["server"]["prompt_tokens_reused_share"] == 0.9
-    assert report["server"]["rss_peak_minus_model_mib"] == pytest.approx(349.0, abs=0.1)
+    server = report["server"]  # summed over the three servers, peaks are the highest
+    assert server["generated_tokens_per_s"] == 50.0
+    assert server["prompt_tokens_reused_share"] == 0.9
+    assert server["rss_peak_minus_model_mib"] == pytest.approx(359.0, abs=0.1)
+    assert server["spawn_to_first_completion_s"] == {"median": 3.5, "max": 9.5, "missing": 0}
+    assert server["cache_hits"] == 6 and server["cpu_s_replay"] == 30.0
     assert report["sessions"][0]["fingerprint"] == session.fingerprint()
     assert "TIME-COMPRESSED x4.0" in render_table(report)
     real = render_table(build_report(speed=1.0, **common))  # type: ignore[arg-type]
-    assert "REAL-TIME replay" in real and "load average" in real and "2.50 s" in real
+    assert "REAL-TIME replay" in real and "load average" in real and "median 3.50 s" in real
 
 
 def test_cache_answerable_requests_repeat_or_type_into_an_answer() -> None:
