@@ -123,6 +123,9 @@ class EngineStats:
     reused_tokens: int = 0
     generated_tokens: int = 0
     shifted_tokens: int = 0
+    prompt_seconds: float = 0.0
+    """Time spent bringing the KV cache to the prompt (requests that got that far)."""
+    generate_seconds: float = 0.0
     load_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -260,6 +263,8 @@ class Engine:
         self.stats.prompt_tokens += len(prompt)
         self.stats.reused_tokens += reused
         self.stats.generated_tokens += len(tokens)
+        self.stats.prompt_seconds += prompt_done - started
+        self.stats.generate_seconds += finished - prompt_done
         return Generation(
             text=text,
             finish_reason=reason,

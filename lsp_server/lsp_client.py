@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -151,18 +151,31 @@ class InklingClient:
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )
 
-    def request_inline(self, uri: str, line: int, character: int) -> tuple[str, asyncio.Future[Any]]:
-        """Send an inline-completion request; returns its id (for cancel) and its future."""
+    def request_inline(
+        self,
+        uri: str,
+        line: int,
+        character: int,
+        *,
+        on_answer: Callable[[], None] | None = None,
+    ) -> tuple[str, asyncio.Future[Any]]:
+        """Send an inline-completion request; returns its id (for cancel) and its future.
+
+        `on_answer` is called as soon as the response (or error) has been read,
+        before the event loop gets round to the awaiting task: instruments take
+        their timestamp there."""
         msg_id = uuid.uuid4().hex
         params = types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=types.Position(line=line, character=character),
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         )
-        future = self._client.protocol.send_request_async(
+        answer = self._client.protocol.send_request(
             types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id
         )
-        return msg_id, future
+        if on_answer is not None:
+            answer.add_done_callback(lambda _: on_answer())
+        return msg_id, asyncio.wrap_future(answer)
 
     def cancel(self, msg_id: str) -> None:
         self._client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))

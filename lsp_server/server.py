@@ -411,6 +411,7 @@ class InklingServer(LanguageServer):
             },
             "encoding": self.encoding if self.protocol._workspace is not None else None,
             "acceptance": self.acceptance.session(),
+            "engine": _engine_counters(self.engine),
         }
 
     def send_status(self) -> None:
@@ -627,6 +628,24 @@ def _workspace_roots(params: types.InitializeParams) -> list[Path]:
     if not uris and params.root_path:
         roots = [Path(params.root_path)]
     return [root for root in roots if root.is_dir()]
+
+
+def _engine_counters(engine: Engine | None) -> dict[str, float] | None:
+    """The engine's running totals (requests, tokens, seconds), for `inkling bench`."""
+    if engine is None:
+        return None
+    stats = engine.stats
+    return {
+        "requests": stats.requests,
+        "cancelled": stats.cancelled,
+        "promptTokens": stats.prompt_tokens,
+        "reusedTokens": stats.reused_tokens,
+        "shiftedTokens": stats.shifted_tokens,
+        "generatedTokens": stats.generated_tokens,
+        "promptSeconds": stats.prompt_seconds,
+        "generateSeconds": stats.generate_seconds,
+        "loadSeconds": stats.load_seconds,
+    }
 
 
 def _uri_to_path(uri: str) -> str:
