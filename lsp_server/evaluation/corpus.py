@@ -390,7 +390,9 @@ def held_out(languages: Iterable[str] = STANDARD_LANGUAGES) -> HeldOut:
             continue
         for corpus in corpora:
             for source in corpus.files:
-                names.add(source.key.removesuffix("/" + str(PurePosixPath(source.path.relative_to(corpus.root)))))
+                names.add(
+                    source.key.removesuffix("/" + str(PurePosixPath(source.path.relative_to(corpus.root))))
+                )
                 if source.split == "test" and (text := read_source(source.path)) is not None:
                     prints.add(fingerprint(text))
     return HeldOut(frozenset(names), frozenset(prints))

@@ -11,6 +11,8 @@ import pytest
 
 from lsp_server import syntax
 from lsp_server.context import Mode, build_context
+from lsp_server.evaluation.corpus import HeldOut, fingerprint
+from lsp_server.evaluation.corpus import split_of as split_of_evaluation
 from lsp_server.languages import language_for_id
 from training.config import ConfigError, apply_overrides, build, section
 from training.data.dedup import DedupConfig, duplicates
@@ -21,8 +23,6 @@ from training.data.holes import Hole, find_spans
 from training.data.prepare import PrepareConfig, prepare
 from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source
-from lsp_server.evaluation.corpus import HeldOut, fingerprint
-from lsp_server.evaluation.corpus import split_of as split_of_evaluation
 from training.data.split import Exclusions, split_of
 
 PYTHON = '''import os
