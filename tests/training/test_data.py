@@ -20,7 +20,7 @@ from training.data.docs import code_blocks
 from training.data.examples import ExampleConfig, examples_for_file, fim_example
 from training.data.filters import FilterConfig, detect_language, rejection
 from training.data.holes import Hole, find_spans
-from training.data.prepare import PrepareConfig, prepare
+from training.data.prepare import PrepareConfig, format_stats, prepare
 from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source
 from training.data.split import Exclusions, split_of
@@ -407,3 +407,19 @@ def test_files_the_evaluation_tests_on_are_left_out(tmp_path: Path, monkeypatch:
     assert stats["dropped"] == {"evaluation test": 2}, stats["dropped"]
     assert stats["evaluation_test_files"] == "excluded"
     assert sum(split["files"] for split in stats["splits"].values()) == 2
+
+
+def test_an_optional_source_that_is_missing_is_reported_and_skipped(tmp_path: Path) -> None:
+    source = tmp_path / "team"
+    source.mkdir()
+    (source / "a.py").write_text(PYTHON)
+    sources = [{"path": str(source)}, {"path": str(tmp_path / "nowhere"), "name": "go-stdlib", "optional": True}]
+    config = build(PrepareConfig, {"sources": sources, "output": str(tmp_path / "out"), "exclude_evaluation_test": False})
+    stats = prepare(config, progress=False)
+    assert stats["sources"]["go-stdlib"] == {"files_seen": 0, "files_kept": 0, "missing": str(tmp_path / "nowhere")}
+    assert stats["sources"]["team"]["files_kept"] == 1
+    assert "go-stdlib: " + str(tmp_path / "nowhere") + " is not on this machine" in format_stats(stats)
+    required = build(PrepareConfig, {"sources": sources[1:2], "output": str(tmp_path / "out2")})
+    required.sources[0].optional = False
+    with pytest.raises(ConfigError, match="does not exist"):
+        prepare(required, progress=False)

@@ -23,7 +23,7 @@ from training.data.dedup import DedupConfig, duplicates
 from training.data.examples import ExampleConfig, examples_for_file
 from training.data.filters import FilterConfig, detect_language, rejection
 from training.data.scrub import ScrubReport, scrub
-from training.data.sources import SourceConfig, iter_source, source_name
+from training.data.sources import SourceConfig, iter_source, source_name, source_root
 from training.data.split import Exclusions, split_of
 
 SPLITS = ("train", "validation", "test")
@@ -127,6 +127,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     files: list[_File] = []
     for source in config.sources:
         seen = kept = 0
+        if source.optional and not source_root(source.path).exists():
+            stats["sources"][source_name(source)] = {"files_seen": 0, "files_kept": 0, "missing": source.path}
+            continue
         for item in tqdm(iter_source(source), desc=f"reading {source_name(source)}", disable=not progress):
             seen += 1
             inner = item.path.split("/", 1)[-1]
@@ -200,6 +203,9 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
 def format_stats(stats: dict[str, Any]) -> str:
     lines = [f"prepared in {stats['seconds']} s"]
     for name, counts in stats["sources"].items():
+        if "missing" in counts:
+            lines.append(f"  source {name}: {counts['missing']} is not on this machine (optional), skipped")
+            continue
         lines.append(f"  source {name}: {counts['files_seen']} files seen, {counts['files_kept']} kept")
     if stats["dropped"]:
         lines.append("  dropped: " + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))

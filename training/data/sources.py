@@ -41,6 +41,9 @@ class SourceConfig:
     """Datasets: column with a language name (e.g. The Stack's `lang`); empty: detect from the path."""
     max_files: int = 0
     """0: no limit."""
+    optional: bool = False
+    """A missing path is skipped (and reported) instead of stopping the run: for code that only
+    some machines have installed."""
 
 
 @dataclass(frozen=True)
