@@ -413,10 +413,19 @@ def test_an_optional_source_that_is_missing_is_reported_and_skipped(tmp_path: Pa
     source = tmp_path / "team"
     source.mkdir()
     (source / "a.py").write_text(PYTHON)
-    sources = [{"path": str(source)}, {"path": str(tmp_path / "nowhere"), "name": "go-stdlib", "optional": True}]
-    config = build(PrepareConfig, {"sources": sources, "output": str(tmp_path / "out"), "exclude_evaluation_test": False})
+    sources = [
+        {"path": str(source)},
+        {"path": str(tmp_path / "nowhere"), "name": "go-stdlib", "optional": True},
+    ]
+    config = build(
+        PrepareConfig, {"sources": sources, "output": str(tmp_path / "out"), "exclude_evaluation_test": False}
+    )
     stats = prepare(config, progress=False)
-    assert stats["sources"]["go-stdlib"] == {"files_seen": 0, "files_kept": 0, "missing": str(tmp_path / "nowhere")}
+    assert stats["sources"]["go-stdlib"] == {
+        "files_seen": 0,
+        "files_kept": 0,
+        "missing": str(tmp_path / "nowhere"),
+    }
     assert stats["sources"]["team"]["files_kept"] == 1
     assert "go-stdlib: " + str(tmp_path / "nowhere") + " is not on this machine" in format_stats(stats)
     required = build(PrepareConfig, {"sources": sources[1:2], "output": str(tmp_path / "out2")})
