@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_server import syntax
-from lsp_server.evaluation.corpus import Corpus, SourceFile, Split
+from lsp_server.evaluation.corpus import PYTHON_EXCLUDE, Corpus, SourceFile, Split
 from lsp_server.evaluation.tasks import Hole, HoleKind, Task, _clean_lines, _File, make_task, parse_clean
-from lsp_server.languages import language_for_id
+from lsp_server.languages import language_for_id, language_for_path
+from lsp_server.project_index import IGNORED_DIRS
 from lsp_server.symbols import read_symbols, supported
 
 IDENTIFIER_KINDS = frozenset({"identifier", "field_identifier", "property_identifier", "type_identifier"})
@@ -37,6 +39,10 @@ ATTRIBUTE_FIELDS = {"attribute": "attribute", "selector_expression": "field", "m
 OBJECT_FIELDS = ("object", "operand")
 CALL_KINDS = frozenset({"call", "call_expression", "new_expression"})
 MIN_NAME_CHARS = 3
+PARAMETER_KINDS = frozenset(
+    {"parameters", "typed_parameter", "list_splat_pattern", "dictionary_splat_pattern"}
+)
+"""Python parameter nodes whose identifier is the parameter's own name (no `name` field)."""
 _GO_PREDECLARED_NAMES = (
     "any append bool byte cap clear close comparable complex complex64 complex128 copy delete error false "
     "float32 float64 imag int int8 int16 int32 int64 iota len make max min new nil panic print println "
@@ -60,21 +66,34 @@ class RepositorySymbols:
 
 
 def repository_symbols(repo: Corpus) -> RepositorySymbols:
+    spec = language_for_id(repo.language)
     defined: dict[str, set[str]] = {}
     modules: dict[str, str] = {}
-    for source in repo.files:
-        spec = language_for_id(source.language)
-        if spec is None or not supported(spec):
-            continue
+    if spec is None or not supported(spec):
+        return RepositorySymbols({}, modules)
+    for path in definition_files(repo):
         try:
-            data = source.path.read_bytes()
+            data = path.read_bytes()
         except OSError:
             continue
-        for definition in read_symbols(spec, str(source.path), data).definitions:
-            defined.setdefault(definition.name, set()).add(str(source.path))
-        stem = source.path.parent.name if source.path.stem in ("__init__", "index") else source.path.stem
-        modules.setdefault(stem, str(source.path))
+        for definition in read_symbols(spec, str(path), data).definitions:
+            defined.setdefault(definition.name, set()).add(str(path))
+        stem = path.parent.name if path.stem in ("__init__", "index") else path.stem
+        modules.setdefault(stem, str(path))
     return RepositorySymbols({k: frozenset(v) for k, v in defined.items()}, modules)
+
+
+def definition_files(repo: Corpus) -> list[Path]:
+    """Every file of the repository's language, small ones too (holes skip those, definitions not);
+    Go tests aside."""
+    found: list[Path] = []
+    for directory, subdirs, names in os.walk(repo.root):
+        subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS and d not in PYTHON_EXCLUDE)
+        for name in sorted(names):
+            spec = language_for_path(name)
+            if spec is not None and spec.id == repo.language and not name.endswith("_test.go"):
+                found.append(Path(directory) / name)
+    return found
 
 
 @dataclass(frozen=True)
@@ -159,9 +178,11 @@ def _classify(
         return None
     if _same(parent.child_by_field_name("name"), leaf) or _same(parent.child_by_field_name("left"), leaf):
         return None  # a keyword argument, a declaration, an assignment target
-    if "parameter" in parent.type:
-        return None  # a parameter that happens to share a name with another file's definition
+    if parent.type in PARAMETER_KINDS or _same(parent.child_by_field_name("pattern"), leaf):
+        return None  # a parameter (Python's have no name field, TypeScript's a pattern)
     others = sorted(p for p in symbols.defined_in.get(name, ()) if p != path)
+    if file.spec.id == "go":  # a Go file sees its own package's names: the files of its directory
+        others = [p for p in others if Path(p).parent == Path(path).parent]
     if not others:
         return None
     expression = leaf
