@@ -10,7 +10,7 @@ from typing import Any
 
 from lsp_server.evaluation.metrics import Score, summarize
 from lsp_server.evaluation.runners import Answer
-from lsp_server.evaluation.tasks import Task
+from lsp_server.evaluation.tasks import HoleKind, Task
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,15 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
     return document["meta"], runners, results
 
 
+def kind_label(task: Task) -> str:
+    """The hole kind a table row shows; cross-file holes by where the cursor is (line, midline)."""
+    if task.kind is HoleKind.CROSSFILE:
+        return f"{task.kind.value}-{task.detail.split('/')[0]}"
+    return task.kind.value
+
+
 def group_key(task: Task) -> tuple[str, str]:
-    return task.language, task.kind.value
+    return task.language, kind_label(task)
 
 
 def summaries(results: Sequence[TaskResult], runners: Sequence[str]) -> dict[str, Any]:
@@ -86,7 +93,7 @@ def summaries(results: Sequence[TaskResult], runners: Sequence[str]) -> dict[str
     for name in runners:
         report[name] = {
             "by_group": collect(name, lambda r: "/".join(group_key(r.task))),
-            "by_kind": collect(name, lambda r: r.task.kind.value),
+            "by_kind": collect(name, lambda r: kind_label(r.task)),
             "by_language": collect(name, lambda r: r.task.language),
             "all": summarize([r.scores[name] for r in results]).as_dict(),
         }

@@ -187,5 +187,6 @@ def test_results_read_back_with_the_repository_and_the_table_compares_project_wi
     assert loaded[0].answers["project"].context_files == ("shop/billing.py",)
     table = render_table(summaries(loaded, runners), runners)
     assert "Δ = project - in-file" in table
+    assert {"crossfile-line", "crossfile-midline"} >= set(summaries(loaded, runners)["project"]["by_kind"])
     assert "+100.0" in table
     assert f"{len(tasks)}/{len(tasks)} prompts" in render_context_use(loaded)
