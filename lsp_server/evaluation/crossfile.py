@@ -11,8 +11,9 @@ the answer needs the other file. Three uses, read with tree-sitter:
 * (Go) a method of a type of the same package, from a sibling file: `w.writeHeader(code)`.
 
 The hole is the rest of a single clean line, from its code (`line/...`) or
-from the use (`midline/...`); the detail also says whether the use is a call,
-an attribute or a name. Splits come from the standard corpora's file keys.
+from the name (`midline/...`, after the dot for an attribute); the detail
+also says whether the use is a call, an attribute or a name. Splits come
+from the standard corpora's file keys.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class Use:
 
     name: str
     start: int
-    """Character offset of the expression that names it (`utils.quote` starts at `utils`)."""
+    """Character offset of the name itself (`utils.|quote`: after the dot, where an editor
+    completes a member)."""
     usage: str
     """call, attribute or name."""
     defined_in: str
@@ -218,7 +220,7 @@ def _classify(
         and _same(outer.child_by_field_name("constructor"), expression)
     ):
         usage = "call"
-    return Use(name, file.char(expression.start_byte), usage, others[0])
+    return Use(name, file.char(leaf.start_byte), usage, others[0])
 
 
 def crossfile_holes(file: _File, uses: Sequence[Use], chooser: random.Random) -> list[tuple[Hole, Use]]:
