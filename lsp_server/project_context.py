@@ -170,14 +170,18 @@ class ProjectContext:
                     _relevance(definition, window_words, imported, named),
                     definition,
                 )
-        for name in sorted(window_words - defined_here):
+        # Names near the cursor, and names imported one by one that the imported file does not
+        # define itself (a package's __init__.py or a TypeScript barrel re-exporting them).
+        reexported = imported - {d.name for _, d in found.values()}
+        for name in sorted((window_words | reexported) - defined_here):
             if time.perf_counter() > deadline:
                 break
             same_language = [d for d in self.index.lookup(name) if _family(_language_of(d.path)) == family]
+            lookup_score = LOOKUP_SCORE if name in window_words else REEXPORTED_SCORE
             for definition in same_language[:3]:
                 if Path(definition.path) != path:
                     key = (definition.path, definition.line)
-                    score = max(found.get(key, (0.0, definition))[0], LOOKUP_SCORE)
+                    score = max(found.get(key, (0.0, definition))[0], lookup_score)
                     found[key] = (score, definition)
         grouped: dict[str, list[tuple[float, Definition]]] = {}
         used = 0
@@ -229,6 +233,8 @@ IMPORTED_SCORE = 1.8
 """A definition the file imports by name (`from m import a`): the code is about to use it."""
 LOOKUP_SCORE = 1.5
 """A definition found in the workspace index for a name near the cursor."""
+REEXPORTED_SCORE = 1.4
+"""A definition found in the workspace index for a name imported from a file that only re-exports it."""
 RELATED_SCORE = 0.5
 """Any other definition of an imported file (or a Go sibling), raised by how much its header
 shares with the code near the cursor and when the module's own name is written there."""

@@ -138,3 +138,20 @@ def test_name_lookups_stay_within_the_language(tmp_path: Path) -> None:
     context = ProjectContext(index)
     files = context.gather(tmp_path.resolve() / "main.go", "go", here, len(here) - 1, ContextBudget(300))
     assert files == []
+
+
+def test_a_name_imported_from_a_barrel_that_re_exports_it_is_looked_up(tmp_path: Path) -> None:
+    (tmp_path / "src" / "utils").mkdir(parents=True)
+    (tmp_path / "src" / "core").mkdir()
+    (tmp_path / "src" / "internal.ts").write_text('export * from "./utils/errors";\n')
+    (tmp_path / "src" / "utils" / "errors.ts").write_text(
+        "export function die(code: number, ...args: any[]): never {\n  throw new Error(String(code));\n}\n"
+    )
+    here = 'import { die } from "../internal";\n\nexport function run(x: number) {\n  if (x < 0) {\n    \n'
+    index = ProjectIndex([tmp_path])
+    index.crawl_now()
+    context = ProjectContext(index)
+    path = tmp_path.resolve() / "src" / "core" / "app.ts"
+    files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
+    assert [f.path for f in files] == ["src/utils/errors.ts"]
+    assert "export function die(code: number, ...args: any[]): never" in files[0].text
