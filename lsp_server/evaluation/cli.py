@@ -191,6 +191,7 @@ def _rescore(source: Path, out: Path) -> int:
     from lsp_server.evaluation.report import (
         decisions,
         load_results,
+        render_context_use,
         render_decisions,
         render_table,
         summaries,
@@ -203,6 +204,8 @@ def _rescore(source: Path, out: Path) -> int:
     print(f"{len(results)} tasks of {source} scored again")
     print(render_table(summaries(results, runners), runners))
     print(render_decisions(decisions(results, runners[0]), runners[0]))
+    if "project" in runners:
+        print(render_context_use(results))
     print(f"results: {out}")
     return 0
 
