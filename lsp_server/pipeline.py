@@ -96,7 +96,7 @@ class Pipeline:
             n_ctx=model.n_ctx,
             reserve=max_tokens,
         )
-        extra = self._project_context(request, settings)
+        extra = self.project_context(request, settings)
         prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
         prompt_built = time.perf_counter()
         if settings.log_buffers:
@@ -136,7 +136,8 @@ class Pipeline:
             log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         return _result(request, context, generation, finished, timings)
 
-    def _project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:
+    def project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:
+        """Other files' text for this request's prompt (none without a project)."""
         if self.project is None or settings.context_tokens <= 0 or not request.path:
             return []
         budget = ContextBudget(

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.languages import language_for_id
+from lsp_server.languages import language_for_id, language_for_path
 from lsp_server.project_index import ProjectIndex
 from lsp_server.symbols import Definition, read_symbols, supported
 from lsp_server.templates import ContextFile
@@ -129,7 +129,7 @@ class ProjectContext:
         chars = int(budget.tokens * CHARS_PER_TOKEN)
         picked: list[tuple[float, ContextFile]] = []
         if budget.definitions:
-            picked += self._definitions(path, language_id, text, window_words, deadline)
+            picked += self._definitions(path, language_id, text, window_words, deadline, chars)
         if budget.buffers or budget.recent:
             kinds = {"buffer", "edit"} if budget.buffers else set()
             kinds |= {"recent"} if budget.recent else set()
@@ -142,33 +142,61 @@ class ProjectContext:
         return chosen
 
     def _definitions(
-        self, path: Path, language_id: str, text: str, window_words: frozenset[str], deadline: float
+        self,
+        path: Path,
+        language_id: str,
+        text: str,
+        window_words: frozenset[str],
+        deadline: float,
+        chars: int,
     ) -> list[tuple[float, ContextFile]]:
+        """Signatures ranked one by one, then grouped by file: a large related file must
+        not take the whole budget with what the code does not use."""
         spec = language_for_id(language_id)
         if spec is None or not supported(spec):
             return []
         symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
         defined_here = {d.name for d in symbols.definitions}
+        imported = frozenset(symbols.imported_names)
+        family = _family(spec.id)  # a Go file gets no C definition from testdata/
         found: dict[tuple[str, int], tuple[float, Definition]] = {}
         for related in self.index.related_files(path, symbols):
             if time.perf_counter() > deadline:
                 break
             other = self.index.symbols(related)
+            named = _module_name(related) in window_words  # `events.` is written near the cursor
             for definition in other.definitions if other else ():
-                used = definition.name in window_words
-                score = 2.0 if used else 0.5
-                found[(definition.path, definition.line)] = (score, definition)
-        for name in sorted(window_words - defined_here):
+                found[(definition.path, definition.line)] = (
+                    _relevance(definition, window_words, imported, named),
+                    definition,
+                )
+        # Names near the cursor, and names imported one by one that the imported file does not
+        # define itself (a package's __init__.py or a TypeScript barrel re-exporting them).
+        reexported = imported - {d.name for _, d in found.values()}
+        for name in sorted((window_words | reexported) - defined_here):
             if time.perf_counter() > deadline:
                 break
-            for definition in self.index.lookup(name)[:3]:
+            same_language = [d for d in self.index.lookup(name) if _family(_language_of(d.path)) == family]
+            lookup_score = LOOKUP_SCORE if name in window_words else REEXPORTED_SCORE
+            for definition in same_language[:3]:
                 if Path(definition.path) != path:
                     key = (definition.path, definition.line)
-                    score = max(found.get(key, (0.0, definition))[0], 1.5)
+                    score = max(found.get(key, (0.0, definition))[0], lookup_score)
                     found[key] = (score, definition)
         grouped: dict[str, list[tuple[float, Definition]]] = {}
-        for score, definition in found.values():
+        used = 0
+        for score, definition in sorted(
+            found.values(), key=lambda item: (-item[0], item[1].path, item[1].line)
+        ):
+            size = (
+                len(definition.signature)
+                + 2
+                + (0 if definition.path in grouped else len(definition.path) + 8)
+            )
+            if used + size > chars:
+                continue  # a smaller one further down may still fit
             grouped.setdefault(definition.path, []).append((score, definition))
+            used += size
         results = []
         for file_path, items in grouped.items():
             items.sort(key=lambda item: item[1].line)
@@ -197,6 +225,48 @@ class ProjectContext:
             if path.is_relative_to(root):
                 return str(path.relative_to(root))
         return path.name
+
+
+USED_SCORE = 2.0
+"""A definition whose name is written near the cursor."""
+IMPORTED_SCORE = 1.8
+"""A definition the file imports by name (`from m import a`): the code is about to use it."""
+LOOKUP_SCORE = 1.5
+"""A definition found in the workspace index for a name near the cursor."""
+REEXPORTED_SCORE = 1.4
+"""A definition found in the workspace index for a name imported from a file that only re-exports it."""
+RELATED_SCORE = 0.5
+"""Any other definition of an imported file (or a Go sibling), raised by how much its header
+shares with the code near the cursor and when the module's own name is written there."""
+
+
+def _language_of(path: str) -> str | None:
+    spec = language_for_path(path)
+    return spec.id if spec is not None else None
+
+
+_FAMILIES = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
+
+
+def _family(language: str | None) -> str | None:
+    """Languages whose files use each other's definitions."""
+    return _FAMILIES.get(language, language) if language else None
+
+
+def _module_name(path: Path) -> str:
+    return path.parent.name if path.stem in ("__init__", "index", "mod") else path.stem
+
+
+def _relevance(
+    definition: Definition, window_words: frozenset[str], imported: frozenset[str], module_named: bool
+) -> float:
+    if definition.name in window_words:
+        return USED_SCORE
+    if definition.name in imported:
+        return IMPORTED_SCORE
+    header = _words(definition.signature.split("\n", 1)[0]) - {definition.name}
+    shared = len(header & window_words) / len(header) if header else 0.0
+    return RELATED_SCORE + (0.5 if module_named else 0.0) + 0.4 * shared
 
 
 def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[ContextFile]:

@@ -187,7 +187,7 @@ class ProjectIndex:
             bases = (
                 [here.parents[level - 2] if level > 1 and len(here.parents) >= level - 1 else here]
                 if level
-                else [here, *self.roots]
+                else [here, *self.roots, *self._python_bases(parts)]
             )
             for base in bases:
                 target = base.joinpath(*parts) if parts else base
@@ -218,6 +218,12 @@ class ProjectIndex:
                 for source_root in (root, root / "src" / "main" / "java", root / "src"):
                     candidates.append(source_root / relative)
         return [c for c in candidates if c.is_file()]
+
+    def _python_bases(self, parts: list[str]) -> list[Path]:
+        """Where else absolute imports start: a src/ layout, and the folder above a root that
+        is the imported package itself (the workspace opened at `pkg/`, code importing `pkg.x`)."""
+        bases = [root / "src" for root in self.roots]
+        return bases + [root.parent for root in self.roots if parts and root.name == parts[0]]
 
     # -- crawling ---------------------------------------------------------------------------
 

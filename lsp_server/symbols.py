@@ -25,6 +25,8 @@ _QUERIES: dict[str, str] = {
 (import_statement name: (dotted_name) @module)
 (import_statement name: (aliased_import name: (dotted_name) @module))
 (import_from_statement module_name: (_) @module)
+(import_from_statement module_name: (_) @from name: (dotted_name) @imported)
+(import_from_statement module_name: (_) @from name: (aliased_import name: (dotted_name) @imported))
 """,
     "javascript": """
 (program (function_declaration name: (identifier) @name) @function)
@@ -34,6 +36,7 @@ _QUERIES: dict[str, str] = {
 (program (lexical_declaration (variable_declarator name: (identifier) @name)) @variable)
 (program (export_statement declaration: (lexical_declaration (variable_declarator name: (identifier) @name))) @variable)
 (import_statement source: (string (string_fragment) @module))
+(import_specifier name: (identifier) @imported)
 """,
     "typescript": """
 (program (function_declaration name: (identifier) @name) @function)
@@ -47,6 +50,7 @@ _QUERIES: dict[str, str] = {
 (program (lexical_declaration (variable_declarator name: (identifier) @name)) @variable)
 (program (export_statement declaration: (lexical_declaration (variable_declarator name: (identifier) @name))) @variable)
 (import_statement source: (string (string_fragment) @module))
+(import_specifier name: (identifier) @imported)
 """,
     "go": """
 (source_file (function_declaration name: (identifier) @name) @function)
@@ -122,7 +126,10 @@ class FileSymbols:
     language: str
     definitions: tuple[Definition, ...]
     imports: tuple[str, ...]
-    """Module specifiers as written (quotes removed): 'os.path', './util', "x.h"."""
+    """Module specifiers as written (quotes removed): 'os.path', './util', "x.h"; for Python's
+    `from m import a` also 'm.a', in case `a` is a submodule (`from . import events` -> '.events')."""
+    imported_names: tuple[str, ...] = ()
+    """Names imported one by one (`from m import a`, `import { a } from './m'`): what the file will use."""
 
 
 def supported(spec: LanguageSpec) -> bool:
@@ -133,9 +140,15 @@ def read_symbols(spec: LanguageSpec, path: str, source: bytes) -> FileSymbols:
     tree = syntax.parse(spec, source)
     definitions: list[Definition] = []
     imports: list[str] = []
+    imported: list[str] = []
     for _, captures in syntax.matches(spec, _QUERIES[spec.id], tree.root_node):
         for module in captures.get("module", []):
             imports.append(_text(module).strip("\"'<>"))
+        for name in captures.get("imported", []):
+            imported.append(_text(name))
+            for module in captures.get("from", []):
+                prefix = _text(module)
+                imports.append(prefix + _text(name) if prefix.strip(".") == "" else f"{prefix}.{_text(name)}")
         names = captures.get("name", [])
         kind = next((k for k in _KINDS if k in captures), None)
         if not names or kind is None:
@@ -150,7 +163,9 @@ def read_symbols(spec: LanguageSpec, path: str, source: bytes) -> FileSymbols:
                 signature=_signature(spec, node, kind),
             )
         )
-    return FileSymbols(path, spec.id, tuple(definitions), tuple(dict.fromkeys(imports)))
+    return FileSymbols(
+        path, spec.id, tuple(definitions), tuple(dict.fromkeys(imports)), tuple(dict.fromkeys(imported))
+    )
 
 
 def _text(node: syntax.Node) -> str:

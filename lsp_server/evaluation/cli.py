@@ -3,6 +3,8 @@
 inkling eval --prepare                       # once: unpack the pinned npm corpora
 inkling eval --split test --per-group 1      # the CI subset (20 tasks, a few minutes)
 inkling eval --split dev --per-group 50 --chart eval-dev.png   # the full dev run (1000 tasks)
+inkling eval --track crossfile --lang python,go --per-group 30 --no-baseline
+                                             # holes that need another file: project context vs in-file
 """
 
 from __future__ import annotations
@@ -30,9 +32,17 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
+        "--track",
+        default="fim",
+        choices=["fim", "crossfile"],
+        help="fim: holes in single files; crossfile: holes needing another file of the repository, "
+        "answered with project context and with the in-file prompt",
+    )
+    parser.add_argument(
         "--lang",
-        default="python,go,javascript,typescript,c",
-        help="comma-separated language ids (default: the five standard corpora)",
+        default=None,
+        help="comma-separated language ids (default: the five standard corpora; "
+        "crossfile: python,go,typescript)",
     )
     parser.add_argument("--kinds", default="line,midline,block,span", help="hole kinds (comma-separated)")
     parser.add_argument(
@@ -51,7 +61,8 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=[],
         metavar="DIR",
-        help="take files from this directory or git repository instead of the standard corpora",
+        help="take files from this directory or git repository instead of the standard corpora "
+        "(crossfile: the directory is the repository)",
     )
     parser.add_argument(
         "--only", action="append", default=[], metavar="TEXT", help="keep tasks whose id contains TEXT"
@@ -92,32 +103,45 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from lsp_server.errors import InklingError
     from lsp_server.evaluation import corpus
-    from lsp_server.evaluation.tasks import HoleKind, build_tasks
+    from lsp_server.evaluation.crossfile import build_crossfile_tasks
+    from lsp_server.evaluation.tasks import ALL_KINDS, HoleKind, build_tasks
 
     if args.prepare:
         return _prepare()
     if args.rescore:
         return _rescore(args.rescore, args.out or args.rescore)
-    languages = [item.strip() for item in args.lang.split(",") if item.strip()]
+    crossfile = args.track == "crossfile"
+    default_languages = "python,go,typescript" if crossfile else ",".join(corpus.STANDARD_LANGUAGES)
+    languages = [item.strip() for item in (args.lang or default_languages).split(",") if item.strip()]
     try:
         kinds = [HoleKind(item.strip()) for item in args.kinds.split(",") if item.strip()]
     except ValueError as exc:
         raise InklingError(
-            f"unknown hole kind: {exc} (known: {', '.join(k.value for k in HoleKind)})"
+            f"unknown hole kind: {exc} (known: {', '.join(k.value for k in ALL_KINDS)})"
         ) from exc
+    if HoleKind.CROSSFILE in kinds:
+        raise InklingError("crossfile holes come from whole repositories: use --track crossfile")
     if args.per_group < 1:
         raise InklingError("--per-group must be at least 1")
+    if crossfile and args.lsp:
+        raise InklingError("--lsp is not available on the crossfile track")
     splits: list[corpus.Split] = ["dev", "test"] if args.split == "both" else [args.split]
     started = time.perf_counter()
-    corpora = corpus.discover(languages, args.source)
-    tasks = build_tasks(corpora, kinds=kinds, splits=splits, per_group=args.per_group, seed=args.seed)
+    if crossfile:
+        corpora = _repositories(languages, args.source)
+        kinds = [HoleKind.CROSSFILE]
+        tasks = build_crossfile_tasks(corpora, splits=splits, per_group=args.per_group, seed=args.seed)
+    else:
+        corpora = corpus.discover(languages, args.source)
+        tasks = build_tasks(corpora, kinds=kinds, splits=splits, per_group=args.per_group, seed=args.seed)
     if args.only:
         tasks = [task for task in tasks if any(text in task.id for text in args.only)]
     if not tasks:
         raise InklingError("no tasks: the corpora have no suitable holes (or --only matched none)")
-    out = args.out or Path(f"inkling-eval-{args.split}.json")
+    out = args.out or Path(f"inkling-eval-{'crossfile-' if crossfile else ''}{args.split}.json")
     meta: dict[str, Any] = {
         "command": ["inkling", *sys.argv[1:]],
+        "track": args.track,
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": args.seed,
         "splits": splits,
@@ -130,6 +154,24 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks_only:
         return _write_tasks_only(out, meta, tasks)
     return _evaluate(args, out, meta, tasks, started)
+
+
+def _repositories(languages: list[str], sources: list[Path]) -> list[Any]:
+    """The crossfile track's repositories: the given directories, else the installed ones."""
+    from lsp_server.evaluation import corpus
+    from lsp_server.evaluation.repositories import repositories
+
+    if sources:
+        return corpus.discover(languages, sources)
+    found, problems = [], []
+    for language in languages:
+        try:
+            found.extend(repositories(language))
+        except corpus.CorpusError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise corpus.CorpusError("missing repositories:\n  " + "\n  ".join(problems))
+    return found
 
 
 def _prepare() -> int:
@@ -149,6 +191,7 @@ def _rescore(source: Path, out: Path) -> int:
     from lsp_server.evaluation.report import (
         decisions,
         load_results,
+        render_context_use,
         render_decisions,
         render_table,
         summaries,
@@ -160,7 +203,9 @@ def _rescore(source: Path, out: Path) -> int:
     write_json(out, meta, results, runners)
     print(f"{len(results)} tasks of {source} scored again")
     print(render_table(summaries(results, runners), runners))
-    print(render_decisions(decisions(results)))
+    print(render_decisions(decisions(results, runners[0]), runners[0]))
+    if "project" in runners:
+        print(render_context_use(results))
     print(f"results: {out}")
     return 0
 
@@ -191,6 +236,7 @@ def _evaluate(
         TaskResult,
         decisions,
         draw_chart,
+        render_context_use,
         render_decisions,
         render_table,
         summaries,
@@ -200,6 +246,7 @@ def _evaluate(
         BaselineRunner,
         LspRunner,
         PipelineRunner,
+        ProjectRunner,
         Runner,
         context_of,
     )
@@ -215,8 +262,12 @@ def _evaluate(
     engine = load_engine(settings, quiet=args.no_progress)
     runners: list[Runner] = []
     try:
-        ours = PipelineRunner(engine, settings)
-        runners.append(ours)
+        if args.track == "crossfile":
+            ours = PipelineRunner(engine, settings, name="in-file")
+            runners += [ours, ProjectRunner(engine, settings)]
+        else:
+            ours = PipelineRunner(engine, settings)
+            runners.append(ours)
         if not args.no_baseline:
             runners.append(BaselineRunner(engine, settings))
         if args.lsp:
@@ -238,7 +289,7 @@ def _evaluate(
             for task in bar:
                 spec = language_for_id(task.language)
                 answers = {runner.name: runner.run(task) for runner in runners}
-                mode, reason = answers["ours"].mode, answers["ours"].reason
+                mode, reason = answers[ours.name].mode, answers[ours.name].reason
                 if not mode:
                     found_mode, reason = context_of(ours.pipeline, task, settings)
                     mode = found_mode.value
@@ -270,7 +321,9 @@ def _evaluate(
         f"split {'+'.join(meta['splits'])}, {len(results)} tasks in {meta['duration_s']:.0f}s"
     )
     print(render_table(summary, names))
-    print(render_decisions(decisions(results)))
+    print(render_decisions(decisions(results, names[0]), names[0]))
+    if args.track == "crossfile":
+        print(render_context_use(results))
     failed = {name: summary[name]["all"]["errors"] for name in names if summary[name]["all"]["errors"]}
     if failed:
         print(f"failed answers (counted as empty; the error is in the JSON): {failed}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from lsp_server.evaluation.metrics import Score, summarize
 from lsp_server.evaluation.runners import Answer
-from lsp_server.evaluation.tasks import Task
+from lsp_server.evaluation.tasks import HoleKind, Task
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,13 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
         scores: dict[str, Score] = {}
         for name, stored in record["answers"].items():
             fields = {k: v for k, v in stored.items() if k != "score"}
-            answer = Answer(**{**fields, "steps": tuple(fields.get("steps", ()))})
+            answer = Answer(
+                **{
+                    **fields,
+                    "steps": tuple(fields.get("steps", ())),
+                    "context_files": tuple(fields.get("context_files", ())),
+                }
+            )
             answers[name] = answer
             scores[name] = score(
                 spec, task.prefix, task.suffix, task.expected, answer.text, answer.latency_ms, answer.error
@@ -63,8 +69,15 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
     return document["meta"], runners, results
 
 
+def kind_label(task: Task) -> str:
+    """The hole kind a table row shows; cross-file holes by where the cursor is (line, midline)."""
+    if task.kind is HoleKind.CROSSFILE:
+        return f"{task.kind.value}-{task.detail.split('/')[0]}"
+    return task.kind.value
+
+
 def group_key(task: Task) -> tuple[str, str]:
-    return task.language, task.kind.value
+    return task.language, kind_label(task)
 
 
 def summaries(results: Sequence[TaskResult], runners: Sequence[str]) -> dict[str, Any]:
@@ -80,32 +93,45 @@ def summaries(results: Sequence[TaskResult], runners: Sequence[str]) -> dict[str
     for name in runners:
         report[name] = {
             "by_group": collect(name, lambda r: "/".join(group_key(r.task))),
-            "by_kind": collect(name, lambda r: r.task.kind.value),
+            "by_kind": collect(name, lambda r: kind_label(r.task)),
             "by_language": collect(name, lambda r: r.task.language),
             "all": summarize([r.scores[name] for r in results]).as_dict(),
         }
     return report
 
 
-def decisions(results: Sequence[TaskResult]) -> dict[str, dict[str, int]]:
+def decisions(results: Sequence[TaskResult], runner: str = "ours") -> dict[str, dict[str, int]]:
     """Per hole kind: how often context.py chose each mode and reason, and how
-    often each post-processing step changed our answer."""
+    often each post-processing step changed `runner`'s answer."""
     counts: dict[str, dict[str, int]] = {}
     for result in results:
         kind = counts.setdefault(result.task.kind.value, {})
         label = f"{result.mode}: {result.reason}"
         kind[label] = kind.get(label, 0) + 1
-        ours = result.answers.get("ours")
+        ours = result.answers.get(runner)
         for step in ours.steps if ours else ():
             kind[f"step {step}"] = kind.get(f"step {step}", 0) + 1
     return {kind: dict(sorted(c.items(), key=lambda item: -item[1])) for kind, c in counts.items()}
 
 
-def render_decisions(counts: dict[str, dict[str, int]]) -> str:
-    lines = ["context decisions and post-processing steps (ours), per hole kind:"]
+def render_decisions(counts: dict[str, dict[str, int]], runner: str = "ours") -> str:
+    lines = [f"context decisions and post-processing steps ({runner}), per hole kind:"]
     for kind, labels in counts.items():
         lines.append(f"  {kind}: " + "; ".join(f"{label} {n}" for label, n in labels.items()))
     return "\n".join(lines)
+
+
+def render_context_use(results: Sequence[TaskResult], runner: str = "project") -> str:
+    """How often project context held the definition the answer needs (why it helps, or not)."""
+    answers = [r.answers[runner] for r in results if runner in r.answers]
+    if not answers:
+        return ""
+    held = sum(1 for a in answers if a.definition_in_context)
+    with_context = sum(1 for a in answers if a.context_files)
+    return (
+        f"project context: the needed definition was in {held}/{len(answers)} prompts; "
+        f"{with_context}/{len(answers)} prompts had any"
+    )
 
 
 def write_json(
@@ -114,7 +140,7 @@ def write_json(
     document = {
         "meta": meta,
         "summary": summaries(results, runners),
-        "decisions": decisions(results),
+        "decisions": decisions(results, runners[0]),
         "tasks": [result.record() for result in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +160,8 @@ _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("p90 ms", "latency_p90_ms", False),
 )
 DELTA_COLUMNS = ("exact_match", "edit_similarity")
+COMPARISONS = (("project", "in-file"), ("ours", "baseline"))
+"""(reference, against) pairs a table shows the gain for, the first whose runners both ran."""
 
 
 def _cell(value: float | None, percent: bool) -> str:
@@ -142,11 +170,12 @@ def _cell(value: float | None, percent: bool) -> str:
     return f"{value * 100:.1f}" if percent else f"{value:.0f}"
 
 
-def render_table(summary: dict[str, Any], runners: Sequence[str], reference: str = "ours") -> str:
+def render_table(summary: dict[str, Any], runners: Sequence[str]) -> str:
     """One row per language and kind, then per kind and overall. A cell holds one
-    value per runner ("ours/baseline"); EM and ES also show the gain of
-    `reference` over the baseline in points."""
-    compare = reference in runners and "baseline" in runners
+    value per runner ("ours/baseline"); EM and ES also show the gain of ours over
+    the baseline (of project context over the in-file prompt) in points."""
+    reference, against = next((pair for pair in COMPARISONS if set(pair) <= set(runners)), COMPARISONS[-1])
+    compare = reference in runners and against in runners
     first = runners[0]
     keys: list[tuple[str, str, dict[str, Any]]] = []
     for group in summary[first]["by_group"]:
@@ -166,10 +195,10 @@ def render_table(summary: dict[str, Any], runners: Sequence[str], reference: str
         for _, field, percent in _COLUMNS:
             cells.append("/".join(_cell(values[name][field], percent) for name in runners))
             if compare and field in DELTA_COLUMNS:
-                cells.append(f"{(values[reference][field] - values['baseline'][field]) * 100:+.1f}")
+                cells.append(f"{(values[reference][field] - values[against][field]) * 100:+.1f}")
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"cells: {'/'.join(runners)}" + (f"; Δ = {reference} - baseline, in points" if compare else "")]
+    lines = [f"cells: {'/'.join(runners)}" + (f"; Δ = {reference} - {against}, in points" if compare else "")]
     for index, row in enumerate(rows):
         lines.append(
             "  ".join(

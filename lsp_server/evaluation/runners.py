@@ -9,6 +9,8 @@ their latencies compare like for like: a cold request for a file just opened.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +22,8 @@ from lsp_server.engine import Engine, GenerationRequest
 from lsp_server.errors import InklingError
 from lsp_server.evaluation.tasks import HoleKind, Task
 from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.project_context import ProjectContext
+from lsp_server.project_index import ProjectIndex
 from lsp_server.settings import Settings
 
 
@@ -39,10 +43,15 @@ class Answer:
     generated_tokens: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    context_files: tuple[str, ...] = ()
+    """Project context put in front of the prompt (paths relative to the workspace)."""
+    definition_in_context: bool | None = None
+    """Cross-file tasks with project context: the defining file's signature of the needed name was there."""
 
     def as_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["steps"] = list(self.steps)
+        record["context_files"] = list(self.context_files)
         return record
 
 
@@ -62,16 +71,17 @@ def clear_cache(engine: Engine) -> None:
 class PipelineRunner:
     """Ours: `Pipeline.complete`, exactly what the server runs for a request."""
 
-    name = "ours"
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, name: str = "ours") -> None:
         self.pipeline = Pipeline(engine)
         self.engine = engine
         self.settings = settings
+        self.name = name
 
     def run(self, task: Task) -> Answer:
+        return self._complete(CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path))
+
+    def _complete(self, request: CompletionRequest) -> Answer:
         clear_cache(self.engine)
-        request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path)
         started = time.perf_counter()
         try:
             completion = self.pipeline.complete(request, self.settings)
@@ -94,6 +104,47 @@ class PipelineRunner:
 
     def close(self) -> None:
         return None
+
+
+class ProjectRunner(PipelineRunner):
+    """Ours with project context, as the server gives it: a `ProjectContext` over
+    the task's repository as the workspace, its index crawled to the end (the
+    server crawls in the background from `initialize`), the file opened."""
+
+    def __init__(self, engine: Engine, settings: Settings, name: str = "project") -> None:
+        super().__init__(engine, settings, name)
+        self._indexes: dict[Path, ProjectIndex] = {}
+
+    def index_for(self, root: Path) -> ProjectIndex:
+        index = self._indexes.get(root)
+        if index is None:
+            index = self._indexes[root] = ProjectIndex([root])
+            index.crawl_now()
+        return index
+
+    def run(self, task: Task) -> Answer:
+        if not task.repository:
+            raise InklingError(f"task {task.id} names no repository: project context needs one")
+        path = Path(task.path).resolve()  # as the index sees its files: symlinks resolved
+        project = ProjectContext(self.index_for(Path(task.repository).resolve()))
+        project.note_open(path, task.lsp_language_id, task.text)
+        self.pipeline.project = project
+        request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=str(path))
+        try:
+            answer = self._complete(request)
+            # The selection is cached per window, so this is what the prompt got.
+            files = self.pipeline.project_context(request, self.settings)
+        finally:
+            project.note_close(path)
+            self.pipeline.project = None
+        found = any(f.path == task.definition and _mentions(f.text, task.names) for f in files)
+        return dataclasses.replace(
+            answer, context_files=tuple(f.path for f in files), definition_in_context=found
+        )
+
+
+def _mentions(text: str, names: tuple[str, ...]) -> bool:
+    return any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
 
 
 NO_TIME_LIMIT_S = 600.0

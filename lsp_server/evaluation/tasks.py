@@ -53,9 +53,11 @@ class HoleKind(enum.StrEnum):
     MIDLINE = "midline"
     BLOCK = "block"
     SPAN = "span"
+    CROSSFILE = "crossfile"
+    """Made by crossfile.py from whole repositories, not from one file: not in ALL_KINDS."""
 
 
-ALL_KINDS = tuple(HoleKind)
+ALL_KINDS = (HoleKind.LINE, HoleKind.MIDLINE, HoleKind.BLOCK, HoleKind.SPAN)
 
 _BRACE_BODY_QUERY = """
 (function_declaration body: (statement_block) @function)
@@ -129,6 +131,12 @@ class Task:
     """0-based cursor line."""
     column: int
     """0-based cursor column in characters."""
+    repository: str = ""
+    """Cross-file tasks: the root of the repository the file belongs to (the workspace)."""
+    names: tuple[str, ...] = ()
+    """Cross-file tasks: the other file's names the answer uses."""
+    definition: str = ""
+    """Cross-file tasks: the file defining them, relative to the repository."""
 
     @property
     def prefix(self) -> str:
@@ -143,7 +151,7 @@ class Task:
 
         line and column are 1-based; hole_start/hole_end are character (code
         point) offsets into the original file."""
-        return {
+        record: dict[str, Any] = {
             "id": self.id,
             "language": self.language,
             "kind": self.kind.value,
@@ -157,6 +165,13 @@ class Task:
             "hole_end": self.offset + len(self.expected),
             "expected": self.expected,
         }
+        if self.repository:
+            record |= {
+                "repository": self.repository,
+                "names": list(self.names),
+                "definition": self.definition,
+            }
+        return record
 
 
 # -- the file, as tokens and lines ---------------------------------------------------------
@@ -405,6 +420,9 @@ def task_from_record(record: dict[str, Any]) -> Task:
         expected=record["expected"],
         line=record["line"] - 1,
         column=record["column"] - 1,
+        repository=record.get("repository", ""),
+        names=tuple(record.get("names", ())),
+        definition=record.get("definition", ""),
     )
 
 

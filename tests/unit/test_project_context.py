@@ -95,3 +95,63 @@ def test_a_covering_selection_is_kept_across_new_lines(tmp_path: Path) -> None:
     moved = REPORT[:offset] + "compute_total(invoice)\n        other_name = 1\n        x = "
     again = context.gather(path, "python", moved, len(moved), ContextBudget(tokens=300))
     assert again is first
+
+
+def test_a_submodule_imported_from_its_package_is_related(tmp_path: Path) -> None:
+    (tmp_path / "loop").mkdir()
+    (tmp_path / "loop" / "__init__.py").write_text("")
+    (tmp_path / "loop" / "events.py").write_text("def new_event_loop():\n    return None\n")
+    (tmp_path / "loop" / "runners.py").write_text("from . import events\n\nloop = events.new_event_loop()\n")
+    index = ProjectIndex([tmp_path])
+    path = tmp_path.resolve() / "loop" / "runners.py"
+    symbols = index.symbols(path)
+    assert symbols is not None
+    assert tmp_path.resolve() / "loop" / "events.py" in index.related_files(path, symbols)
+
+
+def test_absolute_imports_resolve_when_the_workspace_is_the_package_itself(tmp_path: Path) -> None:
+    root = make_project(tmp_path) / "shop"  # opened at shop/, the code says `from shop.billing import`
+    index = ProjectIndex([root])
+    symbols = index.symbols(root.resolve() / "report.py")
+    assert symbols is not None
+    assert root.resolve() / "billing.py" in index.related_files(root.resolve() / "report.py", symbols)
+
+
+def test_a_name_imported_one_by_one_is_not_crowded_out_by_the_rest_of_a_large_file(tmp_path: Path) -> None:
+    filler = "".join(f'def helper_{i}(value, option=None):\n    """Helper {i}."""\n\n\n' for i in range(60))
+    (tmp_path / "big.py").write_text(filler + "def wanted(first, second):\n    return first\n")
+    here = "from big import wanted\n\n\ndef run(items):\n    for item in items:\n        \n"
+    context = ProjectContext(ProjectIndex([tmp_path]))
+    files = context.gather(tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(200))
+    assert [f.path for f in files] == ["big.py"]
+    assert "def wanted(first, second):" in files[0].text
+    assert sum(len(f.text) for f in files) <= 200 * 3.2
+
+
+def test_name_lookups_stay_within_the_language(tmp_path: Path) -> None:
+    (tmp_path / "testdata").mkdir()
+    (tmp_path / "testdata" / "fixture.c").write_text("int checksum(const char *data) { return 0; }\n")
+    index = ProjectIndex([tmp_path])
+    index.crawl_now()
+    assert index.lookup("checksum")
+    here = "package main\n\nfunc run(data string) int {\n\treturn checksum(data)\n}\n\nfunc f() {\n\t\n"
+    context = ProjectContext(index)
+    files = context.gather(tmp_path.resolve() / "main.go", "go", here, len(here) - 1, ContextBudget(300))
+    assert files == []
+
+
+def test_a_name_imported_from_a_barrel_that_re_exports_it_is_looked_up(tmp_path: Path) -> None:
+    (tmp_path / "src" / "utils").mkdir(parents=True)
+    (tmp_path / "src" / "core").mkdir()
+    (tmp_path / "src" / "internal.ts").write_text('export * from "./utils/errors";\n')
+    (tmp_path / "src" / "utils" / "errors.ts").write_text(
+        "export function die(code: number, ...args: any[]): never {\n  throw new Error(String(code));\n}\n"
+    )
+    here = 'import { die } from "../internal";\n\nexport function run(x: number) {\n  if (x < 0) {\n    \n'
+    index = ProjectIndex([tmp_path])
+    index.crawl_now()
+    context = ProjectContext(index)
+    path = tmp_path.resolve() / "src" / "core" / "app.ts"
+    files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
+    assert [f.path for f in files] == ["src/utils/errors.ts"]
+    assert "export function die(code: number, ...args: any[]): never" in files[0].text
