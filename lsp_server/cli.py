@@ -203,6 +203,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     language_id = args.language or lsp_language_id_for_path(str(path))
     completion = pipeline.complete(CompletionRequest(text, offset, language_id, path=str(path)), settings)
     done = time.perf_counter()
+    family = pipeline.template.family  # detected from the model: ask before closing it
     engine.close()
     if args.json:
         generation = completion.generation
@@ -216,7 +217,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
                     "mode": completion.mode.value,
                     "reason": completion.reason,
                     "completion": completion.text,
-                    "template": pipeline.template.family,
+                    "template": family,
                     "load_ms": round((loaded - started) * 1000, 1),
                     "completion_ms": round((done - loaded) * 1000, 1),
                     "timings_ms": {k: round(v, 1) for k, v in completion.timings_ms.items()},
@@ -237,7 +238,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     tokens = f", {generation.generated_tokens} tokens" if generation else ""
     print(
         f"model loaded in {(loaded - started) * 1000:.0f} ms; "
-        f"completion in {(done - loaded) * 1000:.0f} ms{tokens} ({pipeline.template.family} prompt)",
+        f"completion in {(done - loaded) * 1000:.0f} ms{tokens} ({family} prompt)",
         file=sys.stderr,
     )
     return 0

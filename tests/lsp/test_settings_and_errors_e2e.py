@@ -203,6 +203,20 @@ def test_complete_command_prints_a_json_record() -> None:
     assert record["completion_ms"] > 0 and record["template"] == "prefix-only"
 
 
+def test_complete_command_explains_a_skip_and_succeeds() -> None:
+    # Mid-word inside the module docstring: a place where Inkling offers nothing.
+    result = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:1:10"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[skip: inside " in result.stderr and "(no completion)" in result.stderr
+    assert "prefix-only prompt" in result.stderr and result.stdout == ""
+
+
 def test_complete_command_reports_bad_locations() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lsp_server", "complete", "examples/demo.py:nope"],
