@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,13 +34,19 @@ T = TypeVar("T")
 FinishReason = Literal["stop", "eos", "length", "budget", "cancelled", "context"]
 
 
+class Flag(Protocol):
+    """What a token sets when cancelled: a threading.Event, or llama.cpp's AbortFlag."""
+
+    def set(self) -> None: ...
+
+
 class CancelToken:
     """Set once, from any thread; checked by the engine between tokens."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
-        self._watchers: list[threading.Event] = []
+        self._watchers: list[Flag] = []
         self._lock = threading.Lock()
 
     def cancel(self, reason: str = "cancelled") -> None:
@@ -55,14 +61,14 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    def link(self, flag: threading.Event) -> None:
+    def link(self, flag: Flag) -> None:
         """Also set `flag` when this token is cancelled (llama.cpp's abort flag)."""
         with self._lock:
             self._watchers.append(flag)
             if self._event.is_set():
                 flag.set()
 
-    def unlink(self, flag: threading.Event) -> None:
+    def unlink(self, flag: Flag) -> None:
         with self._lock:
             if flag in self._watchers:
                 self._watchers.remove(flag)

@@ -36,7 +36,7 @@ _BENIGN = ("control-looking token", "using full-size SWA cache", "special_eos_id
 
 
 _decoding = threading.local()
-"""The abort flag of the decode running on this thread (llama.cpp logs on the caller's thread)."""
+"""The AbortFlag of the decode running on this thread (llama.cpp logs on the caller's thread)."""
 
 
 def _route_llama_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
@@ -79,6 +79,53 @@ _FIM_GETTERS = {
 DECODE_ABORTED = 2
 
 
+def _c_strlen() -> ctypes.c_void_p | None:
+    """libc's strlen, or None where it cannot be found (then the flag is polled from Python)."""
+    try:
+        libc = ctypes.CDLL(None)
+        return ctypes.cast(libc.strlen, ctypes.c_void_p)
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+_STRLEN = _c_strlen()
+
+
+class AbortFlag:
+    """A stop flag that llama.cpp polls without taking Python's GIL.
+
+    ggml asks the abort callback before every node of the graph: hundreds of
+    times per token. A Python callback takes the GIL each time, so whenever the
+    LSP thread is busy (applying an edit, parsing) the decode stalls: measured
+    75 -> 95 ms a token with one busy Python thread beside it. libc's strlen
+    serves as the callback instead: given this two-byte buffer it returns 1
+    when the flag is set and 0 when it is clear, which llama.cpp reads as its
+    bool (the C ABIs return both in the same register)."""
+
+    def __init__(self) -> None:
+        self._buffer = ctypes.create_string_buffer(2)
+
+    def set(self) -> None:
+        self._buffer[0] = b"x"
+
+    def clear(self) -> None:
+        self._buffer[0] = b"\0"
+
+    def is_set(self) -> bool:
+        return self._buffer[0] != b"\0"
+
+    def install(self, ctx: ctypes.c_void_p) -> object:
+        """Make this flag `ctx`'s abort callback; returns what must be kept alive."""
+        if _STRLEN is not None and _STRLEN.value:
+            callback = llama_cpp.ggml_abort_callback(_STRLEN.value)
+            data = ctypes.cast(self._buffer, ctypes.c_void_p)
+        else:
+            callback = llama_cpp.ggml_abort_callback(lambda _data: self.is_set())
+            data = ctypes.c_void_p(0)
+        llama_cpp.llama_set_abort_callback(ctx, callback, data)
+        return callback
+
+
 class LlamaModel:
     """One model and one context (one sequence) in llama.cpp."""
 
@@ -94,7 +141,7 @@ class LlamaModel:
     ) -> None:
         init_backend()
         self.path = path
-        self._abort = threading.Event()
+        self._abort = AbortFlag()
         self._model: ctypes.c_void_p | None = None
         self._ctx: ctypes.c_void_p | None = None
         self._batch: llama_cpp.llama_batch | None = None
@@ -131,8 +178,6 @@ class LlamaModel:
         # Sliding-window models (Gemma 3) can only drop a tail of the KV cache
         # when the window cache is full size; without it every request restarts.
         ctx_params.swa_full = True
-        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort.is_set())
-        ctx_params.abort_callback = self._abort_cb
         ctx = llama_cpp.llama_init_from_model(model, ctx_params)
         if not ctx:
             self.close()
@@ -141,6 +186,7 @@ class LlamaModel:
                 "try a smaller contextSize"
             )
         self._ctx = ctx
+        self._abort_callback = self._abort.install(ctx)
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(ctx)
@@ -261,7 +307,7 @@ class LlamaModel:
     # -- evaluation -------------------------------------------------------------
 
     @property
-    def abort_flag(self) -> threading.Event:
+    def abort_flag(self) -> AbortFlag:
         """Set it from any thread to stop the llama_decode call under way."""
         return self._abort
 
