@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lsp_server.errors import CancelledError, ModelError
+from lsp_server.token_cache import TokenCache
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("inkling.llama_cpp")
@@ -164,6 +165,7 @@ class LlamaModel:
         self.n_batch = n_batch
         self.n_ctx = n_ctx
         self._piece_cache: dict[int, bytes] = {}
+        self._token_cache = TokenCache(lambda text: self._tokenize(text, False, False))
         if vocab_only:
             return
 
@@ -275,6 +277,11 @@ class LlamaModel:
         return token if attr & special and self.token_text(token) == text else None
 
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        if add_bos or special:
+            return self._tokenize(text, add_bos, special)
+        return self._token_cache(text)  # prompt text: the same again and again while typing
+
+    def _tokenize(self, text: str, add_bos: bool, special: bool) -> list[int]:
         data = text.encode("utf-8", "surrogatepass")
         capacity = len(data) + 8
         while True:
