@@ -82,7 +82,12 @@ class ProjectContext:
         start, chunk = _lines_around(text, 0, 0, CHUNK_LINES)
         self._remember(_Chunk(path, start, chunk, _words(chunk), "buffer"))
 
+    def note_text(self, path: Path, language_id: str, text: str) -> None:
+        """An open buffer's new text: its definitions are read again when next needed."""
+        self.index.set_overlay(path, language_id, text)
+
     def note_change(self, path: Path, language_id: str, text: str, line: int) -> None:
+        """An edit at `line`: new text, and the region around it joins the ring."""
         self.index.set_overlay(path, language_id, text)
         start, chunk = _lines_around(text, line, CHUNK_LINES // 2, CHUNK_LINES // 2)
         self._remember(_Chunk(path, start - start % 8, chunk, _words(chunk), "edit"))

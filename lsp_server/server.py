@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -342,6 +342,7 @@ class InklingServer(LanguageServer):
         self.index = ProjectIndex()
         self.project = ProjectContext(self.index)
         self._noted_cursor: dict[str, int] = {}
+        self._noted_edit: dict[str, int] = {}
         self.base_layers = base_layers
         self.client_layers: list[SettingsLayer] = []
         self.settings: Settings = merge(base_layers)
@@ -613,11 +614,40 @@ class InklingServer(LanguageServer):
             return None
         return completion, view
 
+    def forget_notes(self, uri: str) -> None:
+        self._noted_cursor.pop(uri, None)
+        self._noted_edit.pop(uri, None)
+
+    def note_edit(self, uri: str, line: int | None) -> None:
+        """Keep project context in step with an edited buffer: its text at every
+        keystroke (definitions are read again only when needed), the edited region
+        once per line (None: the whole buffer was replaced)."""
+        try:
+            snapshot = self.documents.snapshot(uri)
+        except DocumentError:
+            return  # out of step: the user was told when the edit failed
+        path = Path(_uri_to_path(uri))
+        if line is None or self._noted_edit.get(uri) == line:
+            self.project.note_text(path, snapshot.language_id, snapshot.text)
+            return
+        self._noted_edit[uri] = line
+        self.project.note_change(path, snapshot.language_id, snapshot.text, line)
+
     def _note_cursor(self, uri: str, path: str, text: str, line: int) -> None:
         """Remember where the user asks for completions (once per line)."""
         if self._noted_cursor.get(uri) != line:
             self._noted_cursor[uri] = line
             self.project.note_cursor(Path(path), text, line)
+
+
+def _edited_line(changes: Sequence[types.TextDocumentContentChangeEvent]) -> int | None:
+    """The line where the last change of a didChange ends (None for a whole-text change)."""
+    if not changes:
+        return None
+    last = changes[-1]
+    if not isinstance(last, types.TextDocumentContentChangePartial):
+        return None
+    return last.range.start.line + last.text.count("\n")
 
 
 def _workspace_roots(params: types.InitializeParams) -> list[Path]:
@@ -765,12 +795,15 @@ def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
             ls.documents.change(params.text_document.uri, params.text_document.version, changes, ls.encoding)
         except DocumentError as exc:
             ls.tell(f"could not apply an edit: {exc}")
+            return
+        ls.note_edit(params.text_document.uri, _edited_line(params.content_changes))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.documents.close(params.text_document.uri)
         ls.cache.forget(params.text_document.uri)
         ls.project.note_close(Path(_uri_to_path(params.text_document.uri)))
+        ls.forget_notes(params.text_document.uri)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: InklingServer, params: types.DidChangeConfigurationParams) -> None:

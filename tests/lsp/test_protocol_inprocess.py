@@ -76,3 +76,50 @@ def test_shown_messages_are_bounded() -> None:
     for number in range(5000):
         server.tell(f"file:///never/{number}.py is not open")
     assert len(server._shown) <= 200
+
+
+async def test_edits_in_another_buffer_reach_project_context(tmp_path: Any) -> None:
+    """A function added in one open buffer is offered as context in another, and the
+    edited region joins the ring of recent chunks (didChange feeds the index)."""
+    from pathlib import Path
+
+    from lsp_server.project_context import ContextBudget
+
+    server = create_server([])
+    server.protocol.set_writer(_Writer())
+    root = Path(tmp_path)
+    _feed(
+        server,
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}},
+        },
+    )
+    await asyncio.sleep(0.05)
+    helper, main = root / "pricing.py", root / "main.py"
+    main_text = "from pricing import total_with_tax\n\nprint(total_with_tax(\n"
+    for path, text in ((helper, "RATE = 0.2\n"), (main, main_text)):
+        document = {"uri": path.as_uri(), "languageId": "python", "version": 1, "text": text}
+        _feed(
+            server, {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": document}}
+        )
+    added = "\n\ndef total_with_tax(prices: list[float], rate: float = RATE) -> float:\n    return sum(prices) * (1 + rate)\n"
+    end = {"line": 1, "character": 0}
+    _feed(
+        server,
+        {
+            "jsonrpc": "2.0",
+            "method": "textDocument/didChange",
+            "params": {
+                "textDocument": {"uri": helper.as_uri(), "version": 2},
+                "contentChanges": [{"range": {"start": end, "end": end}, "text": added}],
+            },
+        },
+    )
+    await asyncio.sleep(0.05)
+    context = server.project.gather(main, "python", main_text, len(main_text) - 1, ContextBudget(tokens=400))
+    joined = "\n".join(piece.text for piece in context)
+    assert "def total_with_tax(prices: list[float], rate: float = RATE) -> float" in joined
+    assert any(chunk.kind == "edit" and chunk.path == helper for chunk in server.project._ring.values())
