@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     build.add_argument("--threads", type=int, default=2)
     build.set_defaults(func=cmd_build)
+    adopt = actions.add_parser(
+        "adopt",
+        help="maintainers: copy a trained adapter into export/default_adapter (weights in bfloat16)",
+    )
+    adopt.add_argument("adapter", help="an `inkling train sft` output directory")
+    adopt.add_argument("--to", default="", help="target directory (default: export/default_adapter)")
+    adopt.set_defaults(func=cmd_adopt)
     converter = actions.add_parser(
         "converter",
         help="install llama.cpp's Hugging Face -> GGUF converter (from llama-cpp-python's source, with pip)",
@@ -74,6 +81,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f"{result.path} ({result.size_bytes / 2**20:.1f} MiB), sha256 {result.sha256} ({verb})")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print("`inkling serve` now loads this model unless a model path is configured.")
+    return 0
+
+
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from export.adopt import adopt_adapter
+    from export.build import DEFAULT_ADAPTER_DIR
+    from export.lora import UnsupportedAdapterError
+
+    target = Path(args.to).expanduser() if args.to else DEFAULT_ADAPTER_DIR
+    try:
+        sizes = adopt_adapter(Path(args.adapter).expanduser(), target)
+    except (OSError, ValueError, UnsupportedAdapterError) as exc:
+        print(f"inkling model adopt: {exc}", file=sys.stderr)
+        return 1
+    print(f"adopted into {target}: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()))
+    print("next: `inkling model build --record` (builds twice, records the model's sha256 in build.json)")
     return 0
 
 

@@ -1,0 +1,55 @@
+"""`inkling model adopt`: a trained adapter copied as bfloat16, what torch would round it to, and buildable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.adapter import METADATA_FILE
+from export.adopt import adopt_adapter
+from export.build import build_default_model
+from export.lora import load_tensors
+
+pytestmark = pytest.mark.slow
+
+
+def test_adopted_weights_are_torchs_bfloat16_and_half_the_size(tiny_adapter: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    target = tmp_path / "default_adapter"
+    (target).mkdir()
+    (target / "build.json").write_text("{}")  # a stale record from an older adapter
+    sizes = adopt_adapter(tiny_adapter, target)
+
+    original = load_tensors(tiny_adapter / "adapter_model.safetensors")
+    adopted = load_tensors(target / "adapter_model.safetensors")
+    assert original.keys() == adopted.keys()
+    for name, values in original.items():
+        expected = torch.from_numpy(values).to(torch.bfloat16).float().numpy()
+        assert np.array_equal(adopted[name], expected), name
+    assert (
+        sizes["adapter_model.safetensors"] < 0.6 * (tiny_adapter / "adapter_model.safetensors").stat().st_size
+    )
+    assert json.loads((target / METADATA_FILE).read_text()) == json.loads(
+        (tiny_adapter / METADATA_FILE).read_text()
+    )
+    assert not (target / "build.json").exists()
+
+
+def test_an_adopted_adapter_builds(tiny_base: Path, tiny_adapter: Path, tmp_path: Path) -> None:
+    target = tmp_path / "default_adapter"
+    adopt_adapter(tiny_adapter, target)
+    built = build_default_model(
+        adapter_dir=target, base=tiny_base, target_dir=tmp_path / "models", record=True, threads=1
+    )
+    assert (
+        built.path.is_file()
+        and json.loads((target / "build.json").read_text())["output_sha256"] == built.sha256
+    )
+
+
+def test_a_directory_without_an_adapter_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"adapter_model\.safetensors"):
+        adopt_adapter(tmp_path, tmp_path / "target")
