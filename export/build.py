@@ -70,7 +70,7 @@ def build_default_model(
     if not has_adapter(adapter_dir):
         raise BuildError(
             f"no trained default adapter in {adapter_dir}: the tuned model cannot be built yet "
-            "(train one with `inkling train run training/recipes/gemma3-270m-cpu.yaml`, "
+            "(train one with `inkling train run training/recipes/gemma3-270m-cpu.yaml --stages prepare,sft`, "
             "then `inkling model build --adapter <its sft directory> --record`); "
             "until then Inkling serves the base Gemma 3 270M"
         )

@@ -95,6 +95,9 @@ class GenerationRequest:
     forced_prefix: str = ""
     """Text the completion must start with (token healing): the first tokens are
     the most likely ones consistent with it, not simply the most likely."""
+    start_on_line: bool = False
+    """The first token may not end the completion or begin with a line break: when
+    finishing a line, an answer that starts on the next line is cut to nothing."""
 
 
 @dataclass(frozen=True)
@@ -346,6 +349,11 @@ class Engine:
                 if choice is None:
                     return text, tokens, "eos"
                 token = choice
+            elif request.start_on_line and not tokens:
+                choice = _token_on_this_line(model, logits, request.stop_token_ids)
+                if choice is None:
+                    return text, tokens, "eos"
+                token = choice
             else:
                 token = int(logits.argmax())
             if (
@@ -370,6 +378,22 @@ class Engine:
 
 
 _HEALING_CANDIDATES = 512
+
+
+def _token_on_this_line(
+    model: LlamaModel, logits: npt.NDArray[np.float32], stop_token_ids: frozenset[int]
+) -> int | None:
+    """The most likely token that neither ends the completion nor starts with a line break."""
+    count = min(_HEALING_CANDIDATES, logits.size)
+    top = np.argpartition(logits, -count)[-count:]
+    for candidate in top[np.argsort(logits[top])[::-1]]:
+        token = int(candidate)
+        if model.is_eog(token) or model.is_control(token) or token in stop_token_ids:
+            continue
+        piece = model.token_piece(token)
+        if piece and not piece.startswith(("\n", "\r")):
+            return token
+    return None
 
 
 def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
