@@ -339,12 +339,19 @@ class Engine:
         text = ""
         tokens: list[int] = []
         deadline = time.perf_counter() + request.time_budget_s
+        # Healed indentation is written back as the tokenizer writes it (one run of
+        # spaces, as in training), not as any tokens that agree with it: split in two,
+        # the model reads a deeper indentation and answers with more spaces.
+        forced = request.forced_prefix
+        whitespace = model.tokenize(forced) if forced and not forced.strip() else []
         reason: FinishReason = "length"
         for _ in range(max_tokens):
             if cancel.cancelled:
                 return text, tokens, "cancelled"
             logits = model.last_logits()
-            if len(text) < len(request.forced_prefix):
+            if whitespace:
+                token = whitespace.pop(0)
+            elif len(text) < len(request.forced_prefix):
                 choice = _consistent_token(model, logits, request.forced_prefix[len(text) :])
                 if choice is None:
                     return text, tokens, "eos"
@@ -402,7 +409,11 @@ def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remain
     top = np.argpartition(logits, -count)[-count:]
     for token in top[np.argsort(logits[top])[::-1]]:
         piece = model.token_piece(int(token))
-        agrees = piece and (piece.startswith(remaining) or remaining.startswith(piece))
+        # Whitespace must come back exactly: a longer run of spaces "agrees" with the
+        # indentation as text but puts the code at another depth (and the model, once
+        # past it, keeps writing spaces).
+        overshoot = piece.startswith(remaining) and piece[len(remaining) : len(remaining) + 1].isspace()
+        agrees = piece and not overshoot and (piece.startswith(remaining) or remaining.startswith(piece))
         if agrees and not model.is_control(int(token)):
             return int(token)
     return None

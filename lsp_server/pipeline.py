@@ -119,7 +119,7 @@ class Pipeline:
                 stop=lambda text: _healed_stop(context, prompt, text),
                 stop_token_ids=prompt.stop_token_ids,
                 forced_prefix=prompt.healed,
-                start_on_line=context.mode is Mode.INLINE and template.is_fim and not template.heals,
+                start_on_line=context.mode is Mode.INLINE and template.is_fim and not prompt.healed,
             ),
             cancel,
         ).result()

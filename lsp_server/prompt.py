@@ -94,7 +94,7 @@ def build_prompt(
     )
     prefix_budget = min(budget.prefix_tokens, max(32, room - context_tokens))
     prefix_text = _prefix_window(context.prefix, prefix_budget, tokenizer)
-    kept = prefix_text.rstrip(" \t") if template.heals else prefix_text
+    kept = prefix_text.rstrip(" \t")
     healed = prefix_text[len(kept) :]
     prefix_text = kept
     suffix_text = ""
@@ -112,8 +112,7 @@ def build_prompt(
             tokens.append(token)
             continue
         piece_tokens = tokenizer.tokenize(piece.text)
-        heal_word = template.heals and piece.is_prefix and not healed
-        if heal_word and _WORD_END.search(piece.text) and piece_tokens:
+        if piece.is_prefix and not healed and _WORD_END.search(piece.text) and piece_tokens:
             last = tokenizer.token_piece(piece_tokens[-1])
             if _HEALABLE.fullmatch(last):
                 piece_tokens.pop()

@@ -73,11 +73,6 @@ class Template:
     repo_marker: str = ""
     extra_markers: tuple[str, ...] = field(default=())
     """Other control tokens of the family; generating one ends the completion."""
-    heals: bool = True
-    """Token healing at the end of the prefix (see `prompt.Prompt.healed`). Off for
-    Inkling's own model: it was trained on prefixes that end where the cursor is,
-    indentation and half words included, and when the indentation was taken away
-    it answered with runs of spaces (measured: 6 of 8 line holes in shlex.py)."""
 
     @property
     def is_fim(self) -> bool:
@@ -240,7 +235,6 @@ def inkling_template(order: Order) -> Template:
         middle_marker=middle,
         stop_markers=(file_sep, "<eos>", "<end_of_turn>"),
         file_separator=file_sep,
-        heals=False,
     )
 
 

@@ -35,15 +35,6 @@ def test_whitespace_is_healed() -> None:
     assert prompt.unheal("\n") is None
 
 
-def test_inklings_own_model_gets_the_prefix_as_typed() -> None:
-    """It was trained on prefixes that end at the cursor: no healing."""
-    vocab = FakeVocab(SPECIALS)
-    for text in ("def f():\n    ", "total = compu", "x = "):
-        context = build_context(text + "\n", len(text), language_for_id("python"))
-        prompt = build_prompt(context, inkling_template("spm"), vocab, Budget(100, 50, 512, 16))
-        assert prompt.prefix_text == text and prompt.healed == ""
-
-
 def test_fim_layouts_put_markers_in_order() -> None:
     vocab = FakeVocab(SPECIALS)
     text = "a = 1\nb = \nc = 3\n"
