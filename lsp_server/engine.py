@@ -95,6 +95,10 @@ class GenerationRequest:
     forced_prefix: str = ""
     """Text the completion must start with (token healing): the first tokens are
     the most likely ones consistent with it, not simply the most likely."""
+    forced_as_written: bool = False
+    """Force `forced_prefix` as the tokenizer writes it, not as any tokens that agree
+    with it: for healed indentation, which training renders as one run of spaces (split
+    in two, the model reads a deeper indentation and answers with more spaces)."""
     start_on_line: bool = False
     """The first token may not end the completion or begin with a line break: when
     finishing a line, an answer that starts on the next line is cut to nothing."""
@@ -339,30 +343,15 @@ class Engine:
         text = ""
         tokens: list[int] = []
         deadline = time.perf_counter() + request.time_budget_s
-        # Healed indentation is written back as the tokenizer writes it (one run of
-        # spaces, as in training), not as any tokens that agree with it: split in two,
-        # the model reads a deeper indentation and answers with more spaces.
-        forced = request.forced_prefix
-        whitespace = model.tokenize(forced) if forced and not forced.strip() else []
+        written = forced_tokens(model, request)
         reason: FinishReason = "length"
         for _ in range(max_tokens):
             if cancel.cancelled:
                 return text, tokens, "cancelled"
-            logits = model.last_logits()
-            if whitespace:
-                token = whitespace.pop(0)
-            elif len(text) < len(request.forced_prefix):
-                choice = _consistent_token(model, logits, request.forced_prefix[len(text) :])
-                if choice is None:
-                    return text, tokens, "eos"
-                token = choice
-            elif request.start_on_line and not tokens:
-                choice = _token_on_this_line(model, logits, request.stop_token_ids)
-                if choice is None:
-                    return text, tokens, "eos"
-                token = choice
-            else:
-                token = int(logits.argmax())
+            choice = next_token(model, model.last_logits(), request, text, tokens, written)
+            if choice is None:
+                return text, tokens, "eos"
+            token = choice
             if (
                 model.is_eog(token)
                 or token in request.stop_token_ids
@@ -385,6 +374,32 @@ class Engine:
 
 
 _HEALING_CANDIDATES = 512
+
+
+def forced_tokens(model: LlamaModel, request: GenerationRequest) -> list[int]:
+    """The tokens `next_token` forces first (see `GenerationRequest.forced_as_written`)."""
+    if request.forced_as_written and request.forced_prefix:
+        return model.tokenize(request.forced_prefix)
+    return []
+
+
+def next_token(
+    model: LlamaModel,
+    logits: npt.NDArray[np.float32],
+    request: GenerationRequest,
+    text: str,
+    tokens: Sequence[int],
+    written: Sequence[int],
+) -> int | None:
+    """The server's decoding rule, shared with the benchmark's floor: the forced tokens,
+    then tokens consistent with the healed text, then greedy; None ends the completion."""
+    if len(tokens) < len(written):
+        return written[len(tokens)]
+    if len(text) < len(request.forced_prefix):
+        return _consistent_token(model, logits, request.forced_prefix[len(text) :])
+    if request.start_on_line and not tokens:
+        return _token_on_this_line(model, logits, request.stop_token_ids)
+    return int(logits.argmax())
 
 
 def _token_on_this_line(

@@ -119,6 +119,7 @@ class Pipeline:
                 stop=lambda text: _healed_stop(context, prompt, text),
                 stop_token_ids=prompt.stop_token_ids,
                 forced_prefix=prompt.healed,
+                forced_as_written=_heals_indentation(context.prefix, prompt.healed),
                 start_on_line=context.mode is Mode.INLINE and template.is_fim and not prompt.healed,
             ),
             cancel,
@@ -158,6 +159,14 @@ class Pipeline:
         return self.project.gather(
             Path(request.path), request.language_id, request.text, request.offset, budget
         )
+
+
+def _heals_indentation(prefix: str, healed: str) -> bool:
+    """Whether the healed text is the whole indentation of the cursor's line."""
+    if not healed or healed.strip():
+        return False
+    before = prefix[: len(prefix) - len(healed)]
+    return before == "" or before.endswith(("\n", "\r"))
 
 
 def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int | None:

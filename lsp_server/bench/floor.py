@@ -51,9 +51,17 @@ from tqdm import tqdm
 from lsp_server.bench.replay import RequestRecord
 from lsp_server.bench.sessions import PAUSE_MS, Session
 from lsp_server.context import Mode
-from lsp_server.engine import CancelToken, Engine, EngineConfig, EngineState, FinishReason, Generation
+from lsp_server.engine import (
+    CancelToken,
+    Engine,
+    EngineConfig,
+    EngineState,
+    FinishReason,
+    Generation,
+    forced_tokens,
+    next_token,
+)
 from lsp_server.engine import GenerationRequest as Request
-from lsp_server.engine import _consistent_token as consistent_token  # the server's own healing rule
 from lsp_server.llama_model import LlamaModel
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
@@ -124,21 +132,19 @@ class FloorEngine(Engine):
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         deadline = prompt_done + request.time_budget_s
         max_tokens = min(self.config.n_ctx - len(prompt), request.max_tokens)
-        text, tokens, reason = "", [], "length"
+        text, reason = "", "length"
+        tokens: list[int] = []
+        written = forced_tokens(vocab, request)
         for _ in range(max_tokens):
-            # The server's choice, on Llama's logits: greedy, or the most likely token that
-            # agrees with the healed text while that is not written yet.
+            # The server's own decoding rule, on Llama's logits.
             logits = np.ctypeslib.as_array(
                 llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(vocab.n_vocab,)
             )
-            if len(text) < len(request.forced_prefix):
-                choice = consistent_token(vocab, logits, request.forced_prefix[len(text) :])
-                if choice is None:
-                    reason = "eos"
-                    break
-                token = choice
-            else:
-                token = int(logits.argmax())
+            choice = next_token(vocab, logits, request, text, tokens, written)
+            if choice is None:
+                reason = "eos"
+                break
+            token = choice
             if vocab.is_eog(token) or token in request.stop_token_ids or vocab.is_control(token):
                 reason = "eos"
                 break
