@@ -8,6 +8,7 @@ a C library can corrupt the stream).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -189,6 +190,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
     settings, _ = settings_from_args(args)
+    settings = dataclasses.replace(settings, cold_start_tokens=0)  # one answer: the whole prompt
     path, line, column = parse_location(args.location)
     try:
         text = path.read_text(encoding="utf-8")

@@ -156,6 +156,8 @@ class Engine:
         self.stats = EngineStats()
         self._current: CancelToken | None = None
         self._lock = threading.Lock()
+        self.primed = False
+        """Whether a request's prompt has been evaluated since the model loaded."""
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -235,6 +237,36 @@ class Engine:
                 self._current.cancel("superseded")
             self._current = token
         return self._executor.submit(self._run, request, token)
+
+    def prefill(self, prompt: Sequence[int], after: CancelToken) -> Future[int] | None:
+        """Evaluate `prompt` into the KV cache unless something newer than the request
+        `after` was asked; superseded and cancelled like any request (the batches done are
+        kept). For a cold start: the whole prompt, after a quick answer from part of it.
+        The future gives the tokens reused (-1: cancelled); None: not started."""
+        token = CancelToken()
+        with self._lock:
+            if self._current is not after or not self.ready:
+                return None
+            self._current = token
+        return self._executor.submit(self._prefill, list(prompt), token)
+
+    def _prefill(self, prompt: list[int], cancel: CancelToken) -> int:
+        if cancel.cancelled or self._model is None:
+            return -1
+        started = time.perf_counter()
+        try:
+            reused = self._evaluate_prompt(self._model, prompt, cancel)
+        except Exception:  # the next request meets the problem and reports it
+            log.exception("background prompt evaluation failed")
+            return -1
+        if reused >= 0:
+            log.info(
+                "background prompt evaluation: %d tokens (%d reused) in %.0f ms",
+                len(prompt),
+                reused,
+                (time.perf_counter() - started) * 1000,
+            )
+        return reused
 
     def run_on_engine_thread(self, job: Callable[[LlamaModel], T]) -> Future[T]:
         """Run `job(model)` on the engine thread (benchmarks, diagnostics).
@@ -319,6 +351,7 @@ class Engine:
             cancel.unlink(flag)
             flag.clear()
         self._cached = list(prompt)
+        self.primed = True
         self.stats.shifted_tokens += sum(move.length for move in plan.moves)
         return plan.reused
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lsp_server import syntax
@@ -105,6 +105,23 @@ class Pipeline:
         )
         extra = self.project_context(request, settings)
         prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
+        whole: Prompt | None = None
+        cold = settings.cold_start_tokens
+        if cold and not self.engine.primed and len(prompt.tokens) > 2 * cold:
+            # Nothing in the KV cache yet: answer from the text nearest the cursor now and
+            # evaluate the whole prompt while the user reads the answer.
+            whole = prompt
+            quick = replace(
+                budget,
+                prefix_tokens=min(cold, budget.prefix_tokens),
+                suffix_tokens=min(cold // 2, budget.suffix_tokens),
+            )
+            prompt = build_prompt(context, template, model, quick, path=request.path)
+            log.info(
+                "cold start: %d of %d prompt tokens now, the rest in the background",
+                len(prompt.tokens),
+                len(whole.tokens),
+            )
         prompt_built = time.perf_counter()
         if settings.log_buffers:
             log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
@@ -125,6 +142,8 @@ class Pipeline:
             cancel,
         ).result()
         generated = time.perf_counter()
+        if whole is not None and generation.finish_reason != "cancelled":
+            self.engine.prefill(whole.tokens, after=cancel)
         timings = {
             "context_prompt": (prompt_built - started) * 1000,
             "prompt_eval": generation.prompt_ms,

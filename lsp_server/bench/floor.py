@@ -159,6 +159,7 @@ class FloorEngine(Engine):
                 break
             llama.eval([token])
         finished = time.perf_counter()
+        self.primed = True  # as the server's engine: only its first prompt is a cold start
         return Generation(
             text=text,
             finish_reason=_reason(reason),

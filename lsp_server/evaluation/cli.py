@@ -258,7 +258,9 @@ def _evaluate(
     if not args.server_time_budgets:
         settings = _lift_time_budgets(settings)
     resolved = resolve_model(settings.model_path)
-    settings = dataclasses.replace(settings, model_path=str(resolved.path))
+    # Every task starts from an empty KV cache: score the prompt the server builds while
+    # the user types, not its quick first answer after start-up.
+    settings = dataclasses.replace(settings, model_path=str(resolved.path), cold_start_tokens=0)
     engine = load_engine(settings, quiet=args.no_progress)
     runners: list[Runner] = []
     try:
