@@ -247,6 +247,27 @@ def stop_cut(context: CompletionContext, text: str) -> int | None:
 
 
 def _block_cut(context: CompletionContext, text: str) -> int | None:
+    cuts = [cut for cut in (_end_of_block(context, text), loop_cut(text)) if cut is not None]
+    return min(cuts) if cuts else None
+
+
+def loop_cut(text: str) -> int | None:
+    """Where a block starts writing its own lines again: a run of at least two non-blank
+    lines followed at once by the same run (a small model short of context loops)."""
+    lines = text.split("\n")[:-1]  # complete lines only
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    keys = [line.strip() for line in lines]
+    for end in range(4, len(keys) + 1):
+        for period in range(2, end // 2 + 1):
+            run = keys[end - period : end]
+            if keys[end - 2 * period : end - period] == run and sum(1 for key in run if key) >= 2:
+                return starts[end - period]
+    return None
+
+
+def _end_of_block(context: CompletionContext, text: str) -> int | None:
     language = context.language
     opener_width = indent_width(context.block_indent or "")
     brace = language is not None and not language.indent_blocks

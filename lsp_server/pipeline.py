@@ -107,9 +107,10 @@ class Pipeline:
         prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
         whole: Prompt | None = None
         cold = settings.cold_start_tokens
-        if cold and not self.engine.primed and len(prompt.tokens) > 2 * cold:
-            # Nothing in the KV cache yet: answer from the text nearest the cursor now and
-            # evaluate the whole prompt while the user reads the answer.
+        if cold and context.mode is Mode.INLINE and not self.engine.primed and len(prompt.tokens) > 2 * cold:
+            # Nothing in the KV cache yet: finish the line from the text nearest the cursor
+            # now and evaluate the whole prompt while the user reads the answer. Not for a
+            # block: its generation outweighs the prompt, and with little context it rambles.
             whole = prompt
             quick = replace(
                 budget,

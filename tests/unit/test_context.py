@@ -1,7 +1,7 @@
 import pytest
 
 from lsp_server import syntax
-from lsp_server.context import Mode, build_context, closing_cut, stop_cut
+from lsp_server.context import Mode, build_context, closing_cut, loop_cut, stop_cut
 from lsp_server.languages import language_for_id
 
 
@@ -78,3 +78,23 @@ def test_the_cursor_line_of_a_giant_minified_file_is_found_at_codec_speed() -> N
     context = build_context(line + "\r\nnext()", 7, language_for_id("javascript"))
     assert time.perf_counter() - started < 0.5
     assert context.line_suffix == line[7:] and context.mode is Mode.INLINE
+
+
+def test_a_block_that_writes_its_own_lines_again_stops_before_the_repeat() -> None:
+    context = ctx("function f(a) {\n  |\n}\n", "javascript")
+    generated = "// if a is set,\n  // resize it.\n  // if a is set,\n  // resize it.\n  // if a"
+    assert context.mode is Mode.BLOCK
+    assert generated[: stop_cut(context, generated)] == "// if a is set,\n  // resize it.\n"
+
+
+@pytest.mark.parametrize(
+    "generated",
+    [
+        "x = 1\n    y = 2\n    return x + y\n",  # no repeat
+        "pass\n    pass\n",  # one line twice can be right
+        "a.append(1)\n    a.append(2)\n    a.append(1)\n",  # not yet a whole second run
+        "\n\n\n\n",  # blank lines are not a run
+    ],
+)
+def test_no_loop_cut_without_a_repeated_run(generated: str) -> None:
+    assert loop_cut(generated) is None
