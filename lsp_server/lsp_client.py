@@ -68,6 +68,7 @@ class InklingClient:
         self,
         initialization_options: dict[str, Any] | None = None,
         position_encodings: Sequence[str] = ("utf-16",),
+        workspace: Path | None = None,
     ) -> types.InitializeResult:
         await self._client.start_io(*self.command, env=self.env)
         process = self._client._server
@@ -88,6 +89,10 @@ class InklingClient:
                 capabilities=capabilities,
                 process_id=None,
                 initialization_options=initialization_options,
+                root_uri=None if workspace is None else workspace.resolve().as_uri(),
+                workspace_folders=None
+                if workspace is None
+                else [types.WorkspaceFolder(uri=workspace.resolve().as_uri(), name=workspace.name)],
                 client_info=types.ClientInfo(name="inkling-instrument", version=__version__),
             )
         )

@@ -49,6 +49,13 @@ def register(commands: Any) -> None:
         action="store_true",
         help="one short Python session (3 lines, 1 jump, a 2-line paste): a smoke test, not a benchmark",
     )
+    source.add_argument(
+        "--workspace",
+        type=Path,
+        help="open each server on this folder, as an editor opened on a project, so that project "
+        "context is at work; sessions from --file name their real files, which must lie inside it. "
+        "The floor has no project context, so it is skipped",
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--speed",
@@ -82,6 +89,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         raise InklingError("--speed must be positive")
     settings, _ = settings_from_args(args)
+    workspace: Path | None = args.workspace
+    if workspace is not None:
+        if not workspace.is_dir():
+            raise InklingError(f"--workspace {workspace}: not a folder")
+        if not args.no_floor:
+            print("--workspace: no floor (its prompts would lack the project context)", file=sys.stderr)
+            args.no_floor = True
     sessions = _sessions(args)
     out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +125,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     stderr=server_log,
                     quiet=args.quiet,
                     between=after_session,
+                    workspace=workspace,
                 )
             )
         if run.status.get("model") != str(engine.config.model_path):
@@ -150,6 +165,7 @@ def _sessions(args: argparse.Namespace) -> list[Any]:
         load_sessions,
         source_for_path,
     )
+    from lsp_server.errors import InklingError
 
     if args.sessions is not None:
         return load_sessions(args.sessions)
@@ -162,7 +178,16 @@ def _sessions(args: argparse.Namespace) -> list[Any]:
         if args.quick
         else SessionPlan(lines=args.lines, jumps=args.jumps, paste_lines=args.paste_lines)
     )
-    return [generate_session(source, seed=args.seed, plan=plan) for source in sources]
+    if args.workspace is None:
+        return [generate_session(source, seed=args.seed, plan=plan) for source in sources]
+    root = args.workspace.resolve()
+    outside = [str(s.path) for s in sources if not s.path.resolve().is_relative_to(root)]
+    if outside:
+        raise InklingError(f"--workspace {root} does not hold {', '.join(outside)}")
+    return [
+        generate_session(source, seed=args.seed, plan=plan, uri=source.path.resolve().as_uri())
+        for source in sources
+    ]
 
 
 def _server_args(args: argparse.Namespace) -> list[str]:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -336,12 +337,13 @@ async def serve_session(
     speed: float = 1.0,
     stderr: TextIO | None = None,
     quiet: bool = False,
+    workspace: Path | None = None,
 ) -> ServerSession:
     """Start a fresh server, measure its start, type the session into it, stop it."""
     client = InklingClient([*SERVE_COMMAND, *server_args], stderr=stderr)
     load_before = os.getloadavg()
     spawned = time.perf_counter()
-    result = await client.start()
+    result = await client.start(workspace=workspace)
     try:
         encoding = str(getattr(result.capabilities.position_encoding, "value", "utf-16") or "utf-16")
         startup = await measure_startup(client, session, encoding, spawned)
@@ -388,6 +390,7 @@ async def run_server(
     stderr: TextIO | None = None,
     quiet: bool = False,
     between: Between | None = None,
+    workspace: Path | None = None,
 ) -> ServerRun:
     """Each session on a fresh server, as a user who opens the editor on one file.
 
@@ -395,11 +398,13 @@ async def run_server(
     context (chunks of *other* files) stays empty, so the floor's prompts are
     the server's, and every session measures a start. `between` runs after
     each session, with no server running, so that the floor is measured
-    minutes, not a whole run, away from the replay it is compared with."""
+    minutes, not a whole run, away from the replay it is compared with.
+    With a `workspace` each server is opened on that folder instead, so that
+    its project context is at work (and the floor no longer applies)."""
     run = ServerRun()
     for session in sessions:
         served = await serve_session(
-            session, server_args=server_args, speed=speed, stderr=stderr, quiet=quiet
+            session, server_args=server_args, speed=speed, stderr=stderr, quiet=quiet, workspace=workspace
         )
         run.servers.append(served)
         if between is not None:

@@ -20,6 +20,11 @@ Definitions (also printed under the table):
   (llama-cpp-python prompt evaluation + generation) for the same requests.
   The floor also runs every request before a pause, whatever the server did
   with it: what the user waits for could have taken that long.
+* *1-key inline*: a request after one key press, in inline mode, not
+  cache-answerable, that the server computed to the end (shown, empty or
+  late): the single-line completion the model itself had to make. Its
+  latency needs no floor, so it compares runs with different settings
+  (for example project context on and off, `--workspace`).
 """
 
 from __future__ import annotations
@@ -73,6 +78,15 @@ def _latencies(records: Iterable[RequestRecord]) -> list[float]:
     return [r.latency_ms for r in records if r.latency_ms is not None]
 
 
+def is_one_key_inline(record: RequestRecord) -> bool:
+    return (
+        record.kind in KEYSTROKE_KINDS
+        and record.mode == "inline"
+        and record.cache_of is None
+        and record.outcome in PAIRED_OUTCOMES
+    )
+
+
 def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
     outcomes = Counter(r.outcome for r in records)
     modes = Counter(r.mode or "unknown" for r in records)
@@ -102,6 +116,7 @@ def request_figures(records: Sequence[RequestRecord]) -> dict[str, Any]:
             ),
             "after_pause_shown": distribution(_latencies(r for r in pauses if r.outcome == "shown")),
             "cache_answerable_shown": distribution(_latencies(r for r in cached if r.outcome == "shown")),
+            "one_key_inline": distribution(_latencies(r for r in records if is_one_key_inline(r))),
             "cancel_acknowledged": distribution(
                 r.latency_ms - r.gap_ms
                 for r in records
@@ -173,6 +188,7 @@ def server_figures(run: ServerRun, model_bytes: int) -> dict[str, Any]:
         "prompt_tokens_evaluated": int(prompt_tokens - reused),
         "prompt_tokens_shifted": int(engine["shiftedTokens"]),
         "prompt_eval_tokens_per_s": round((prompt_tokens - reused) / prompt_s, 1) if prompt_s else None,
+        "project_index": [{"session": s.session, **(s.status.get("index") or {})} for s in servers],
         "exit_codes": [s.exit_code for s in servers],
         "load_avg_before": list(servers[0].load_before) if servers else None,
         "load_avg_after": list(servers[-1].load_after) if servers else None,
@@ -207,9 +223,7 @@ def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str
     pairs = [(s, f) for s, f in runs if s.outcome in PAIRED_OUTCOMES]
     before_pause = [f for s, f in runs if s.planned_gap_ms >= PAUSE_MS]
     # Cache-answerable requests are left out: the server may serve them without the model.
-    one_key_inline = [
-        (s, f) for s, f in pairs if s.kind in KEYSTROKE_KINDS and s.mode == "inline" and s.cache_of is None
-    ]
+    one_key_inline = [(s, f) for s, f in pairs if is_one_key_inline(s)]
     generated = sum(f.generated_tokens for f in floor.records)
     generate_s = sum(f.generate_ms for f in floor.records) / 1000
     evaluated = sum(f.prompt_tokens - f.reused_tokens for f in floor.records)
@@ -334,6 +348,7 @@ def render_table(report: dict[str, Any]) -> str:
         _latency_row("non-empty answers, whenever they came", lat["non_empty_any_time"]),
         _latency_row("after a pause (>= 1 s), shown", lat["after_pause_shown"]),
         _latency_row("cache-answerable requests, shown", lat["cache_answerable_shown"]),
+        _latency_row("1-key inline (see below), computed", lat["one_key_inline"]),
         _latency_row("cancel -> RequestCancelled answer", lat["cancel_acknowledged"]),
     ]
     if floor:
@@ -371,7 +386,7 @@ def render_table(report: dict[str, Any]) -> str:
             _row("server / floor, all paired", _ratio_text(floor["ratio_all_paired"])),
             _row("server / floor, 1-key inline*", _ratio_text(floor["ratio_one_key_inline"])),
             _row("  of which shown", _ratio_text(floor["ratio_one_key_inline_shown"])),
-            "  * after one key press, inline mode, not cache-answerable",
+            "  * after one key press, inline mode, not cache-answerable, computed to the end",
         ]
     tokens = f"server {_num(srv['generated_tokens_per_s'])}"
     prompt = f"server {_num(srv['prompt_eval_tokens_per_s'])}"
@@ -411,6 +426,17 @@ def render_table(report: dict[str, Any]) -> str:
             f"client send lag max {srv['max_send_lag_ms']:.1f} ms",
         ),
     ]
+    indexed = [p for p in srv["project_index"] if p.get("files")]
+    if indexed:
+        lines.append(
+            _row(
+                "project index (--workspace)",
+                "; ".join(
+                    f"{p['session']}: {p['files']} files, {p['definitions']} definitions, {p['ring']} chunks"
+                    for p in indexed
+                ),
+            )
+        )
     return "\n".join(lines)
 
 

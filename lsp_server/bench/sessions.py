@@ -220,8 +220,17 @@ QUICK_PLAN = SessionPlan(lines=3, jumps=1, paste_lines=2)
 
 
 def generate_session(
-    source: SourceFile, *, seed: int, plan: SessionPlan, style: TypingStyle | None = None
+    source: SourceFile,
+    *,
+    seed: int,
+    plan: SessionPlan,
+    style: TypingStyle | None = None,
+    uri: str | None = None,
 ) -> Session:
+    """A seeded session over the first `plan.file_lines` lines of `source`.
+
+    The document is named `uri`, by default a path under no workspace
+    (file:///bench/NAME), so that the server finds no project around it."""
     try:
         raw = source.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -243,7 +252,7 @@ def generate_session(
     session = Session(
         name=name,
         language_id=source.language_id,
-        uri=f"file:///bench/{source.path.name}",
+        uri=uri or f"file:///bench/{source.path.name}",
         source=f"{source.label}, lines 1-{len(lines) - 1}",
         seed=seed,
         initial_text=initial_text,

@@ -129,3 +129,50 @@ def test_the_floor_ran_the_paired_requests(bench_run: Run) -> None:
     if paired:
         ratio = floor["ratio_all_paired"]
         assert ratio["n"] == len(paired) and ratio["ratio_of_medians"] > 0
+
+
+def test_a_workspace_run_indexes_the_project_and_skips_the_floor(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "shapes.py").write_text(
+        "".join(
+            f"def area_{i}(width: float, height: float) -> float:\n    return width * height * {i}\n\n\n"
+            for i in range(20)
+        )
+    )
+    main = project / "main.py"
+    main.write_text(
+        "from shapes import area_1, area_2\n\n\n"
+        + "".join(
+            f"def total_{i}(w: float, h: float) -> float:\n    return area_1(w, h) + area_2(h, w) + {i}\n\n\n"
+            for i in range(40)
+        )
+    )
+    out = tmp_path / "workspace.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lsp_server",
+            "bench",
+            "--quick",
+            "--quiet",
+            "--file",
+            str(main),
+            "--workspace",
+            str(project),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no floor" in result.stderr
+    report = json.loads(out.read_text())
+    assert report["floor"] is None
+    (index,) = report["server"]["project_index"]
+    assert index["files"] >= 2 and index["definitions"] >= 60  # both files, as the editor's server sees them
+    assert "project index (--workspace)" in result.stdout

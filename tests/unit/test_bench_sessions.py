@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import Counter
 from pathlib import Path
@@ -121,3 +122,34 @@ def test_any_file_can_be_a_source_but_it_must_be_long_enough(tmp_path: Path) -> 
         generate_session(source_for_path(short), seed=1, plan=QUICK_PLAN)
     with pytest.raises(InklingError, match="not a file"):
         source_for_path(tmp_path / "missing.py")
+
+
+def test_with_a_workspace_sessions_name_their_real_files_inside_it(tmp_path: Path) -> None:
+    from lsp_server.bench.cli import _sessions
+
+    project = tmp_path / "project"
+    project.mkdir()
+    inside = project / "long.go"
+    inside.write_text("".join(f"func f{i}() int {{\n\treturn {i} * {i}\n}}\n\n" for i in range(80)))
+    outside = tmp_path / "other.go"
+    outside.write_text(inside.read_text())
+
+    def args(files: list[Path], workspace: Path | None) -> argparse.Namespace:
+        return argparse.Namespace(
+            sessions=None,
+            file=files,
+            quick=True,
+            seed=1,
+            lines=3,
+            jumps=1,
+            paste_lines=2,
+            workspace=workspace,
+        )
+
+    (session,) = _sessions(args([inside], project))
+    assert session.uri == inside.resolve().as_uri()  # the server resolves imports from there
+    (plain,) = _sessions(args([inside], None))
+    assert plain.uri == "file:///bench/long.go"  # no project around it: the floor's prompts stay the server's
+    assert plain.fingerprint() != "" and plain.events == session.events
+    with pytest.raises(InklingError, match="does not hold"):
+        _sessions(args([inside, outside], project))
