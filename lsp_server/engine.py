@@ -41,37 +41,58 @@ class Flag(Protocol):
 
 
 class CancelToken:
-    """Set once, from any thread; checked by the engine between tokens."""
+    """Set once, from any thread; checked by the engine between tokens and batches.
+
+    A hard cancel also stops the prompt batch llama.cpp is evaluating (through
+    the linked abort flag). A soft one (`finish_batch`: superseded by a newer
+    keystroke, cancelled by the editor) lets that batch finish: the next prompt
+    almost always starts with the same tokens, and while the user types faster
+    than one batch takes, aborting every batch would keep the cache from ever
+    growing. The engine hardens a soft cancel when the prompt that supersedes
+    it does not share the batch in flight."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason = ""
-        self._watchers: list[Flag] = []
+        self._hard = False
+        self._watchers: list[tuple[Flag, bool]] = []
         self._lock = threading.Lock()
 
-    def cancel(self, reason: str = "cancelled") -> None:
+    def cancel(self, reason: str = "cancelled", *, finish_batch: bool = False) -> None:
         with self._lock:
             if not self._event.is_set():
                 self.reason = reason
                 self._event.set()
-            for watcher in self._watchers:
-                watcher.set()
+                for watcher, soft in self._watchers:
+                    if soft:
+                        watcher.set()
+            if not finish_batch:
+                self._harden()
+
+    def abort_batch(self) -> None:
+        """Stop the batch in flight too (a cancel that was soft becomes hard)."""
+        with self._lock:
+            self._harden()
+
+    def _harden(self) -> None:
+        self._hard = True
+        for watcher, _ in self._watchers:
+            watcher.set()
 
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    def link(self, flag: Flag) -> None:
-        """Also set `flag` when this token is cancelled (llama.cpp's abort flag)."""
+    def link(self, flag: Flag, *, soft: bool = False) -> None:
+        """Also set `flag` on a hard cancel (llama.cpp's abort flag), or on any (`soft`)."""
         with self._lock:
-            self._watchers.append(flag)
-            if self._event.is_set():
+            self._watchers.append((flag, soft))
+            if self._hard or (soft and self._event.is_set()):
                 flag.set()
 
     def unlink(self, flag: Flag) -> None:
         with self._lock:
-            if flag in self._watchers:
-                self._watchers.remove(flag)
+            self._watchers = [(f, soft) for f, soft in self._watchers if f is not flag]
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,8 @@ class Engine:
         self.error: str | None = None
         self.stats = EngineStats()
         self._current: CancelToken | None = None
+        self._in_flight: tuple[list[int], int] | None = None
+        """The prompt being evaluated and the end of the batch llama.cpp is on (engine lock)."""
         self._lock = threading.Lock()
         self.primed = False
         """Whether a request's prompt has been evaluated since the model loaded."""
@@ -233,10 +256,36 @@ class Engine:
             raise ModelNotReadyError(self.error or f"the model is {self.state.value}")
         token = cancel or CancelToken()
         with self._lock:
-            if self._current is not None:
-                self._current.cancel("superseded")
+            self._supersede(request.prompt)
             self._current = token
         return self._executor.submit(self._run, request, token)
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
+        """`submit` and wait, but give up waiting as soon as `cancel` is set: after a soft
+        cancel the engine finishes its batch alone, and the caller is free to build the
+        next request's prompt, whose arrival decides whether that batch is worth finishing."""
+        future = self.submit(request, cancel)
+        wake = threading.Event()
+        future.add_done_callback(lambda _: wake.set())
+        cancel.link(wake, soft=True)
+        try:
+            wake.wait()
+        finally:
+            cancel.unlink(wake)
+        if future.done():
+            return future.result()
+        return Generation("", "cancelled", len(request.prompt), 0, 0, 0.0, 0.0)
+
+    def _supersede(self, prompt: Sequence[int]) -> None:
+        """Cancel the running request; its batch in flight finishes only if `prompt`
+        starts with the same tokens up to that batch's end (engine lock held)."""
+        if self._current is None:
+            return
+        self._current.cancel("superseded", finish_batch=True)
+        if self._in_flight is not None:
+            evaluating, end = self._in_flight
+            if len(prompt) <= end or list(prompt[:end]) != evaluating[:end]:
+                self._current.abort_batch()
 
     def prefill(self, prompt: Sequence[int], after: CancelToken) -> Future[int] | None:
         """Evaluate `prompt` into the KV cache unless something newer than the request
@@ -247,6 +296,7 @@ class Engine:
         with self._lock:
             if self._current is not after or not self.ready:
                 return None
+            self._supersede(prompt)
             self._current = token
         return self._executor.submit(self._prefill, list(prompt), token)
 
@@ -338,8 +388,10 @@ class Engine:
                 while position < end:
                     chunk = prompt[position : min(end, position + model.n_batch)]
                     try:
-                        if cancel.cancelled:
-                            raise CancelledError(cancel.reason)
+                        with self._lock:  # a request superseding this one sees the batch it may keep
+                            if cancel.cancelled:
+                                raise CancelledError(cancel.reason)
+                            self._in_flight = (prompt, position + len(chunk))
                         model.decode(chunk, position)
                     except CancelledError:
                         # Keep only what is valid in order: later shifted runs go too.
@@ -348,6 +400,8 @@ class Engine:
                         return -1
                     position += len(chunk)
         finally:
+            with self._lock:
+                self._in_flight = None
             cancel.unlink(flag)
             flag.clear()
         self._cached = list(prompt)

@@ -129,7 +129,7 @@ class Pipeline:
         budget_s = (
             settings.time_budget_block_ms if context.mode is Mode.BLOCK else settings.time_budget_inline_ms
         ) / 1000
-        generation = self.engine.submit(
+        generation = self.engine.generate(
             GenerationRequest(
                 prompt=prompt.tokens,
                 max_tokens=max_tokens,
@@ -141,7 +141,7 @@ class Pipeline:
                 start_on_line=context.mode is Mode.INLINE and template.is_fim and not prompt.healed,
             ),
             cancel,
-        ).result()
+        )
         generated = time.perf_counter()
         if whole is not None and generation.finish_reason != "cancelled":
             self.engine.prefill(whole.tokens, after=cancel)

@@ -2,7 +2,8 @@
 
 Editors ask for a completion after nearly every keystroke; only the newest
 answer can still be shown. One worker thread runs the jobs; submitting a job
-cancels the token of the previous one (which the engine checks per token), and
+cancels the token of the previous one (which the engine checks per token and
+per prompt batch), and
 a job that is already superseded when its turn comes does no work at all.
 """
 
@@ -30,7 +31,7 @@ class Scheduler:
         token = CancelToken()
         with self._lock:
             if self._latest is not None and not self._latest.cancelled:
-                self._latest.cancel("superseded")
+                self._latest.cancel("superseded", finish_batch=True)
                 self.superseded += 1
             self._latest = token
         return token, self._executor.submit(self._run, job, token)
@@ -41,10 +42,12 @@ class Scheduler:
             raise CancelledError(token.reason or "cancelled")
         return job(token)
 
-    def cancel_all(self, reason: str) -> None:
+    def cancel_all(self, reason: str, *, finish_batch: bool = False) -> None:
+        """Cancel the latest job; `finish_batch`: let its prompt batch in flight finish
+        (see `CancelToken`), for the user's next request rather than for a shutdown."""
         with self._lock:
             if self._latest is not None:
-                self._latest.cancel(reason)
+                self._latest.cancel(reason, finish_batch=finish_batch)
 
     def close(self) -> None:
         self.cancel_all("shutdown")

@@ -580,7 +580,7 @@ class InklingServer(LanguageServer):
         cached = self.cache.lookup(uri, prefix, suffix)
         if cached is not None:
             # The user typed what the completion predicted: no model needed.
-            self.scheduler.cancel_all("answered from the cache")
+            self.scheduler.cancel_all("answered from the cache", finish_batch=True)
             self.last_latency_ms = (time.perf_counter() - started) * 1000
             mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
             return Completion(cached, offset, mode, "cache"), view
@@ -594,7 +594,7 @@ class InklingServer(LanguageServer):
         try:
             completion = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            token.cancel("cancelled by the client")
+            token.cancel("cancelled by the client", finish_batch=True)
             raise
         except (CancelledError, ModelNotReadyError):
             return None

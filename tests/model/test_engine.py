@@ -111,3 +111,55 @@ def test_moved_window_reuses_shifted_cache(engine: Engine) -> None:
     moved = engine.submit(GenerationRequest(prompt(engine, moved_text), max_tokens=4)).result()
     assert moved.reused_tokens > 0.7 * moved.prompt_tokens, moved
     assert moved.text.strip(), moved  # the model still writes sensible code after the shift
+
+
+def _long_prompt(engine: Engine, salt: str) -> list[int]:
+    body = "".join(f"    row_{i} = table.lookup({salt!r}, key={i}, default=None)\n" for i in range(60))
+    return prompt(engine, f"def load_{salt}(table):\n" + body)
+
+
+def _wait_for_batch(engine: Engine) -> int:
+    """The end of the first prompt batch llama.cpp is seen evaluating."""
+    while True:
+        with engine._lock:
+            if engine._in_flight is not None:
+                return engine._in_flight[1]
+
+
+def _cancel_during_a_batch(engine: Engine, token: CancelToken) -> int:
+    """Cancel softly while a batch is in flight; returns that batch's end. Under the
+    engine's lock no batch starts unseen: the one on record is the one that finishes."""
+    while True:
+        with engine._lock:
+            if engine._in_flight is not None:
+                token.cancel("typed on", finish_batch=True)
+                return engine._in_flight[1]
+
+
+def test_a_soft_cancel_finishes_the_batch_in_flight_and_the_next_request_keeps_it(engine: Engine) -> None:
+    tokens = _long_prompt(engine, "soft")
+    assert len(tokens) > 4 * engine.model.n_batch
+    token = CancelToken()
+    first = engine.submit(GenerationRequest(tokens, max_tokens=4), token)
+    end = _cancel_during_a_batch(engine, token)
+    assert first.result().finish_reason == "cancelled"
+    # The batch llama.cpp was on when the user typed on is in the cache, whole.
+    assert engine._cached == tokens[:end]
+    typed = engine.submit(GenerationRequest([*tokens, *prompt(engine, "x")[1:]], max_tokens=2)).result()
+    assert typed.reused_tokens >= end
+
+
+def test_generate_returns_at_a_soft_cancel_without_waiting_for_the_engine(engine: Engine) -> None:
+    tokens = _long_prompt(engine, "wait")
+    token = CancelToken()
+    answers: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(engine.generate(GenerationRequest(tokens, max_tokens=4), token))
+    )
+    waiter.start()
+    _wait_for_batch(engine)
+    token.cancel("typed on", finish_batch=True)
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert answers[0].finish_reason == "cancelled" and answers[0].text == ""
+    engine.submit(GenerationRequest(tokens[:8], max_tokens=1)).result()  # the engine carries on
