@@ -25,28 +25,23 @@ Run = tuple[dict[str, Any], Path, str]
 """The report, its path, and what the command printed."""
 
 
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    out = tmp_path_factory.mktemp("bench") / "quick.json"
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    """`inkling bench --quick --quiet ARGS`, which must succeed."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lsp_server",
-            "bench",
-            "--quick",
-            "--quiet",
-            "--out",
-            str(out),
-            "--plot",
-            str(out.with_suffix(".png")),
-        ],
+        [sys.executable, "-m", "lsp_server", "bench", "--quick", "--quiet", *args],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    result = _bench("--out", str(out), "--plot", str(out.with_suffix(".png")))
     return json.loads(out.read_text()), out, result.stdout
 
 
@@ -149,27 +144,7 @@ def test_a_workspace_run_indexes_the_project_and_skips_the_floor(tmp_path: Path)
         )
     )
     out = tmp_path / "workspace.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lsp_server",
-            "bench",
-            "--quick",
-            "--quiet",
-            "--file",
-            str(main),
-            "--workspace",
-            str(project),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = _bench("--file", str(main), "--workspace", str(project), "--out", str(out))
     assert "no floor" in result.stderr
     report = json.loads(out.read_text())
     assert report["floor"] is None
