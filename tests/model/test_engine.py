@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -120,20 +121,24 @@ def _long_prompt(engine: Engine, salt: str) -> list[int]:
 
 def _wait_for_batch(engine: Engine) -> int:
     """The end of the first prompt batch llama.cpp is seen evaluating."""
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         with engine._lock:
             if engine._in_flight is not None:
                 return engine._in_flight[1]
+    pytest.fail("no prompt batch was seen in flight")
 
 
 def _cancel_during_a_batch(engine: Engine, token: CancelToken) -> int:
     """Cancel softly while a batch is in flight; returns that batch's end. Under the
     engine's lock no batch starts unseen: the one on record is the one that finishes."""
-    while True:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         with engine._lock:
             if engine._in_flight is not None:
                 token.cancel("typed on", finish_batch=True)
                 return engine._in_flight[1]
+    pytest.fail("no prompt batch was seen in flight")
 
 
 def test_a_soft_cancel_finishes_the_batch_in_flight_and_the_next_request_keeps_it(engine: Engine) -> None:
