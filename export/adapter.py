@@ -17,6 +17,7 @@ from typing import Any
 
 METADATA_FILE = "inkling_adapter.json"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+FIM_LAYOUTS = ("", "prefix-last")
 
 
 class AdapterError(Exception):
@@ -30,6 +31,8 @@ class AdapterInfo:
     base_sha256: str
     fim_tokens: dict[int, str]
     fim_format: str
+    fim_layout: str = ""
+    """'prefix-last' (see `lsp_server.templates.Template.prefix_last`) or '' for the earlier spm."""
     recipe: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     """Every other field of inkling_adapter.json (stage, results, ...), for the model card."""
@@ -76,13 +79,19 @@ def read_adapter(directory: Path) -> AdapterInfo:
         fim_tokens = {int(key): str(value) for key, value in raw_tokens.items()}
     except (AttributeError, ValueError) as exc:
         raise AdapterError(f"{directory / METADATA_FILE}: fim_tokens must map token ids to text") from exc
-    known = {"base", "fim_tokens", "fim_format", "recipe"}
+    fim_layout = str(data.get("fim_layout") or "")
+    if fim_layout not in FIM_LAYOUTS:
+        raise AdapterError(
+            f"{directory / METADATA_FILE}: fim_layout must be one of {FIM_LAYOUTS}, not {fim_layout!r}"
+        )
+    known = {"base", "fim_tokens", "fim_format", "fim_layout", "recipe"}
     return AdapterInfo(
         directory=directory,
         base_path=str(base.get("path", "")),
         base_sha256=str(base["sha256"]),
         fim_tokens=fim_tokens,
         fim_format=fim_format,
+        fim_layout=fim_layout,
         recipe=dict(data.get("recipe") or {}),
         extra={key: value for key, value in data.items() if key not in known},
     )

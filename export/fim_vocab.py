@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import gguf
 
 from export.gguf_file import Edits, GGUFExportError, MetadataValue, TemplateModel
-from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY
+from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, INKLING_LAYOUT_KEY
 
 FIM_ID_KEYS = dict(
     zip(
@@ -31,7 +31,9 @@ FIM_ID_KEYS = dict(
 FIM_FORMATS = ("psm", "spm")
 
 
-def fim_edits(template: TemplateModel, fim_tokens: Mapping[int, str], fim_format: str) -> Edits:
+def fim_edits(
+    template: TemplateModel, fim_tokens: Mapping[int, str], fim_format: str, fim_layout: str = ""
+) -> Edits:
     """Rename the adapter's FIM slots and declare them; refuses to overwrite a real token."""
     if fim_format not in FIM_FORMATS:
         raise GGUFExportError(f"unknown FIM format {fim_format!r}; expected one of {FIM_FORMATS}")
@@ -59,6 +61,8 @@ def fim_edits(template: TemplateModel, fim_tokens: Mapping[int, str], fim_format
         gguf.Keys.Tokenizer.TOKEN_TYPE: MetadataValue(array, types, gguf.GGUFValueType.INT32),
         INKLING_FORMAT_KEY: MetadataValue(string, fim_format),
     }
+    if fim_layout:
+        changes[INKLING_LAYOUT_KEY] = MetadataValue(string, fim_layout)
     for token_id, text in fim_tokens.items():
         changes[FIM_ID_KEYS[text]] = MetadataValue(uint32, token_id)
     return Edits(set=changes)

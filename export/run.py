@@ -158,7 +158,7 @@ def _fim_and_provenance(
 ) -> Edits:
     changes = dict(_provenance(adapter, base_sha, name))
     if adapter is not None and adapter.fim_tokens:
-        changes.update(fim_edits(template, adapter.fim_tokens, adapter.fim_format).set)
+        changes.update(fim_edits(template, adapter.fim_tokens, adapter.fim_format, adapter.fim_layout).set)
     return Edits(set=changes)
 
 
@@ -329,6 +329,7 @@ def model_card(
             "path": str(adapter.directory),
             "sha256": adapter.sha256(),
             "fim_format": adapter.fim_format,
+            "fim_layout": adapter.fim_layout,
             "recipe": adapter.recipe,
             "extra": adapter.extra,
         }

@@ -17,6 +17,9 @@ Order = Literal["psm", "spm", "prefix"]
 """psm: prefix, suffix, middle. spm: suffix first (keeps the KV cache valid while
 the user types). prefix: no FIM tokens; the prompt is the text before the cursor."""
 
+INKLING_LAYOUT_KEY = "inkling.fim.layout"
+"""GGUF metadata key: 'prefix-last' for Inkling models whose spm prompt ends with the prefix."""
+
 INKLING_FORMAT_KEY = "inkling.fim.format"
 """GGUF metadata key that marks a model trained by Inkling; value 'psm' or 'spm'."""
 
@@ -73,6 +76,11 @@ class Template:
     repo_marker: str = ""
     extra_markers: tuple[str, ...] = field(default=())
     """Other control tokens of the family; generating one ends the completion."""
+    prefix_last: bool = False
+    """spm as the FIM paper (Bavarian et al., 2022) lays it out: <pre><suf>suffix<mid>prefix,
+    so that the prefix runs straight into the middle. The model then fills a hole by
+    continuing the text before the cursor, which a base model already does well, instead
+    of starting afresh after a control token."""
 
     @property
     def is_fim(self) -> bool:
@@ -110,6 +118,9 @@ class Template:
             Piece(self.suffix_marker, True),
             Piece(self.middle_marker, True) if self.middle_marker else None,
         )
+        if order == "spm" and self.prefix_last and mid is not None:
+            body = [pre, suf, Piece(suffix), mid, Piece(prefix, is_prefix=True)]
+            return [*pieces, *(p for p in body if p.text)]
         if order == "spm":
             body = [suf, Piece(suffix), pre, Piece(prefix, is_prefix=True)]
         else:
@@ -225,9 +236,10 @@ _FAMILIES: tuple[tuple[tuple[str, ...], Template], ...] = (
 )
 
 
-def inkling_template(order: Order) -> Template:
+def inkling_template(order: Order, *, prefix_last: bool = True) -> Template:
     prefix, suffix, middle, file_sep = INKLING_FIM_TOKENS
     return Template(
+        prefix_last=prefix_last,
         family="inkling",
         order=order,
         prefix_marker=prefix,
@@ -242,7 +254,8 @@ def detect_template(vocab: Vocabulary) -> Template:
     """The prompt format this model was trained with, from its own vocabulary."""
     declared = (vocab.metadata(INKLING_FORMAT_KEY) or "").strip().lower()
     if declared in ("psm", "spm") and all(vocab.special_token_id(t) for t in INKLING_FIM_TOKENS):
-        return inkling_template("spm" if declared == "spm" else "psm")
+        layout = (vocab.metadata(INKLING_LAYOUT_KEY) or "").strip().lower()
+        return inkling_template("spm" if declared == "spm" else "psm", prefix_last=layout == "prefix-last")
     for required, template in _FAMILIES:
         if all(vocab.special_token_id(marker) is not None for marker in required):
             return template

@@ -8,6 +8,7 @@ inkling_adapter.json says what export needs and peft does not know:
     {"base": {"path", "sha256", "format"},
      "fim_tokens": {"6": "<|fim_prefix|>", ...},  # reserved id -> Inkling token ({}: base has FIM tokens)
      "fim_format": "psm" | "spm",                 # the order the server should prompt in
+     "fim_layout": "prefix-last" | "",            # spm with the prefix running into the middle
      "template": "inkling" | "<family>",
      "stage": "sft" | "dpo", "parent": "<adapter this one continued>",
      "recipe": {...}}                              # the config that trained it
@@ -40,6 +41,7 @@ def write_metadata(
         "base": base.as_dict(),
         "fim_tokens": {str(token_id): name for token_id, name in sorted(vocab.taken_over.items())},
         "fim_format": fim_format,
+        "fim_layout": "prefix-last" if vocab.template.prefix_last else "",
         "template": vocab.template.family,
         "stage": stage,
         "parent": parent,

@@ -92,7 +92,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     fim_format = metadata.get("fim_format", "psm")
-    vocab = fim_vocab(tokenizer, fim_format)
+    vocab = fim_vocab(tokenizer, fim_format, prefix_last=metadata.get("fim_layout") == "prefix-last")
     pairs_dir = Path(expand_path(config.pairs)) / "pairs"
     if not pairs_dir.is_dir():
         raise ConfigError(f"dpo: {pairs_dir} does not exist (run `inkling train pairs` first)")

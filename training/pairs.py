@@ -180,7 +180,9 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     info = base_info(base_path)
     check_same_base(metadata, info, str(adapter))
     tokenizer = load_tokenizer(base_path)
-    vocab = fim_vocab(tokenizer, metadata.get("fim_format", "psm"))
+    vocab = fim_vocab(
+        tokenizer, metadata.get("fim_format", "psm"), prefix_last=metadata.get("fim_layout") == "prefix-last"
+    )
     stop_ids = sorted({vocab.stop_id, *(i for i in (vocab.eos_id,) if i is not None)})
 
     rows = datasets.load_from_disk(str(dataset_dir(config.dataset)))[config.split]

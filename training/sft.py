@@ -224,7 +224,13 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     base_path = resolve_base(config.base)
     info = base_info(base_path)
     tokenizer = load_tokenizer(base_path)
-    vocab = fim_vocab(tokenizer, config.fim_format)
+    # A second stage keeps the layout its first stage learnt.
+    prefix_last = (
+        read_metadata(expand_path(config.init_adapter)).get("fim_layout") == "prefix-last"
+        if config.init_adapter
+        else True
+    )
+    vocab = fim_vocab(tokenizer, config.fim_format, prefix_last=prefix_last)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
 

@@ -94,8 +94,11 @@ class FimVocab:
         return sorted(self.taken_over)
 
 
-def fim_vocab(tokenizer: HFTokenizer, order: Order = "psm") -> FimVocab:
-    """The template for this base, taking over reserved tokens if it has no FIM tokens."""
+def fim_vocab(tokenizer: HFTokenizer, order: Order = "psm", *, prefix_last: bool = True) -> FimVocab:
+    """The template for this base, taking over reserved tokens if it has no FIM tokens.
+
+    `prefix_last`: Inkling's spm layout (see `Template.prefix_last`); False only to
+    continue an adapter trained before that layout."""
     vocabulary = _HFVocabulary(tokenizer)
     template = detect_template(vocabulary)
     taken_over: dict[int, str] = {}
@@ -112,7 +115,7 @@ def fim_vocab(tokenizer: HFTokenizer, order: Order = "psm") -> FimVocab:
         for (token_id, _), name in zip(reserved, INKLING_FIM_TOKENS, strict=False):
             taken_over[token_id] = name
             special[name] = token_id
-        template = inkling_template(order)
+        template = inkling_template(order, prefix_last=prefix_last)
     required = (
         template.prefix_marker,
         template.suffix_marker,

@@ -22,7 +22,7 @@ from export.run import ExportConfig, ExportError, ExportResult, run_export
 from export.tensor_map import gguf_names, rules_for, to_gguf
 from export.verify import VerifyConfig, greedy, verify
 from lsp_server.llama_model import LlamaModel
-from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, detect_template
+from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, INKLING_LAYOUT_KEY, detect_template
 from tests.export.conftest import HELDOUT
 
 pytestmark = pytest.mark.slow
@@ -141,15 +141,22 @@ def test_fim_tokens_and_metadata_reach_llama_cpp(exported: ExportResult, tiny_ba
             assert model.is_control(token_id)
         assert model.is_eog(9)  # <|file_sep|> ends a generation
         template = detect_template(model)
-        assert (template.family, template.order) == ("inkling", "spm")
+        assert (template.family, template.order, template.prefix_last) == ("inkling", "spm", True)
         assert model.metadata(INKLING_FORMAT_KEY) == "spm"
+        assert model.metadata(INKLING_LAYOUT_KEY) == "prefix-last"
         assert model.metadata("inkling.adapter.sha256") == exported.card["adapter"]["sha256"]
         assert model.metadata("general.name") == "tiny-fim"
     finally:
         model.close()
     # Everything else of the base's metadata is carried over unchanged.
     base, out = read_template(tiny_base), read_template(exported.files["Q4_K_M"])
-    edited = {"general.name", "general.file_type", INKLING_FORMAT_KEY, "tokenizer.ggml.tokens"}
+    edited = {
+        "general.name",
+        "general.file_type",
+        INKLING_FORMAT_KEY,
+        INKLING_LAYOUT_KEY,
+        "tokenizer.ggml.tokens",
+    }
     edited |= {"tokenizer.ggml.token_type", "inkling.adapter.sha256", "inkling.base.sha256"}
     for key, value in base.metadata.items():
         if key not in edited and not key.startswith("tokenizer.ggml.fim_"):
@@ -187,7 +194,7 @@ def test_modelfile_and_model_card(exported: ExportResult) -> None:
     out = exported.files["F32"].parent
     modelfile = (out / "Modelfile").read_text()
     assert "FROM ./tiny-fim-q4_k_m.gguf" in modelfile
-    assert "<|fim_suffix|>{{ .Suffix }}<|fim_prefix|>{{ .Prompt }}<|fim_middle|>" in modelfile
+    assert "<|fim_prefix|><|fim_suffix|>{{ .Suffix }}<|fim_middle|>{{ .Prompt }}" in modelfile
     assert 'PARAMETER stop "<|file_sep|>"' in modelfile
     card = json.loads((out / "model_card.json").read_text())
     from export.adapter import file_sha256

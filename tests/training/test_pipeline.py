@@ -111,6 +111,7 @@ def test_sft_lowers_validation_loss_and_writes_the_adapter_contract(workdir: Pat
         "7": "<|file_sep|>",
     }
     assert metadata["fim_format"] == "spm" and metadata["stage"] == "sft"
+    assert metadata["fim_layout"] == "prefix-last"
     assert metadata["base"]["path"] == str(tiny_model.resolve()) and len(metadata["base"]["sha256"]) == 64
     assert metadata["recipe"]["max_steps"] == 12
     config = _report(workdir / "sft/adapter_config.json")

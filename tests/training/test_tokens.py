@@ -42,7 +42,7 @@ class _ServerTokenizer:
 
 def test_reserved_tokens_are_taken_over_for_fim(tiny_tokenizer: Any) -> None:
     vocab = fim_vocab(tiny_tokenizer, "spm")
-    assert vocab.template.family == "inkling" and vocab.template.order == "spm"
+    assert vocab.template.family == "inkling" and vocab.template.order == "spm" and vocab.template.prefix_last
     assert dict(vocab.taken_over) == dict(zip((4, 5, 6, 7), INKLING_FIM_TOKENS, strict=True))
     assert vocab.stop_id == 7 and vocab.add_bos and vocab.trainable_ids == [4, 5, 6, 7]
     assert len(tiny_tokenizer) == 400  # the vocabulary does not grow

@@ -41,12 +41,28 @@ def test_fim_layouts_put_markers_in_order() -> None:
     context = build_context(text, text.index("b = ") + 4, language_for_id("python"))
     budget = Budget(100, 100, 512, 16)
     psm = build_prompt(context, inkling_template("psm"), vocab, budget)
-    spm = build_prompt(context, inkling_template("spm"), vocab, budget)
+    earlier_spm = build_prompt(context, inkling_template("spm", prefix_last=False), vocab, budget)
     pre, suf, mid = (vocab.special_token_id(s) for s in SPECIALS[:3])
     assert psm.tokens.index(pre) < psm.tokens.index(suf) < psm.tokens.index(mid)
-    assert spm.tokens.index(suf) < spm.tokens.index(pre) < spm.tokens.index(mid)
-    assert spm.tokens[-1] == mid
+    assert psm.tokens[-1] == mid
+    assert earlier_spm.tokens.index(suf) < earlier_spm.tokens.index(pre) < earlier_spm.tokens.index(mid)
+    assert earlier_spm.tokens[-1] == mid
     assert {pre, suf, mid} <= psm.stop_token_ids
+
+
+def test_inkling_spm_ends_with_the_prefix_so_that_the_middle_continues_it() -> None:
+    vocab = FakeVocab(SPECIALS)
+    text = "a = 1\nb = compute(\nc = 3\n"
+    context = build_context(text, text.index("compute(") + len("compute("), language_for_id("python"))
+    prompt = build_prompt(context, inkling_template("spm"), vocab, Budget(100, 100, 512, 16))
+    pre, suf, mid = (vocab.special_token_id(s) for s in SPECIALS[:3])
+    assert prompt.tokens.index(pre) < prompt.tokens.index(suf) < prompt.tokens.index(mid)
+    after_mid = prompt.tokens[prompt.tokens.index(mid) + 1 :]
+    assert "".join(map(vocab.token_piece, after_mid)).endswith("b = compute(")
+    assert pre not in after_mid and suf not in after_mid
+    between = prompt.tokens[prompt.tokens.index(suf) + 1 : prompt.tokens.index(mid)]
+    assert "".join(map(vocab.token_piece, between)).startswith("\nc = 3")
+    assert {pre, suf, mid} <= prompt.stop_token_ids
 
 
 def test_suffix_budget_is_respected() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, detect_template
+from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, INKLING_LAYOUT_KEY, detect_template
 from tests.unit.fakes import FakeVocab
 
 
@@ -30,6 +30,21 @@ def test_inkling_models_declare_their_format() -> None:
     template = detect_template(vocab)
     assert template.family == "inkling" and template.order == "spm"
     assert "<|file_sep|>" in template.stop_markers
+    assert not template.prefix_last, "a model exported before the layout key keeps the earlier spm"
+
+
+def test_inkling_models_declare_their_layout() -> None:
+    metadata = {INKLING_FORMAT_KEY: "spm", INKLING_LAYOUT_KEY: "prefix-last"}
+    template = detect_template(FakeVocab(INKLING_FIM_TOKENS, metadata=metadata, architecture="gemma3"))
+    assert template.order == "spm" and template.prefix_last
+    pieces = template.render("def f(", "):\n    pass\n")
+    assert [p.text for p in pieces] == [
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "):\n    pass\n",
+        "<|fim_middle|>",
+        "def f(",
+    ]
 
 
 def test_unknown_family_with_llama_cpp_fim_ids() -> None:
