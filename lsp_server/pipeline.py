@@ -107,10 +107,11 @@ class Pipeline:
         prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
         whole: Prompt | None = None
         cold = settings.cold_start_tokens
-        if cold and context.mode is Mode.INLINE and not self.engine.primed and len(prompt.tokens) > 2 * cold:
-            # Nothing in the KV cache yet: finish the line from the text nearest the cursor
-            # now and evaluate the whole prompt while the user reads the answer. Not for a
-            # block: its generation outweighs the prompt, and with little context it rambles.
+        if cold and not self.engine.primed and len(prompt.tokens) > 2 * cold:
+            # Nothing in the KV cache yet: answer from the text nearest the cursor now and
+            # evaluate the whole prompt while the user reads the answer. A block gets its
+            # first statement only: from little context a whole body rambles, and the
+            # next request, with the whole prompt cached, writes the rest.
             whole = prompt
             quick = replace(
                 budget,
@@ -126,15 +127,20 @@ class Pipeline:
         prompt_built = time.perf_counter()
         if settings.log_buffers:
             log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
+        first_statement_only = whole is not None and context.mode is Mode.BLOCK
         budget_s = (
-            settings.time_budget_block_ms if context.mode is Mode.BLOCK else settings.time_budget_inline_ms
+            settings.time_budget_block_ms
+            if context.mode is Mode.BLOCK and not first_statement_only
+            else settings.time_budget_inline_ms
         ) / 1000
         generation = self.engine.generate(
             GenerationRequest(
                 prompt=prompt.tokens,
-                max_tokens=max_tokens,
+                max_tokens=settings.max_tokens_inline if first_statement_only else max_tokens,
                 time_budget_s=budget_s,
-                stop=lambda text: _healed_stop(context, prompt, text),
+                stop=lambda text: _healed_stop(
+                    context, prompt, text, first_statement_only=first_statement_only
+                ),
                 stop_token_ids=prompt.stop_token_ids,
                 forced_prefix=prompt.healed,
                 forced_as_written=_heals_indentation(context.prefix, prompt.healed),
@@ -189,13 +195,67 @@ def _heals_indentation(prefix: str, healed: str) -> bool:
     return before == "" or before.endswith(("\n", "\r"))
 
 
-def _healed_stop(context: CompletionContext, prompt: Prompt, text: str) -> int | None:
-    """The stop rule, applied to what follows the healed whitespace."""
+def _healed_stop(
+    context: CompletionContext, prompt: Prompt, text: str, *, first_statement_only: bool = False
+) -> int | None:
+    """The stop rule, applied to what follows the healed whitespace; `first_statement_only`
+    also ends after the first complete statement."""
     body = prompt.unheal(text)
     if body is None:
         return None  # still writing the healed text (the engine keeps it consistent)
     cut = stop_cut(context, body)
+    if first_statement_only:
+        end = first_statement_end(body)
+        if end is not None and (cut is None or end < cut):
+            cut = end
     return None if cut is None else cut + len(prompt.healed)
+
+
+_OPENERS, _CLOSERS = "([{", ")]}"
+
+
+def first_statement_end(text: str) -> int | None:
+    """The first line break after some code where brackets and strings are all closed
+    (a docstring or an `if (...) {` runs on to its end), or None before there is one."""
+    depth, quote, index, code = 0, "", 0, False
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if text.startswith(quote, index):
+                index += len(quote)
+                quote = ""
+                continue
+            if char == "\n" and len(quote) == 1 and quote != "`":
+                quote = ""  # an unterminated one-line string: the line ends it
+            else:
+                index += 1
+                continue
+        if char == "\n":
+            if code and depth <= 0:
+                return index
+        elif text.startswith(("#", "//"), index):
+            newline = text.find("\n", index)
+            if newline < 0:
+                return None
+            index = newline
+            continue
+        elif not char.isspace():
+            code = True
+            if text.startswith(('"""', "'''"), index):
+                quote = text[index : index + 3]
+                index += 3
+                continue
+            if char in "\"'`":
+                quote = char
+            elif char in _OPENERS:
+                depth += 1
+            elif char in _CLOSERS:
+                depth -= 1
+        index += 1
+    return None
 
 
 def _parse_check(context: CompletionContext, tree: syntax.Tree | None) -> ParseCheckFn | None:

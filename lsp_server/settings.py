@@ -103,9 +103,9 @@ class Settings:
     cold_start_tokens: int = field(
         default=256,
         metadata=_meta(
-            "First completion after the model loads, when it finishes a line: if the prompt is "
-            "longer than twice this, answer from this many tokens before the cursor and evaluate "
-            "the whole prompt in the background; 0 turns this off.",
+            "First completion after the model loads: if the prompt is longer than twice this, "
+            "answer from this many tokens before the cursor (a block: its first statement only) "
+            "and evaluate the whole prompt in the background; 0 turns this off.",
             minimum=0,
             maximum=65536,
         ),

@@ -11,7 +11,7 @@ import pytest
 
 from lsp_server.engine import CancelToken, Engine, EngineConfig, GenerationRequest
 from lsp_server.models import resolve_model
-from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.pipeline import CompletionRequest, Pipeline, first_statement_end
 from lsp_server.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -73,3 +73,23 @@ def test_background_evaluation_yields_to_a_newer_request(fresh_engine: Engine) -
     answer = fresh_engine.submit(GenerationRequest(tokens[-60:], max_tokens=1, time_budget_s=600)).result()
     assert answer.finish_reason != "cancelled"
     assert running.result() in (-1, *range(0, len(tokens)))  # superseded, or it had finished
+
+
+BLOCK_OPENER = "    def _split_chunks(self, text):\n"
+BLOCK_START = ORIGINAL.index(BLOCK_OPENER) + len(BLOCK_OPENER)
+BLOCK_END = ORIGINAL.index("\n\n", BLOCK_START)
+BLOCK_SOURCE = ORIGINAL[:BLOCK_START] + " " * 8 + ORIGINAL[BLOCK_END:]  # the body taken out
+BLOCK_CURSOR = BLOCK_START + 8
+
+
+def test_a_cold_block_gets_its_first_statement_then_the_whole_body(fresh_engine: Engine) -> None:
+    pipeline = Pipeline(fresh_engine)
+    request = CompletionRequest(BLOCK_SOURCE, BLOCK_CURSOR, "python", "/textwrap.py")
+    first = pipeline.complete(request, SETTINGS)
+    second = pipeline.complete(request, SETTINGS)
+    assert first.mode.value == "block" and first.generation is not None and second.generation is not None
+    assert first.generation.prompt_tokens <= SETTINGS.cold_start_tokens + 32
+    assert second.generation.prompt_tokens > 2 * SETTINGS.cold_start_tokens  # the whole prompt
+    # The first statement only, then (from the whole prompt, now cached) the body.
+    assert first.text.strip() and first_statement_end(first.text + "\n") == len(first.text), first
+    assert "\n" in second.text.strip(), second
