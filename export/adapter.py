@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_server.templates import PREFIX_LAST
+
 METADATA_FILE = "inkling_adapter.json"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
-FIM_LAYOUTS = ("", "prefix-last")
+FIM_LAYOUTS = ("", PREFIX_LAST)
 
 
 class AdapterError(Exception):

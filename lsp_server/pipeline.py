@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lsp_server import syntax
-from lsp_server.context import CompletionContext, Mode, build_context, stop_cut
+from lsp_server.context import CompletionContext, Mode, build_context, first_statement_end, stop_cut
 from lsp_server.documents import looks_binary
 from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
 from lsp_server.languages import LanguageSpec, language_for_id
@@ -209,53 +209,6 @@ def _healed_stop(
         if end is not None and (cut is None or end < cut):
             cut = end
     return None if cut is None else cut + len(prompt.healed)
-
-
-_OPENERS, _CLOSERS = "([{", ")]}"
-
-
-def first_statement_end(text: str) -> int | None:
-    """The first line break after some code where brackets and strings are all closed
-    (a docstring or an `if (...) {` runs on to its end), or None before there is one."""
-    depth, quote, index, code = 0, "", 0, False
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 2
-                continue
-            if text.startswith(quote, index):
-                index += len(quote)
-                quote = ""
-                continue
-            if char == "\n" and len(quote) == 1 and quote != "`":
-                quote = ""  # an unterminated one-line string: the line ends it
-            else:
-                index += 1
-                continue
-        if char == "\n":
-            if code and depth <= 0:
-                return index
-        elif text.startswith(("#", "//"), index):
-            newline = text.find("\n", index)
-            if newline < 0:
-                return None
-            index = newline
-            continue
-        elif not char.isspace():
-            code = True
-            if text.startswith(('"""', "'''"), index):
-                quote = text[index : index + 3]
-                index += 3
-                continue
-            if char in "\"'`":
-                quote = char
-            elif char in _OPENERS:
-                depth += 1
-            elif char in _CLOSERS:
-                depth -= 1
-        index += 1
-    return None
 
 
 def _parse_check(context: CompletionContext, tree: syntax.Tree | None) -> ParseCheckFn | None:

@@ -18,7 +18,10 @@ Order = Literal["psm", "spm", "prefix"]
 the user types). prefix: no FIM tokens; the prompt is the text before the cursor."""
 
 INKLING_LAYOUT_KEY = "inkling.fim.layout"
-"""GGUF metadata key: 'prefix-last' for Inkling models whose spm prompt ends with the prefix."""
+"""GGUF metadata key: PREFIX_LAST for Inkling models whose spm prompt ends with the prefix."""
+
+PREFIX_LAST = "prefix-last"
+"""The value of INKLING_LAYOUT_KEY (and of an adapter's `fim_layout`) for `Template.prefix_last`."""
 
 INKLING_FORMAT_KEY = "inkling.fim.format"
 """GGUF metadata key that marks a model trained by Inkling; value 'psm' or 'spm'."""
@@ -255,7 +258,7 @@ def detect_template(vocab: Vocabulary) -> Template:
     declared = (vocab.metadata(INKLING_FORMAT_KEY) or "").strip().lower()
     if declared in ("psm", "spm") and all(vocab.special_token_id(t) for t in INKLING_FIM_TOKENS):
         layout = (vocab.metadata(INKLING_LAYOUT_KEY) or "").strip().lower()
-        return inkling_template("spm" if declared == "spm" else "psm", prefix_last=layout == "prefix-last")
+        return inkling_template("spm" if declared == "spm" else "psm", prefix_last=layout == PREFIX_LAST)
     for required, template in _FAMILIES:
         if all(vocab.special_token_id(marker) is not None for marker in required):
             return template

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lsp_server.templates import PREFIX_LAST
 from training.base import BaseInfo
 from training.config import ConfigError
 from training.tokens import FimVocab
@@ -41,7 +42,7 @@ def write_metadata(
         "base": base.as_dict(),
         "fim_tokens": {str(token_id): name for token_id, name in sorted(vocab.taken_over.items())},
         "fim_format": fim_format,
-        "fim_layout": "prefix-last" if vocab.template.prefix_last else "",
+        "fim_layout": PREFIX_LAST if vocab.template.prefix_last else "",
         "template": vocab.template.family,
         "stage": stage,
         "parent": parent,
@@ -51,6 +52,11 @@ def write_metadata(
     path = directory / METADATA_FILE
     path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def is_prefix_last(metadata: dict[str, Any]) -> bool:
+    """Whether the adapter learnt Inkling's spm with the prefix last (older ones did not)."""
+    return metadata.get("fim_layout") == PREFIX_LAST
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig
 
-    from training.adapter import check_same_base, read_metadata, write_metadata
+    from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base
     from training.sft import expose_output_bias
     from training.tokens import fim_vocab
@@ -92,7 +92,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     fim_format = metadata.get("fim_format", "psm")
-    vocab = fim_vocab(tokenizer, fim_format, prefix_last=metadata.get("fim_layout") == "prefix-last")
+    vocab = fim_vocab(tokenizer, fim_format, prefix_last=is_prefix_last(metadata))
     pairs_dir = Path(expand_path(config.pairs)) / "pairs"
     if not pairs_dir.is_dir():
         raise ConfigError(f"dpo: {pairs_dir} does not exist (run `inkling train pairs` first)")

@@ -164,7 +164,7 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     import torch
     from peft import PeftModel
 
-    from training.adapter import check_same_base, read_metadata
+    from training.adapter import check_same_base, is_prefix_last, read_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base
     from training.sft import dataset_dir
     from training.tokens import encode_example, encode_text, fim_vocab
@@ -180,9 +180,7 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     info = base_info(base_path)
     check_same_base(metadata, info, str(adapter))
     tokenizer = load_tokenizer(base_path)
-    vocab = fim_vocab(
-        tokenizer, metadata.get("fim_format", "psm"), prefix_last=metadata.get("fim_layout") == "prefix-last"
-    )
+    vocab = fim_vocab(tokenizer, metadata.get("fim_format", "psm"), prefix_last=is_prefix_last(metadata))
     stop_ids = sorted({vocab.stop_id, *(i for i in (vocab.eos_id,) if i is not None)})
 
     rows = datasets.load_from_disk(str(dataset_dir(config.dataset)))[config.split]

@@ -209,7 +209,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    from training.adapter import check_same_base, read_metadata, write_metadata
+    from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
     from training.tokens import fim_vocab
 
@@ -226,9 +226,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     tokenizer = load_tokenizer(base_path)
     # A second stage keeps the layout its first stage learnt.
     prefix_last = (
-        read_metadata(expand_path(config.init_adapter)).get("fim_layout") == "prefix-last"
-        if config.init_adapter
-        else True
+        is_prefix_last(read_metadata(expand_path(config.init_adapter))) if config.init_adapter else True
     )
     vocab = fim_vocab(tokenizer, config.fim_format, prefix_last=prefix_last)
     if tokenizer.pad_token_id is None:

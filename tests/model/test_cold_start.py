@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.context import first_statement_end
 from lsp_server.engine import CancelToken, Engine, EngineConfig, GenerationRequest
 from lsp_server.models import resolve_model
-from lsp_server.pipeline import CompletionRequest, Pipeline, first_statement_end
+from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.settings import Settings
 
 pytestmark = pytest.mark.model

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lsp_server.pipeline import first_statement_end
+from lsp_server.context import first_statement_end
 
 
 @pytest.mark.parametrize(
