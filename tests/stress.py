@@ -57,6 +57,8 @@ class FloodResult:
     answered: int
     with_text: int
     cancelled: int
+    cancels_sent: int
+    """Cancel notifications sent; only those that reach a pending request can be honoured."""
     errors: list[str]
     lost: int
     worst_latency_ms: float
@@ -114,9 +116,9 @@ def _outcome(future: asyncio.Future[Any]) -> str:
 async def flood(
     client: InklingClient, requests: int = 1000, seconds: float = 10.0, cancel_every: int = 2
 ) -> FloodResult:
-    """`requests` inline-completion requests spread evenly over `seconds`; every
-    `cancel_every`-th one cancels the request before it if that is still pending,
-    as editors do while the user types. Before each request a character is added
+    """`requests` inline-completion requests spread evenly over `seconds`; before
+    every `cancel_every`-th one the client cancels the request before it if that
+    is still pending, as editors do while the user types. Before each request a character is added
     to the last line, below every cursor: the text after the cursor changes, so no
     answer can come from the completion cache and every request needs the model."""
     uri = "file:///stress/flood.py"
@@ -136,8 +138,12 @@ async def flood(
     futures: list[asyncio.Future[Any]] = []
     ids: list[str] = []
     started = loop.time()
+    cancels_sent = 0
     for number in range(requests):
         await asyncio.sleep(max(0.0, started + number * seconds / requests - loop.time()))
+        if cancel_every and number % cancel_every == 1 and not futures[number - 1].done():
+            client.cancel(ids[number - 1])
+            cancels_sent += 1
         end = position_of(editor, len(editor))
         client.change(uri, end, end, "#")
         editor += "#"
@@ -147,8 +153,6 @@ async def flood(
         future.add_done_callback(lambda _, n=number: done_at.setdefault(n, time.perf_counter()))
         futures.append(future)
         ids.append(msg_id)
-        if cancel_every and number % cancel_every == 1 and not futures[number - 1].done():
-            client.cancel(ids[number - 1])
     last_sent = time.perf_counter()
     await asyncio.wait(futures, timeout=300)
     outcomes = [_outcome(f) if f.done() else "lost" for f in futures]
@@ -163,6 +167,7 @@ async def flood(
         answered=len(answered),
         with_text=with_text,
         cancelled=outcomes.count("cancelled"),
+        cancels_sent=cancels_sent,
         errors=sorted({o for o in outcomes if o.startswith("error")}),
         lost=outcomes.count("lost"),
         worst_latency_ms=round(max(latencies, default=0.0), 1),
@@ -260,7 +265,8 @@ def _print(report: dict[str, Any]) -> None:
         f = report["flood"]
         print(
             f"flood: {f['requests']} requests in {f['seconds']} s: {f['answered']} answered "
-            f"({f['with_text']} with text, {f['cache_hits']} from the cache), {f['cancelled']} cancelled, "
+            f"({f['with_text']} with text, {f['cache_hits']} from the cache), {f['cancelled']} cancelled "
+            f"(of {f['cancels_sent']} cancels sent), "
             f"{f['lost']} lost, errors {f['errors'] or 'none'}"
         )
         print(

@@ -142,7 +142,10 @@ async def test_a_flood_with_cancellations_builds_no_queue_and_a_soak_stays_flat(
         flood = await stress.flood(client, requests=300, seconds=3.0)
         assert flood.lost == 0 and flood.errors == [], flood
         assert flood.answered + flood.cancelled == flood.requests, flood
-        assert flood.cancelled > 50 and flood.buffer_exact, flood
+        # The client cancels before it sends the next request, so each cancel reaches a
+        # request that is still generating and must win over its answer.
+        assert flood.cancels_sent > 50 and flood.cancelled >= 0.9 * flood.cancels_sent, flood
+        assert flood.buffer_exact, flood
         # Latest wins: superseded requests come back at once. A queue would make the
         # median a generation's time or more, and the drain many of them.
         assert flood.median_latency_ms < 2_000, flood
