@@ -21,6 +21,7 @@ class FakeVocab:
         self._fim = fim or {}
         self.calls = 0
         self._pieces: dict[int, str] = {}
+        self._ids: dict[str, int] = {}
 
     add_bos = True
     bos_id = 1
@@ -47,6 +48,14 @@ class FakeVocab:
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
         self.calls += 1
         pieces = re.findall(r"\w+|\s|[^\w\s]", text)
-        ids = [hash(p) % 997 + 2 for p in pieces]
-        self._pieces.update(zip(ids, pieces, strict=True))
+        ids = [self._id(piece) for piece in pieces]
         return ([self.bos_id] if add_bos else []) + ids
+
+    def _id(self, piece: str) -> int:
+        """One id per distinct piece, the same in every run (ids from `hash()` collided
+        in about one run in ten, as Python salts string hashes per process)."""
+        if piece not in self._ids:
+            number = len(self._ids) + 2
+            self._ids[piece] = number if number < 1000 else number + 1000  # clear of the specials
+            self._pieces[self._ids[piece]] = piece
+        return self._ids[piece]
