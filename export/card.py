@@ -34,6 +34,17 @@ def card_markdown(card: dict[str, Any]) -> str:
     for item in card.get("files", []):
         size = item["size_bytes"] / 2**20
         lines.append(f"| {item['file']} | {item['quant']} | {size:.1f} | `{item['sha256'][:16]}…` |")
+    imatrix = card.get("imatrix")
+    lines += [
+        "",
+        (
+            f"Quantized with an importance matrix ({imatrix['source']}, {imatrix['prompts']} prompts "
+            f"from {', '.join(imatrix['datasets']) or 'unnamed data'}; `{Path(imatrix['file']).name}`, "
+            f"sha256 `{imatrix['sha256'][:16]}…`)."
+            if imatrix
+            else "Quantized without an importance matrix."
+        ),
+    ]
     lines += [
         "",
         "## Base",

@@ -57,6 +57,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="GGUF bases: merge with transformers + peft (needs the train extra) instead of numpy",
     )
+    parser.add_argument(
+        "--imatrix", default="", help="quantize with this importance matrix (llama.cpp's GGUF imatrix file)"
+    )
+    parser.add_argument(
+        "--calibration",
+        action="append",
+        default=None,
+        help="code to measure the importance matrix on: a dataset from `inkling train prepare`, "
+        "files or directories (repeatable); default: the adapter's training dataset if it is on disk",
+    )
+    parser.add_argument("--calibration-prompts", type=int, default=64, help="server prompts to measure it on")
+    parser.add_argument("--no-imatrix", action="store_true", help="quantize without an importance matrix")
     parser.set_defaults(func=cmd_export)
 
 
@@ -64,6 +76,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export.adapter import AdapterError
     from export.gguf_file import GGUFExportError
     from export.hf_convert import ConverterError
+    from export.imatrix import ImatrixError
     from export.lora import UnsupportedAdapterError
     from export.merge import MergeError
     from export.quantize import QuantizeError
@@ -89,6 +102,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             converter=args.converter,
             check_base_hash=not args.ignore_base_hash,
             merge_with_peft=args.merge_with_peft,
+            imatrix=Path(args.imatrix).expanduser() if args.imatrix else None,
+            calibration=tuple(Path(p).expanduser() for p in args.calibration or ()),
+            calibration_prompts=args.calibration_prompts,
+            use_imatrix=not args.no_imatrix,
         )
         result = run_export(config)
     except (
@@ -96,6 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         ConverterError,
         ExportError,
         GGUFExportError,
+        ImatrixError,
         InklingError,
         MergeError,
         QuantizeError,

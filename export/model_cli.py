@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     adopt.add_argument("adapter", help="an `inkling train sft` output directory")
     adopt.add_argument("--to", default="", help="target directory (default: export/default_adapter)")
+    adopt.add_argument(
+        "--imatrix",
+        default="",
+        help="also ship this importance matrix (the one `inkling export` measured for the adapter)",
+    )
     adopt.set_defaults(func=cmd_adopt)
     converter = actions.add_parser(
         "converter",
@@ -87,12 +92,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_adopt(args: argparse.Namespace) -> int:
     from export.adopt import adopt_adapter
     from export.build import DEFAULT_ADAPTER_DIR
+    from export.imatrix import ImatrixError, read_imatrix
     from export.lora import UnsupportedAdapterError
 
     target = Path(args.to).expanduser() if args.to else DEFAULT_ADAPTER_DIR
     try:
-        sizes = adopt_adapter(Path(args.adapter).expanduser(), target)
-    except (OSError, ValueError, UnsupportedAdapterError) as exc:
+        imatrix = Path(args.imatrix).expanduser() if args.imatrix else None
+        if imatrix is not None:
+            read_imatrix(imatrix)  # refuse anything else before copying
+        sizes = adopt_adapter(Path(args.adapter).expanduser(), target, imatrix)
+    except (OSError, ValueError, UnsupportedAdapterError, ImatrixError) as exc:
         print(f"inkling model adopt: {exc}", file=sys.stderr)
         return 1
     print(f"adopted into {target}: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()))

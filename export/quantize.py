@@ -7,11 +7,17 @@ Quantize from F32, never from F16: F16 would round the merged weights twice.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 QUANT_TYPES = {
     # name -> llama_ftype (llama.h)
@@ -58,7 +64,15 @@ def quant_name(text: str) -> str:
     return name
 
 
-def quantize(source: Path, target: Path, quant: str, *, threads: int = 0) -> QuantizeResult:
+def quantize(
+    source: Path,
+    target: Path,
+    quant: str,
+    *,
+    threads: int = 0,
+    importance: Mapping[str, npt.NDArray[np.float32]] | None = None,
+) -> QuantizeResult:
+    """`importance`: GGUF weight name -> mean squared input per column (`export.imatrix`)."""
     import llama_cpp
 
     from lsp_server.llama_model import init_backend
@@ -68,6 +82,7 @@ def quantize(source: Path, target: Path, quant: str, *, threads: int = 0) -> Qua
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[name]
     params.nthread = threads or (os.cpu_count() or 1)
+    kept = _attach_importance(params, importance) if importance else []
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     started = time.perf_counter()
@@ -85,5 +100,24 @@ def quantize(source: Path, target: Path, quant: str, *, threads: int = 0) -> Qua
     if status != 0:
         partial.unlink(missing_ok=True)
         raise QuantizeError(f"llama.cpp could not quantize {source} to {name} (status {status})")
+    del kept
     partial.replace(target)
     return QuantizeResult(target, name, target.stat().st_size, time.perf_counter() - started)
+
+
+def _attach_importance(params: Any, importance: Mapping[str, npt.NDArray[np.float32]]) -> list[Any]:
+    """Point `params.imatrix` at a name-terminated array; returns what must outlive the call."""
+    import llama_cpp
+
+    entries = (llama_cpp.llama_model_imatrix_data * (len(importance) + 1))()
+    kept: list[Any] = [entries]
+    for entry, (name, values) in zip(entries, sorted(importance.items()), strict=False):
+        data = np.ascontiguousarray(values, dtype=np.float32)
+        encoded = name.encode("utf-8")
+        kept += [data, encoded]
+        entry.name = encoded
+        entry.data = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entry.size = data.size
+    entries[len(importance)].name = None
+    params.imatrix = ctypes.cast(entries, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
+    return kept

@@ -4,7 +4,8 @@ Steps, each timed:
 1. merge: the adapter into the base, in float64 (transformers + peft);
 2. write F32: by template from a GGUF base (every metadata field copied, FIM
    tokens declared), or through llama.cpp's converter from a Hugging Face base;
-3. quantize: llama.cpp, from the F32 file;
+3. quantize: llama.cpp, from the F32 file, weighted by an importance matrix
+   (given, or measured on calibration code: `imatrix.py`);
 4. verify: greedy agreement and perplexity, quantized vs F32 (`verify.py`);
 5. Modelfile and model card next to the files.
 """
@@ -24,10 +25,12 @@ from export.adapter import AdapterInfo, file_sha256, read_adapter
 from export.card import write_card
 from export.fim_vocab import fim_edits
 from export.gguf_file import Edits, MetadataValue, TemplateModel, read_template, write_gguf
+from export.imatrix import Imatrix, calibration_texts, compute_imatrix, read_imatrix, write_imatrix
 from export.lora import Adapter, UnsupportedAdapterError, read_lora
 from export.modelfile import write_modelfile
 from export.quantize import DEFAULT_QUANT, quant_name, quantize
-from export.verify import VerifyConfig, VerifyReport, verify, write_report
+from export.verify import VerifyConfig, VerifyReport, build_probes, verify, write_report
+from lsp_server.llama_model import LlamaModel
 from lsp_server.templates import Template
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,13 @@ class ExportConfig:
     check_base_hash: bool = True
     merge_with_peft: bool = False
     """GGUF bases: merge with transformers + peft even when the numpy merge can."""
+    imatrix: Path | None = None
+    """An importance matrix (llama.cpp's GGUF imatrix format) to quantize with."""
+    calibration: tuple[Path, ...] = ()
+    """Code to measure an importance matrix on when none is given; default: the
+    adapter's training dataset if it is on disk. Needs the `train` extra (torch)."""
+    calibration_prompts: int = 64
+    use_imatrix: bool = True
 
 
 @dataclass
@@ -95,7 +105,8 @@ def run_export(config: ExportConfig) -> ExportResult:
         architecture = _export_by_converter(config, adapter, f32, seconds)
     files: dict[str, Path] = {"F32": f32}
     try:
-        report = _quantize_and_verify(config, quants, files, base_template, unchanged, seconds)
+        importance = _importance(config, adapter, f32, seconds)
+        report = _quantize_and_verify(config, quants, files, base_template, unchanged, seconds, importance)
         template_used = detected_template(files[quants[0]])
         write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
     finally:
@@ -103,6 +114,7 @@ def run_export(config: ExportConfig) -> ExportResult:
             f32.unlink(missing_ok=True)
             files.pop("F32", None)
     card = model_card(config, adapter, base_sha, architecture, template_used, files, report, seconds)
+    card["imatrix"] = importance.describe() if importance else None
     write_card(config.output, card)
     return ExportResult(files, seconds, report, card)
 
@@ -114,10 +126,13 @@ def _quantize_and_verify(
     base_template: TemplateModel | None,
     unchanged: frozenset[str],
     seconds: dict[str, float],
+    importance: Importance | None,
 ) -> VerifyReport | None:
     f32 = files["F32"]
+    means = importance.imatrix.means() if importance else None
     for quant in quants:
-        result = quantize(f32, config.output / file_name(config.name, quant), quant, threads=config.threads)
+        target = config.output / file_name(config.name, quant)
+        result = quantize(f32, target, quant, threads=config.threads, importance=means)
         seconds[f"quantize_{quant}"] = result.seconds
         if base_template is not None and _quantized_among(base_template, unchanged):
             started = time.perf_counter()
@@ -142,6 +157,57 @@ def _quantize_and_verify(
     seconds["verify"] = time.perf_counter() - started
     write_report(report, config.output / "verify.json")
     return report
+
+
+@dataclass(frozen=True)
+class Importance:
+    imatrix: Imatrix
+    path: Path
+    source: str
+    """"given" or "measured"."""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "sha256": file_sha256(self.path),
+            "source": self.source,
+            "datasets": self.imatrix.datasets,
+            "prompts": self.imatrix.chunks,
+            "tensors": len(self.imatrix.sums),
+        }
+
+
+def _importance(
+    config: ExportConfig, adapter: AdapterInfo | None, f32: Path, seconds: dict[str, float]
+) -> Importance | None:
+    """The importance matrix to quantize with: the given one, else one measured on the
+    calibration code (written next to the outputs), else none."""
+    if not config.use_imatrix:
+        return None
+    if config.imatrix is not None:
+        return Importance(read_imatrix(config.imatrix), config.imatrix, "given")
+    sources = config.calibration or _adapter_dataset(adapter)
+    if not sources:
+        log.info("no calibration code (--calibration): quantizing without an importance matrix")
+        return None
+    started = time.perf_counter()
+    texts = calibration_texts(sources, config.calibration_prompts)
+    model = LlamaModel(f32, n_ctx=2048, n_threads=config.threads, n_batch=128, vocab_only=True)
+    try:
+        prompts = build_probes(model, texts, config.calibration_prompts)
+    finally:
+        model.close()
+    imatrix = compute_imatrix(f32, prompts, [str(source) for source in sources])
+    path = config.output / f"{config.name}.imatrix.gguf"
+    write_imatrix(imatrix, path)
+    seconds["imatrix"] = time.perf_counter() - started
+    return Importance(imatrix, path, "measured")
+
+
+def _adapter_dataset(adapter: AdapterInfo | None) -> tuple[Path, ...]:
+    dataset = str((adapter.recipe if adapter else {}).get("dataset") or "")
+    path = Path(dataset).expanduser() if dataset else None
+    return (path,) if path is not None and path.is_dir() else ()
 
 
 def _provenance(adapter: AdapterInfo | None, base_sha: str, name: str) -> dict[str, MetadataValue]:
@@ -354,4 +420,10 @@ def export_command(config: ExportConfig) -> str:
         parts += ["--quant", quant]
     if not config.verify:
         parts.append("--no-verify")
+    if not config.use_imatrix:
+        parts.append("--no-imatrix")
+    elif config.imatrix is not None:
+        parts += ["--imatrix", str(config.imatrix)]
+    for source in config.calibration:
+        parts += ["--calibration", str(source)]
     return " ".join(parts)

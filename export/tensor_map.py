@@ -39,7 +39,7 @@ def rules_for(architecture: str) -> ArchitectureRules:
     return rules
 
 
-def _name_map(template: TemplateModel) -> gguf.TensorNameMap:
+def name_map(template: TemplateModel) -> gguf.TensorNameMap:
     arch = next((a for a, name in gguf.MODEL_ARCH_NAMES.items() if name == template.architecture), None)
     if arch is None:
         raise GGUFExportError(f"gguf-py does not know the architecture {template.architecture!r}")
@@ -48,10 +48,10 @@ def _name_map(template: TemplateModel) -> gguf.TensorNameMap:
 
 def gguf_names(template: TemplateModel, hf_names: list[str]) -> dict[str, str]:
     """GGUF tensor name -> Hugging Face parameter name, for every template tensor."""
-    name_map = _name_map(template)
+    names = name_map(template)
     by_gguf: dict[str, str] = {}
     for hf_name in hf_names:
-        name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise GGUFExportError(f"no GGUF name for the parameter {hf_name}")
         by_gguf.setdefault(name, hf_name)
@@ -100,11 +100,11 @@ def lora_weights(template: TemplateModel, adapter: Adapter) -> tuple[dict[str, F
     """GGUF name -> F32 values of the tensors the adapter changes (the base's values plus the
     adapter's, applied in GGUF layout), and the names of every other tensor."""
     rules_for(template.architecture)
-    name_map = _name_map(template)
+    names = name_map(template)
     present = {tensor.name for tensor in template.tensors}
 
     def target(parameter: str) -> str | None:
-        name = name_map.get_name(parameter, try_suffixes=(".weight", ".bias"))
+        name = names.get_name(parameter, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise GGUFExportError(f"the adapter changes {parameter}, which has no GGUF name")
         if name not in present:

@@ -11,6 +11,7 @@ import pytest
 from export.adapter import METADATA_FILE
 from export.adopt import adopt_adapter
 from export.build import build_default_model
+from export.imatrix import IMATRIX_FILE, Imatrix, write_imatrix
 from export.lora import load_tensors
 
 pytestmark = pytest.mark.slow
@@ -53,3 +54,20 @@ def test_an_adopted_adapter_builds(tiny_base: Path, tiny_adapter: Path, tmp_path
 def test_a_directory_without_an_adapter_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"adapter_model\.safetensors"):
         adopt_adapter(tmp_path, tmp_path / "target")
+
+
+def test_the_importance_matrix_comes_along_and_a_stale_one_goes(
+    tiny_adapter: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lsp_server.cli import main
+
+    target = tmp_path / "default_adapter"
+    matrix = tmp_path / "measured.imatrix.gguf"
+    write_imatrix(Imatrix({"blk.0.attn_q.weight": np.ones(8)}, {"blk.0.attn_q.weight": 4}), matrix)
+    args = ["model", "adopt", str(tiny_adapter), "--to", str(target)]
+    assert main([*args, "--imatrix", str(matrix)]) == 0
+    assert (target / IMATRIX_FILE).read_bytes() == matrix.read_bytes()
+    assert main(args) == 0  # a new adapter without one: the old matrix was measured for another
+    assert not (target / IMATRIX_FILE).exists()
+    assert main([*args, "--imatrix", str(tiny_adapter / METADATA_FILE)]) == 1
+    assert "not a GGUF imatrix" in capsys.readouterr().err

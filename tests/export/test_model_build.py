@@ -7,10 +7,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from export.adapter import file_sha256
 from export.build import BUILD_FILE, DEFAULT_ADAPTER_DIR, BuildError, build_default_model
+from export.gguf_file import read_template
+from export.imatrix import IMATRIX_FILE, Imatrix, write_imatrix
 from lsp_server.models import TUNED_MODEL_NAME, resolve_model
 
 pytestmark = pytest.mark.slow
@@ -44,6 +47,30 @@ def test_build_records_a_stable_hash_then_verifies_it(
         build_default_model(adapter_dir=adapter, base=tiny_base, threads=1)
     assert not installed.exists()
     assert not list((tmp_path / "cache" / "models").glob("inkling-build-*"))  # no scratch left behind
+
+
+def test_a_shipped_importance_matrix_steers_the_build_and_is_recorded(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, adapter)
+    monkeypatch.setenv("INKLING_CACHE", str(tmp_path / "cache"))
+    plain = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1).sha256
+    assert json.loads((adapter / BUILD_FILE).read_text())["imatrix_sha256"] == ""
+    # Made up, but shaped like a measured one: one positive entry per block weight column.
+    rng = np.random.default_rng(0)
+    widths = {t.name: int(t.shape[0]) for t in read_template(tiny_base).tensors if t.name.startswith("blk.")}
+    sums = {
+        name: rng.uniform(0.01, 100.0, width) for name, width in widths.items() if name.endswith(".weight")
+    }
+    write_imatrix(Imatrix(sums, dict.fromkeys(sums, 1), ["made up"], 1, 1), adapter / IMATRIX_FILE)
+    for heavy in ("torch", "transformers", "peft"):  # read, not measured: no torch needed
+        monkeypatch.setitem(sys.modules, heavy, None)
+
+    weighted = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
+    record = json.loads((adapter / BUILD_FILE).read_text())
+    assert record["imatrix_sha256"] == file_sha256(adapter / IMATRIX_FILE)
+    assert weighted.sha256 == record["output_sha256"] != plain
 
 
 def test_build_without_a_trained_adapter_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
