@@ -84,7 +84,8 @@ def build_default_model(
     base_path = base or ensure_base_model()
     target_dir = target_dir or models_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
-    imatrix = adapter_dir / IMATRIX_FILE
+    shipped_imatrix = adapter_dir / IMATRIX_FILE
+    imatrix = shipped_imatrix if shipped_imatrix.is_file() else None
     with tempfile.TemporaryDirectory(prefix="inkling-build-", dir=target_dir) as scratch:
 
         def export(output: Path) -> ExportResult:
@@ -97,8 +98,8 @@ def build_default_model(
                     quants=(QUANT,),
                     verify=False,
                     threads=threads,
-                    imatrix=imatrix if imatrix.is_file() else None,
-                    use_imatrix=imatrix.is_file(),
+                    imatrix=imatrix,
+                    use_imatrix=imatrix is not None,  # never measured here: same bytes everywhere
                 )
             )
 

@@ -113,8 +113,9 @@ def run_export(config: ExportConfig) -> ExportResult:
         if not config.keep_f32:
             f32.unlink(missing_ok=True)
             files.pop("F32", None)
-    card = model_card(config, adapter, base_sha, architecture, template_used, files, report, seconds)
-    card["imatrix"] = importance.describe() if importance else None
+    card = model_card(
+        config, adapter, base_sha, architecture, template_used, files, report, seconds, importance
+    )
     write_card(config.output, card)
     return ExportResult(files, seconds, report, card)
 
@@ -365,6 +366,7 @@ def model_card(
     files: dict[str, Path],
     report: VerifyReport | None,
     seconds: dict[str, float],
+    importance: Importance | None = None,
 ) -> dict[str, Any]:
     card: dict[str, Any] = {
         "name": config.name,
@@ -388,6 +390,7 @@ def model_card(
         ],
         "seconds": {key: round(value, 1) for key, value in seconds.items()},
         "verification": None,
+        "imatrix": importance.describe() if importance else None,
         "commands": [export_command(config)],
     }
     if adapter is not None:

@@ -19,16 +19,26 @@ from lsp_server.models import TUNED_MODEL_NAME, resolve_model
 pytestmark = pytest.mark.slow
 
 
-def test_build_records_a_stable_hash_then_verifies_it(
-    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    adapter = tmp_path / "adapter"
-    shutil.copytree(tiny_adapter, adapter)
+@pytest.fixture
+def adapter(tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the tiny adapter to build from, and a cache of this test's own."""
+    copy = tmp_path / "adapter"
+    shutil.copytree(tiny_adapter, copy)
     monkeypatch.setenv("INKLING_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("INKLING_MODEL", raising=False)
-    # The setup command builds in the server's environment: no torch, transformers or peft.
+    return copy
+
+
+def _without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The setup command builds in the server's environment: no torch, transformers or peft."""
     for heavy in ("torch", "transformers", "peft"):
         monkeypatch.setitem(sys.modules, heavy, None)
+
+
+def test_build_records_a_stable_hash_then_verifies_it(
+    tiny_base: Path, adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_torch(monkeypatch)
 
     recorded = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
     record = json.loads((adapter / BUILD_FILE).read_text())
@@ -50,11 +60,8 @@ def test_build_records_a_stable_hash_then_verifies_it(
 
 
 def test_a_shipped_importance_matrix_steers_the_build_and_is_recorded(
-    tiny_base: Path, tiny_adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_base: Path, adapter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    adapter = tmp_path / "adapter"
-    shutil.copytree(tiny_adapter, adapter)
-    monkeypatch.setenv("INKLING_CACHE", str(tmp_path / "cache"))
     plain = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1).sha256
     assert json.loads((adapter / BUILD_FILE).read_text())["imatrix_sha256"] == ""
     # Made up, but shaped like a measured one: one positive entry per block weight column.
@@ -64,8 +71,7 @@ def test_a_shipped_importance_matrix_steers_the_build_and_is_recorded(
         name: rng.uniform(0.01, 100.0, width) for name, width in widths.items() if name.endswith(".weight")
     }
     write_imatrix(Imatrix(sums, dict.fromkeys(sums, 1), ["made up"], 1, 1), adapter / IMATRIX_FILE)
-    for heavy in ("torch", "transformers", "peft"):  # read, not measured: no torch needed
-        monkeypatch.setitem(sys.modules, heavy, None)
+    _without_torch(monkeypatch)  # read, not measured
 
     weighted = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
     record = json.loads((adapter / BUILD_FILE).read_text())
