@@ -157,6 +157,10 @@ class EngineStats:
     reused_tokens: int = 0
     generated_tokens: int = 0
     shifted_tokens: int = 0
+    prefills: int = 0
+    """Background prompt evaluations finished (cold start, after answers from the cache)."""
+    prefill_tokens: int = 0
+    """Prompt tokens those evaluated (not reused)."""
     prompt_seconds: float = 0.0
     """Time spent bringing the KV cache to the prompt (requests that got that far)."""
     generate_seconds: float = 0.0
@@ -172,6 +176,8 @@ class Engine:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inkling-engine")
         self._model: LlamaModel | None = None
         self._cached: list[int] = []
+        self._prompt_logits: tuple[list[int], npt.NDArray[np.float32]] | None = None
+        """The last evaluated prompt and a copy of the logits after its last token."""
         self.state = EngineState.EMPTY
         self.error: str | None = None
         self.stats = EngineStats()
@@ -287,14 +293,15 @@ class Engine:
             if len(prompt) <= end or list(prompt[:end]) != evaluating[:end]:
                 self._current.abort_batch()
 
-    def prefill(self, prompt: Sequence[int], after: CancelToken) -> Future[int] | None:
-        """Evaluate `prompt` into the KV cache unless something newer than the request
-        `after` was asked; superseded and cancelled like any request (the batches done are
-        kept). For a cold start: the whole prompt, after a quick answer from part of it.
+    def prefill(self, prompt: Sequence[int], after: CancelToken | None = None) -> Future[int] | None:
+        """Evaluate `prompt` into the KV cache, unless something newer than the request
+        `after` (if given) was asked; superseded and cancelled like any request (the batches
+        done are kept). For a cold start: the whole prompt, after a quick answer from part
+        of it; after an answer from the completion cache: the prompt of that document.
         The future gives the tokens reused (-1: cancelled); None: not started."""
         token = CancelToken()
         with self._lock:
-            if self._current is not after or not self.ready:
+            if (after is not None and self._current is not after) or not self.ready:
                 return None
             self._supersede(prompt)
             self._current = token
@@ -310,7 +317,9 @@ class Engine:
             log.exception("background prompt evaluation failed")
             return -1
         if reused >= 0:
-            log.info(
+            self.stats.prefills += 1
+            self.stats.prefill_tokens += len(prompt) - reused
+            log.debug(
                 "background prompt evaluation: %d tokens (%d reused) in %.0f ms",
                 len(prompt),
                 reused,
@@ -327,6 +336,7 @@ class Engine:
             model = self.model
             model.kv_clear()
             self._cached = []
+            self._prompt_logits = None
             try:
                 return job(model)
             finally:
@@ -351,7 +361,10 @@ class Engine:
         if reused < 0:
             self.stats.cancelled += 1
             return Generation("", "cancelled", len(prompt), 0, 0, (prompt_done - started) * 1000, 0.0)
-        text, tokens, reason = self._generate(model, request, cancel, min(room, request.max_tokens))
+        assert self._prompt_logits is not None  # set by every completed prompt evaluation
+        text, tokens, reason = self._generate(
+            model, request, cancel, min(room, request.max_tokens), self._prompt_logits[1]
+        )
         finished = time.perf_counter()
         if reason == "cancelled":
             self.stats.cancelled += 1
@@ -372,7 +385,11 @@ class Engine:
         )
 
     def _evaluate_prompt(self, model: LlamaModel, prompt: list[int], cancel: CancelToken) -> int:
-        """Bring the KV cache to `prompt`; returns tokens reused, or -1 if cancelled."""
+        """Bring the KV cache to `prompt` and keep the logits after it (`_prompt_logits`);
+        returns tokens reused, or -1 if cancelled."""
+        if self._repeats_last_prompt(model, prompt):
+            return len(prompt)
+        self._prompt_logits = None
         min_run = self.config.reuse_min_run if model.can_shift else 0
         plan = plan_reuse(self._cached, prompt, min_run)
         if not self._rearrange(model, plan):
@@ -405,9 +422,23 @@ class Engine:
             cancel.unlink(flag)
             flag.clear()
         self._cached = list(prompt)
+        self._prompt_logits = (list(prompt), model.last_logits().copy())
         self.primed = True
         self.stats.shifted_tokens += sum(move.length for move in plan.moves)
         return plan.reused
+
+    def _repeats_last_prompt(self, model: LlamaModel, prompt: list[int]) -> bool:
+        """Whether `prompt` is the last evaluated one, still in the cache (maybe followed by
+        the tokens generated after it): then only those tokens are dropped, and the kept
+        logits stand in for evaluating its last token again. While the user types a word,
+        token healing takes the word off the prompt, so the prompt does not change."""
+        kept = self._prompt_logits
+        if kept is None or kept[0] != prompt or self._cached[: len(prompt)] != prompt:
+            return False
+        if len(self._cached) > len(prompt) and not model.kv_truncate(len(prompt)):
+            return False
+        self._cached = list(prompt)
+        return True
 
     @staticmethod
     def _rearrange(model: LlamaModel, plan: ReusePlan) -> bool:
@@ -425,6 +456,7 @@ class Engine:
         request: GenerationRequest,
         cancel: CancelToken,
         max_tokens: int,
+        prompt_logits: npt.NDArray[np.float32],
     ) -> tuple[str, list[int], FinishReason]:
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         text = ""
@@ -435,7 +467,8 @@ class Engine:
         for _ in range(max_tokens):
             if cancel.cancelled:
                 return text, tokens, "cancelled"
-            choice = next_token(model, model.last_logits(), request, text, tokens, written)
+            logits = model.last_logits() if tokens else prompt_logits
+            choice = next_token(model, logits, request, text, tokens, written)
             if choice is None:
                 return text, tokens, "eos"
             token = choice

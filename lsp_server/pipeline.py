@@ -96,15 +96,8 @@ class Pipeline:
             return Completion("", request.offset, context.mode, context.reason)
         template = self.template
         model = self.engine.model
-        max_tokens = settings.max_tokens_block if context.mode is Mode.BLOCK else settings.max_tokens_inline
-        budget = Budget(
-            prefix_tokens=settings.prefix_tokens,
-            suffix_tokens=settings.suffix_tokens,
-            n_ctx=model.n_ctx,
-            reserve=max_tokens,
-        )
-        extra = self.project_context(request, settings)
-        prompt = build_prompt(context, template, model, budget, path=request.path, extra=extra)
+        budget, prompt = self._prompt(request, settings, context)
+        max_tokens = budget.reserve
         whole: Prompt | None = None
         cold = settings.cold_start_tokens
         if cold and not self.engine.primed and len(prompt.tokens) > 2 * cold:
@@ -170,6 +163,32 @@ class Pipeline:
         if settings.log_buffers:
             log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         return _result(request, context, generation, finished, timings)
+
+    def _prompt(
+        self, request: CompletionRequest, settings: Settings, context: CompletionContext
+    ) -> tuple[Budget, Prompt]:
+        model = self.engine.model
+        budget = Budget(
+            prefix_tokens=settings.prefix_tokens,
+            suffix_tokens=settings.suffix_tokens,
+            n_ctx=model.n_ctx,
+            reserve=settings.max_tokens_block if context.mode is Mode.BLOCK else settings.max_tokens_inline,
+        )
+        extra = self.project_context(request, settings)
+        return budget, build_prompt(context, self.template, model, budget, path=request.path, extra=extra)
+
+    def warm(self, request: CompletionRequest, settings: Settings, cancel: CancelToken) -> bool:
+        """Evaluate this request's prompt into the KV cache in the background, without
+        generating: after an answer from the completion cache the model is idle, and the
+        next keystroke's prompt differs from this one by a token or two (or not at all),
+        so that request then costs its generation only. False: nothing to evaluate."""
+        if cancel.cancelled or looks_binary(request.text):
+            return False
+        context, _ = self._context_and_tree(request, settings)
+        if context.mode is Mode.SKIP:
+            return False
+        _, prompt = self._prompt(request, settings, context)
+        return not cancel.cancelled and self.engine.prefill(prompt.tokens) is not None
 
     def project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:
         """Other files' text for this request's prompt (none without a project)."""

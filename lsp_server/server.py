@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -577,18 +578,24 @@ class InklingServer(LanguageServer):
         started = time.perf_counter()
         self._note_cursor(uri, path, snapshot.text, position.line)
         prefix, suffix = snapshot.text[:offset], snapshot.text[offset:]
+
+        def request() -> CompletionRequest:
+            tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
+            return CompletionRequest(snapshot.text, offset, snapshot.language_id, path=path, tree=tree)
+
         cached = self.cache.lookup(uri, prefix, suffix)
         if cached is not None:
-            # The user typed what the completion predicted: no model needed.
-            self.scheduler.cancel_all("answered from the cache", finish_batch=True)
+            # The user typed what the completion predicted: no model needed. The idle
+            # model evaluates this document's prompt meanwhile (superseded by the next
+            # request like any job), so that the next keystroke's request finds it cached.
+            _, warming = self.scheduler.submit(lambda cancel: pipeline.warm(request(), settings, cancel))
+            warming.add_done_callback(_log_failure)
             self.last_latency_ms = (time.perf_counter() - started) * 1000
             mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
             return Completion(cached, offset, mode, "cache"), view
 
         def job(cancel: CancelToken) -> Completion:
-            tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
-            request = CompletionRequest(snapshot.text, offset, snapshot.language_id, path=path, tree=tree)
-            return pipeline.complete(request, settings, cancel)
+            return pipeline.complete(request(), settings, cancel)
 
         token, future = self.scheduler.submit(job)
         try:
@@ -640,6 +647,13 @@ class InklingServer(LanguageServer):
             self.project.note_cursor(Path(path), text, line)
 
 
+def _log_failure(future: Future[Any]) -> None:
+    """For background jobs: a failure the next request will meet and report is logged."""
+    error = future.exception()
+    if error is not None and not isinstance(error, CancelledError | ModelNotReadyError):
+        log.warning("background prompt evaluation failed: %s", _first_line(error))
+
+
 def _edited_line(changes: Sequence[types.TextDocumentContentChangeEvent]) -> int | None:
     """The line where the last change of a didChange ends (None for a whole-text change)."""
     if not changes:
@@ -671,6 +685,8 @@ def _engine_counters(engine: Engine | None) -> dict[str, float] | None:
         "promptTokens": stats.prompt_tokens,
         "reusedTokens": stats.reused_tokens,
         "shiftedTokens": stats.shifted_tokens,
+        "prefills": stats.prefills,
+        "prefillTokens": stats.prefill_tokens,
         "generatedTokens": stats.generated_tokens,
         "promptSeconds": stats.prompt_seconds,
         "generateSeconds": stats.generate_seconds,

@@ -180,6 +180,8 @@ def server_figures(run: ServerRun, model_bytes: int) -> dict[str, Any]:
         "max_send_lag_ms": round(max((s.max_send_lag_ms for s in servers), default=0.0), 2),
         "engine_requests": int(engine["requests"]),
         "engine_cancelled": int(engine["cancelled"]),
+        "engine_prefills": int(engine["prefills"]),
+        "engine_prefill_tokens": int(engine["prefillTokens"]),
         "cache_hits": sum(s.cache_hits for s in servers),
         "generated_tokens": int(generated),
         "generated_tokens_per_s": round(generated / generate_s, 2) if generate_s else None,
@@ -422,6 +424,8 @@ def render_table(report: dict[str, Any]) -> str:
         _row(
             "engine",
             f"{srv['engine_requests']} generations started, {srv['engine_cancelled']} cancelled; "
+            f"{srv['engine_prefills']} background prompt evaluations "
+            f"({srv['engine_prefill_tokens']} tokens); "
             f"{srv['cache_hits']} answers from the server's cache; "
             f"client send lag max {srv['max_send_lag_ms']:.1f} ms",
         ),

@@ -160,6 +160,7 @@ async def test_typing_the_completion_is_answered_from_the_cache(client: Language
     position = position_after(DEMO, "    sy = ")
     first = (await inline(client, URI, position)).items[0].insert_text
     assert len(first) > 2
+    prefills = (await status(client))["engine"]["prefills"]  # a cold start may have made one
     # Type the first two characters of the completion, as the user would.
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(
@@ -175,3 +176,9 @@ async def test_typing_the_completion_is_answered_from_the_cache(client: Language
     second = await inline(client, URI, moved)
     assert second.items[0].insert_text == first[2:]
     assert (await status(client))["cacheHits"] == 1  # answered without the model
+    # Meanwhile the idle model evaluates the typed document's prompt, for the next key.
+    for _ in range(200):
+        if (await status(client))["engine"]["prefills"] > prefills:
+            break
+        await asyncio.sleep(0.05)
+    assert (await status(client))["engine"]["prefills"] == prefills + 1

@@ -4,6 +4,7 @@ the text nearest the cursor, and the whole prompt is evaluated in the background
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_background_evaluation_fills_the_cache_for_the_next_request(fresh_engine
     background = fresh_engine.prefill(tokens, after=cancel)
     assert background is not None and background.result() >= 0
     follow = fresh_engine.submit(GenerationRequest(tokens, max_tokens=2, time_budget_s=600)).result()
-    assert follow.reused_tokens == len(tokens) - 1  # nothing left to evaluate but the last token
+    assert follow.reused_tokens == len(tokens)  # nothing left to evaluate: its logits were kept
 
 
 def test_background_evaluation_yields_to_a_newer_request(fresh_engine: Engine) -> None:
@@ -94,3 +95,30 @@ def test_a_cold_block_gets_its_first_statement_then_the_whole_body(fresh_engine:
     # The first statement only, then (from the whole prompt, now cached) the body.
     assert first.text.strip() and first_statement_end(first.text + "\n") == len(first.text), first
     assert "\n" in second.text.strip(), second
+
+
+def test_a_warmed_prompt_leaves_nothing_to_evaluate(fresh_engine: Engine) -> None:
+    # After an answer from the completion cache the server warms the document's prompt.
+    pipeline = Pipeline(fresh_engine)
+    request = CompletionRequest(SOURCE, CURSOR, "python", "/textwrap.py")
+    settings = Settings(time_budget_inline_ms=600_000, cold_start_tokens=0)
+    assert pipeline.warm(request, settings, CancelToken())
+    for _ in range(600):
+        if fresh_engine.stats.prefills:
+            break
+        time.sleep(0.1)
+    assert fresh_engine.stats.prefills == 1
+    answer = pipeline.complete(request, settings)
+    assert answer.generation is not None and answer.generation.evaluated_tokens == 0
+    assert answer.text == "text)"
+
+
+def test_no_warming_where_nothing_would_be_asked(fresh_engine: Engine) -> None:
+    pipeline = Pipeline(fresh_engine)
+    cancelled = CancelToken()
+    cancelled.cancel()
+    request = CompletionRequest(SOURCE, CURSOR, "python", "/textwrap.py")
+    assert not pipeline.warm(request, SETTINGS, cancelled)
+    in_string = SOURCE.index("_whitespace = '") + len("_whitespace = '")  # a skip position
+    assert not pipeline.warm(CompletionRequest(SOURCE, in_string, "python", "/t.py"), SETTINGS, CancelToken())
+    assert fresh_engine.stats.prefills == 0

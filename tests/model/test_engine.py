@@ -35,6 +35,21 @@ def test_kv_cache_is_reused_across_keystrokes(engine: Engine) -> None:
     assert typed.reused_tokens >= first.prompt_tokens - 1
 
 
+def test_a_repeated_prompt_is_not_evaluated_again_and_answers_the_same(engine: Engine) -> None:
+    # While a word is typed, token healing takes it off the prompt: the prompt repeats.
+    first = engine.submit(GenerationRequest(prompt(engine, SOURCE), max_tokens=6)).result()
+    repeat = engine.submit(GenerationRequest(prompt(engine, SOURCE), max_tokens=6)).result()
+    assert first.generated_tokens == 6
+    assert repeat.evaluated_tokens == 0, repeat
+    assert (repeat.text, repeat.token_ids) == (first.text, first.token_ids)
+    # Another prompt in between: the kept logits are for that one, and the first is
+    # evaluated again (its last token) with the same answer.
+    engine.submit(GenerationRequest(prompt(engine, SOURCE + "        x = 1\n"), max_tokens=3)).result()
+    again = engine.submit(GenerationRequest(prompt(engine, SOURCE), max_tokens=6)).result()
+    assert again.evaluated_tokens >= 1, again
+    assert again.token_ids == first.token_ids
+
+
 def test_cancel_stops_within_one_token(engine: Engine) -> None:
     token = CancelToken()
     seen: list[int] = []
