@@ -20,7 +20,7 @@ from lsp_server.postprocess import Finished, finish
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.prompt import Budget, Prompt, build_prompt
 from lsp_server.settings import Settings
-from lsp_server.templates import ContextFile, Template, detect_template
+from lsp_server.templates import ContextFile, Order, Template, detect_template
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,9 @@ class Pipeline:
                 prefix_tokens=min(cold, budget.prefix_tokens),
                 suffix_tokens=min(cold // 2, budget.suffix_tokens),
             )
-            prompt = build_prompt(context, template, model, quick, path=request.path)
+            prompt = build_prompt(
+                context, template, model, quick, path=request.path, order=self._order(settings)
+            )
             log.info(
                 "cold start: %d of %d prompt tokens now, the rest in the background",
                 len(prompt.tokens),
@@ -175,7 +177,19 @@ class Pipeline:
             reserve=settings.max_tokens_block if context.mode is Mode.BLOCK else settings.max_tokens_inline,
         )
         extra = self.project_context(request, settings)
-        return budget, build_prompt(context, self.template, model, budget, path=request.path, extra=extra)
+        return budget, build_prompt(
+            context, self.template, model, budget, path=request.path, extra=extra, order=self._order(settings)
+        )
+
+    def _order(self, settings: Settings) -> Order | None:
+        """The layout the settings ask for, where the model has one to choose."""
+        if not self.template.is_fim:
+            return None
+        if settings.fim_order == "psm":
+            return "psm"
+        if settings.fim_order == "spm":
+            return "spm"
+        return None
 
     def warm(self, request: CompletionRequest, settings: Settings, cancel: CancelToken) -> bool:
         """Evaluate this request's prompt into the KV cache in the background, without

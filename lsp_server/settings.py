@@ -23,6 +23,7 @@ def _meta(
     minimum: float | None = None,
     maximum: float | None = None,
     reload: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     return {
         "help": help_text,
@@ -30,6 +31,7 @@ def _meta(
         "minimum": minimum,
         "maximum": maximum,
         "reload": reload,
+        "choices": choices,
     }
 
 
@@ -98,6 +100,16 @@ class Settings:
             "Most tokens of text after the cursor put in the prompt (FIM models).",
             minimum=0,
             maximum=65536,
+        ),
+    )
+    fim_order: str = field(
+        default="",
+        metadata=_meta(
+            "Prompt layout for fill-in-the-middle models trained in both orders (Inkling's own): "
+            '"spm" puts the suffix first, so that typing, which changes the end of the prefix, '
+            'leaves the suffix in the KV cache; "psm" puts the prefix first. Empty (best): the '
+            "layout the model declares and was mostly trained in. Ignored for models without FIM tokens.",
+            choices=("", "psm", "spm"),
         ),
     )
     cold_start_tokens: int = field(
@@ -181,6 +193,7 @@ class SettingSpec:
     minimum: float | None
     maximum: float | None
     reload: bool
+    choices: tuple[str, ...] = ()
 
 
 def _camel(name: str) -> str:
@@ -217,6 +230,7 @@ def setting_specs() -> list[SettingSpec]:
                 minimum=f.metadata["minimum"],
                 maximum=f.metadata["maximum"],
                 reload=f.metadata["reload"],
+                choices=f.metadata["choices"],
             )
         )
     return specs
@@ -258,7 +272,9 @@ def _coerce(spec: SettingSpec, raw: Any) -> Any:
             raise ValueError(f"expected a string, got {raw!r}")
         if "\x00" in raw:
             raise ValueError("contains a NUL character")
-        return raw
+        if spec.choices and raw.strip().lower() not in spec.choices:
+            raise ValueError(f"expected one of {', '.join(map(repr, spec.choices))}, got {raw!r}")
+        return raw.strip().lower() if spec.choices else raw
     # The only object setting is a language -> bool mapping.
     if isinstance(raw, str):
         raw = _parse_language_list(raw)

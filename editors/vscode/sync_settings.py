@@ -49,6 +49,8 @@ def server_properties() -> dict[str, Any]:
             schema["minimum"] = spec.minimum
         if spec.maximum is not None:
             schema["maximum"] = spec.maximum
+        if spec.choices:
+            schema["enum"] = list(spec.choices)
         if spec.type_name == "object":
             schema["additionalProperties"] = {"type": "boolean"}
         note = " Changing it reloads the model." if spec.reload else ""

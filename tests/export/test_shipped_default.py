@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from export.build import DEFAULT_ADAPTER_DIR, build_default_model, has_adapter
+from export.build import DEFAULT_ADAPTER_DIR, BuildResult, has_adapter
 from lsp_server.lsp_client import InklingClient
 
 pytestmark = [
@@ -28,10 +28,12 @@ SOURCE = (
 )
 
 
-async def test_the_built_default_fills_a_hole_with_the_suffix_in_view(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    built = build_default_model(target_dir=cache / "models", threads=2)  # checks the recorded sha256
+async def test_the_built_default_fills_a_hole_with_the_suffix_in_view(
+    built_default: BuildResult, tmp_path: Path
+) -> None:
+    built = built_default  # its build checked the recorded sha256
     assert not built.recorded
+    cache = built.path.parent.parent
 
     env = {k: v for k, v in os.environ.items() if k != "INKLING_MODEL"} | {"INKLING_CACHE": str(cache)}
     client = InklingClient(env=env)

@@ -68,3 +68,11 @@ def test_reload_fields() -> None:
 def test_non_object_client_settings() -> None:
     layer = layer_from_client(["not", "an", "object"], "initializationOptions")
     assert layer.values == {} and "expected an object" in layer.warnings[0]
+
+
+def test_a_setting_with_choices_takes_only_those() -> None:
+    good = layer_from_env({"INKLING_FIM_ORDER": " PSM "})
+    assert merge([good]).fim_order == "psm" and good.warnings == []
+    bad = layer_from_client({"fimOrder": "middle-first"}, "client")
+    assert merge([bad]).fim_order == ""
+    assert "fimOrder" in bad.warnings[0] and "'psm'" in bad.warnings[0]
