@@ -76,11 +76,14 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[Setting
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.early_load import EarlyLoad
+
+    settings, layers = settings_from_args(args)
+    early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
     from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
 
-    _, layers = settings_from_args(args)
-    server = create_server(layers)
+    server = create_server(layers, early)
     redact_buffers_in_logs(lambda: server.settings.log_buffers)
     signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if args.tcp:

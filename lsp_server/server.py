@@ -50,14 +50,15 @@ from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
 from lsp_server.completion_cache import CompletionCache
 from lsp_server.context import Mode
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
-from lsp_server.engine import CancelToken, Engine, EngineConfig
+from lsp_server.early_load import EarlyLoad, engine_config
+from lsp_server.engine import CancelToken, Engine
 from lsp_server.errors import (
     CancelledError,
     DocumentError,
     InklingError,
+    ModelError,
     ModelNotReadyError,
 )
-from lsp_server.models import resolve_model
 from lsp_server.pipeline import Completion, CompletionRequest, Pipeline
 from lsp_server.project_context import ProjectContext
 from lsp_server.project_index import ProjectIndex
@@ -66,7 +67,6 @@ from lsp_server.settings import (
     Settings,
     SettingsLayer,
     changed_reload_fields,
-    effective_threads,
     layer_from_client,
     merge,
 )
@@ -335,8 +335,10 @@ _QUIET_CLIENT_ERRORS = _QuietClientErrors()
 class InklingServer(LanguageServer):
     """State of one client session. Handlers are registered in `create_server`."""
 
-    def __init__(self, base_layers: list[SettingsLayer]) -> None:
+    def __init__(self, base_layers: list[SettingsLayer], early_load: EarlyLoad | None = None) -> None:
         super().__init__("inkling", __version__, protocol_cls=InklingProtocol, max_workers=4)
+        self.early_load = early_load
+        """The model load `inkling serve` began before the client connected, until taken."""
         self.documents = DocumentStore()
         self.scheduler = Scheduler()
         self.cache = CompletionCache()
@@ -439,6 +441,9 @@ class InklingServer(LanguageServer):
         """Cancel every generation, stop indexing, save the acceptance counts and free
         the model: on shutdown, on SIGTERM and when the client goes away unannounced."""
         self._load_generation += 1  # a load still under way is dropped when it ends
+        early, self.early_load = self.early_load, None
+        if early is not None:
+            early.discard()
         self.index.stop()
         self.acceptance.flush()
         self.scheduler.close()
@@ -462,17 +467,6 @@ class InklingServer(LanguageServer):
         future.add_done_callback(lambda f: self._model_loaded(f, token, generation))
 
     def _load_blocking(self, settings: Settings, token: str | None, generation: int) -> Engine:
-        resolved = resolve_model(settings.model_path)
-        self.model_path = str(resolved.path)
-        log.info("loading %s (%s)", resolved.path, resolved.source)
-        engine = Engine(
-            EngineConfig(
-                model_path=resolved.path,
-                n_ctx=settings.context_size,
-                n_threads=effective_threads(settings),
-                n_batch=settings.batch_size,
-            )
-        )
         last = [-1]
 
         def progress(value: float) -> None:
@@ -481,6 +475,17 @@ class InklingServer(LanguageServer):
                 last[0] = percent
                 self._in_loop(self._report_progress, token, percent)
 
+        early, self.early_load = self.early_load, None
+        engine = early.take(settings, progress) if early is not None else None
+        if engine is not None:
+            self.model_path = str(engine.config.model_path)
+            if not engine.ready:
+                raise ModelError(engine.error or f"could not load {self.model_path}")
+            return engine
+        config, source = engine_config(settings)
+        self.model_path = str(config.model_path)
+        log.info("loading %s (%s)", config.model_path, source)
+        engine = Engine(config)
         engine.load(progress).result()
         return engine
 
@@ -754,9 +759,9 @@ def _accept_command(server: InklingServer, view: Document, kind: str) -> types.C
     return types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[item_id])
 
 
-def create_server(base_layers: list[SettingsLayer]) -> InklingServer:
+def create_server(base_layers: list[SettingsLayer], early_load: EarlyLoad | None = None) -> InklingServer:
     """A server with Inkling's handlers registered; start it with start_io/start_tcp."""
-    server = InklingServer(base_layers)
+    server = InklingServer(base_layers, early_load)
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: InklingServer, params: types.InitializeParams) -> None:
