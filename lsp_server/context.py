@@ -221,8 +221,11 @@ def closing_cut(text: str, line_suffix: str) -> int | None:
 
 def first_statement_end(text: str) -> int | None:
     """The first line break after some code where brackets and strings are all closed
-    (a docstring or an `if (...) {` runs on to its end), or None before there is one."""
+    (a docstring or an `if (...) {` runs on to its end), or None before there is one.
+    One comment line may come before that code; a second one ends the text after the
+    first: a run of comment lines is prose, not the statement that was asked for."""
     depth, quote, index, code = 0, "", 0, False
+    comment_end: int | None = None
     while index < len(text):
         char = text[index]
         if quote:
@@ -242,9 +245,13 @@ def first_statement_end(text: str) -> int | None:
             if code and depth <= 0:
                 return index
         elif text.startswith(("#", "//"), index):
+            if not code and comment_end is not None:
+                return comment_end
             newline = text.find("\n", index)
             if newline < 0:
                 return None
+            if not code:
+                comment_end = newline
             index = newline
             continue
         elif not char.isspace():

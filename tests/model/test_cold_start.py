@@ -93,7 +93,8 @@ def test_a_cold_block_gets_its_first_statement_then_the_whole_body(fresh_engine:
     assert first.generation.prompt_tokens <= SETTINGS.cold_start_tokens + 32
     assert second.generation.prompt_tokens > 2 * SETTINGS.cold_start_tokens  # the whole prompt
     # The first statement only, then (from the whole prompt, now cached) the body.
-    assert first.text.strip() and first_statement_end(first.text + "\n") == len(first.text), first
+    # (The "#" after it: a lone comment line ends where a second one starts.)
+    assert first.text.strip() and first_statement_end(first.text + "\n#") == len(first.text), first
     assert "\n" in second.text.strip(), second
 
 
