@@ -10,7 +10,6 @@ list: a new prompt re-evaluates only what differs from the cached one.
 
 from __future__ import annotations
 
-import codecs
 import enum
 import logging
 import threading
@@ -19,19 +18,32 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from lsp_server.decoding import Branch, FinishReason, GenerationRequest, forced_tokens, next_token
 from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
 from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
+from lsp_server.ranking import Candidate, rank
+from lsp_server.settings import MAX_CANDIDATES
+
+__all__ = [
+    "CancelToken",
+    "Engine",
+    "EngineConfig",
+    "FinishReason",
+    "Generation",
+    "GenerationRequest",
+    "forced_tokens",
+    "next_token",
+]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FinishReason = Literal["stop", "eos", "length", "budget", "cancelled", "context"]
 
 
 class Flag(Protocol):
@@ -103,26 +115,8 @@ class EngineConfig:
     n_batch: int = 128
     reuse_min_run: int = 64
     """Shift cached runs of at least this many tokens into place (0: prefix reuse only)."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    prompt: Sequence[int]
-    max_tokens: int
-    time_budget_s: float = 10.0
-    stop: Callable[[str], int | None] | None = None
-    """Called with the text so far; returns where to cut it to stop, or None."""
-    stop_token_ids: frozenset[int] = frozenset()
-    forced_prefix: str = ""
-    """Text the completion must start with (token healing): the first tokens are
-    the most likely ones consistent with it, not simply the most likely."""
-    forced_as_written: bool = False
-    """Force `forced_prefix` as the tokenizer writes it, not as any tokens that agree
-    with it: for healed indentation, which training renders as one run of spaces (split
-    in two, the model reads a deeper indentation and answers with more spaces)."""
-    start_on_line: bool = False
-    """The first token may not end the completion or begin with a line break: when
-    finishing a line, an answer that starts on the next line is cut to nothing."""
+    n_seq_max: int = MAX_CANDIDATES
+    """KV sequences: the most candidates a request may have decoded side by side."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +129,8 @@ class Generation:
     prompt_ms: float
     generate_ms: float
     token_ids: tuple[int, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    """Ranked requests: every candidate with its scores (the chosen one is `text`)."""
 
     @property
     def evaluated_tokens(self) -> int:
@@ -204,6 +200,7 @@ class Engine:
                 n_threads=self.config.n_threads,
                 n_batch=self.config.n_batch,
                 on_progress=on_progress,
+                n_seq_max=self.config.n_seq_max,
             )
             self._warm_up()
         except ModelError as exc:
@@ -362,9 +359,15 @@ class Engine:
             self.stats.cancelled += 1
             return Generation("", "cancelled", len(prompt), 0, 0, (prompt_done - started) * 1000, 0.0)
         assert self._prompt_logits is not None  # set by every completed prompt evaluation
-        text, tokens, reason = self._generate(
-            model, request, cancel, min(room, request.max_tokens), self._prompt_logits[1]
-        )
+        max_tokens = min(room, request.max_tokens)
+        candidates: tuple[Candidate, ...] = ()
+        if 1 < request.candidates <= model.n_seq_max:
+            branch, candidates = self._generate_ranked(
+                model, request, cancel, max_tokens, self._prompt_logits[1]
+            )
+        else:
+            branch = self._generate(model, request, cancel, max_tokens, self._prompt_logits[1])
+        text, tokens, reason = branch.text, branch.tokens, branch.reason or "length"
         finished = time.perf_counter()
         if reason == "cancelled":
             self.stats.cancelled += 1
@@ -382,6 +385,7 @@ class Engine:
             prompt_ms=(prompt_done - started) * 1000,
             generate_ms=(finished - prompt_done) * 1000,
             token_ids=tuple(tokens),
+            candidates=candidates,
         )
 
     def _evaluate_prompt(self, model: LlamaModel, prompt: list[int], cancel: CancelToken) -> int:
@@ -457,98 +461,69 @@ class Engine:
         cancel: CancelToken,
         max_tokens: int,
         prompt_logits: npt.NDArray[np.float32],
-    ) -> tuple[str, list[int], FinishReason]:
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        text = ""
-        tokens: list[int] = []
-        deadline = time.perf_counter() + request.time_budget_s
+    ) -> Branch:
+        """Greedy decoding (the decoding rule's choice at every step) in sequence 0."""
+        branch = self._branch(request, max_tokens)
+        if max_tokens > 0:
+            self._decode_greedy(model, request, cancel, branch, prompt_logits, forced_tokens(model, request))
+        return branch
+
+    def _generate_ranked(
+        self,
+        model: LlamaModel,
+        request: GenerationRequest,
+        cancel: CancelToken,
+        max_tokens: int,
+        prompt_logits: npt.NDArray[np.float32],
+    ) -> tuple[Branch, tuple[Candidate, ...]]:
+        """The forced text greedily, then `request.candidates` branches judged by `ranking`.
+        The cache is left holding the prompt alone (its logits are kept)."""
+        prompt_length = len(self._cached)
+        trunk = self._branch(request, max_tokens, score_tokens=True)
         written = forced_tokens(model, request)
-        reason: FinishReason = "length"
-        for _ in range(max_tokens):
+        try:
+            logits = self._decode_greedy(
+                model, request, cancel, trunk, prompt_logits, written, until_free=True
+            )
+            if logits is None or max_tokens <= 0:
+                return trunk, ()
+            return rank(model, request, cancel, trunk, logits, written, prompt_length)
+        finally:
+            for seq in range(1, request.candidates):
+                model.kv_remove(0, -1, seq)
+            model.kv_truncate(prompt_length)
+            self._cached = self._cached[:prompt_length]
+
+    @staticmethod
+    def _branch(request: GenerationRequest, max_tokens: int, *, score_tokens: bool = False) -> Branch:
+        deadline = time.perf_counter() + request.time_budget_s
+        return Branch(seq=0, position=0, max_tokens=max_tokens, deadline=deadline, score_tokens=score_tokens)
+
+    def _decode_greedy(
+        self,
+        model: LlamaModel,
+        request: GenerationRequest,
+        cancel: CancelToken,
+        branch: Branch,
+        logits: npt.NDArray[np.float32],
+        written: list[int],
+        *,
+        until_free: bool = False,
+    ) -> npt.NDArray[np.float32] | None:
+        """Decode `branch` in sequence 0 until it ends (None); with `until_free`, stop once
+        the forced and healed text is written and return the logits there."""
+        branch.position = len(self._cached)
+        while True:
+            if until_free and not branch.forcing(request, written):
+                return logits
             if cancel.cancelled:
-                return text, tokens, "cancelled"
-            logits = model.last_logits() if tokens else prompt_logits
-            choice = next_token(model, logits, request, text, tokens, written)
-            if choice is None:
-                return text, tokens, "eos"
-            token = choice
-            if (
-                model.is_eog(token)
-                or token in request.stop_token_ids
-                or model.is_control(token)  # FIM markers never leak into a completion
-            ):
-                return text, tokens, "eos"
-            tokens.append(token)
-            text += decoder.decode(model.piece(token))
-            if request.stop is not None:
-                cut = request.stop(text)
-                if cut is not None:
-                    return text[:cut], tokens, "stop"
-            if time.perf_counter() > deadline:
-                return text, tokens, "budget"
-            if len(self._cached) >= model.n_ctx:
-                return text, tokens, "context"
-            model.decode([token], len(self._cached))
+                branch.reason = "cancelled"
+                return None
+            token = next_token(model, logits, request, branch.text, branch.tokens, written)
+            if not branch.take(model, request, token, logits):
+                return None
+            assert token is not None  # a branch that goes on took a token
+            model.decode([token], branch.position)
             self._cached.append(token)
-        return text, tokens, reason
-
-
-_HEALING_CANDIDATES = 512
-
-
-def forced_tokens(model: LlamaModel, request: GenerationRequest) -> list[int]:
-    """The tokens `next_token` forces first (see `GenerationRequest.forced_as_written`)."""
-    if request.forced_as_written and request.forced_prefix:
-        return model.tokenize(request.forced_prefix)
-    return []
-
-
-def next_token(
-    model: LlamaModel,
-    logits: npt.NDArray[np.float32],
-    request: GenerationRequest,
-    text: str,
-    tokens: Sequence[int],
-    written: Sequence[int],
-) -> int | None:
-    """The server's decoding rule, shared with the benchmark's floor: the forced tokens,
-    then tokens consistent with the healed text, then greedy; None ends the completion."""
-    if len(tokens) < len(written):
-        return written[len(tokens)]
-    if len(text) < len(request.forced_prefix):
-        return _consistent_token(model, logits, request.forced_prefix[len(text) :])
-    if request.start_on_line and not tokens:
-        return _token_on_this_line(model, logits, request.stop_token_ids)
-    return int(logits.argmax())
-
-
-def _token_on_this_line(
-    model: LlamaModel, logits: npt.NDArray[np.float32], stop_token_ids: frozenset[int]
-) -> int | None:
-    """The most likely token that neither ends the completion nor starts with a line break."""
-    count = min(_HEALING_CANDIDATES, logits.size)
-    top = np.argpartition(logits, -count)[-count:]
-    for candidate in top[np.argsort(logits[top])[::-1]]:
-        token = int(candidate)
-        if model.is_eog(token) or model.is_control(token) or token in stop_token_ids:
-            continue
-        piece = model.token_piece(token)
-        if piece and not piece.startswith(("\n", "\r")):
-            return token
-    return None
-
-
-def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
-    """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
-    count = min(_HEALING_CANDIDATES, logits.size)  # small vocabularies (test models) have fewer
-    top = np.argpartition(logits, -count)[-count:]
-    for token in top[np.argsort(logits[top])[::-1]]:
-        piece = model.token_piece(int(token))
-        # Whitespace must come back exactly: a longer run of spaces "agrees" with the
-        # indentation as text but puts the code at another depth (and the model, once
-        # past it, keeps writing spaces).
-        overshoot = piece.startswith(remaining) and piece[len(remaining) : len(remaining) + 1].isspace()
-        agrees = piece and not overshoot and (piece.startswith(remaining) or remaining.startswith(piece))
-        if agrees and not model.is_control(int(token)):
-            return int(token)
-    return None
+            branch.position += 1
+            logits = model.last_logits()

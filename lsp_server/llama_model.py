@@ -139,6 +139,7 @@ class LlamaModel:
         n_batch: int,
         on_progress: Callable[[float], None] | None = None,
         vocab_only: bool = False,
+        n_seq_max: int = 1,
     ) -> None:
         init_backend()
         self.path = path
@@ -173,7 +174,10 @@ class LlamaModel:
         ctx_params.n_ctx = n_ctx
         ctx_params.n_batch = n_batch
         ctx_params.n_ubatch = n_batch
-        ctx_params.n_seq_max = 1
+        ctx_params.n_seq_max = n_seq_max
+        # Sequences 1.. are branches of sequence 0 (candidate completions): in one unified
+        # cache they share the cells of the prompt instead of each holding a copy.
+        ctx_params.kv_unified = n_seq_max > 1
         ctx_params.n_threads = n_threads
         ctx_params.n_threads_batch = n_threads
         ctx_params.no_perf = True
@@ -190,6 +194,7 @@ class LlamaModel:
         self._ctx = ctx
         self._abort_callback = self._abort.install(ctx)
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
+        self.n_seq_max = n_seq_max
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(ctx)
 
@@ -322,9 +327,13 @@ class LlamaModel:
         """Drop every cached position from `n_keep` on; False if llama.cpp cannot."""
         return self.kv_remove(n_keep, -1)
 
-    def kv_remove(self, start: int, end: int) -> bool:
-        """Drop cached positions [start, end) (end -1: to the end)."""
-        return bool(llama_cpp.llama_memory_seq_rm(self._memory, 0, start, end))
+    def kv_remove(self, start: int, end: int, seq: int = 0) -> bool:
+        """Drop cached positions [start, end) (end -1: to the end) of sequence `seq`."""
+        return bool(llama_cpp.llama_memory_seq_rm(self._memory, seq, start, end))
+
+    def seq_copy(self, source: int, target: int) -> None:
+        """Make sequence `target` hold what `source` holds (the cells are shared, not copied)."""
+        llama_cpp.llama_memory_seq_cp(self._memory, source, target, -1, -1)
 
     def kv_shift(self, start: int, end: int, delta: int) -> None:
         """Move cached positions [start, end) by `delta` (RoPE is re-applied by llama.cpp)."""
@@ -352,6 +361,9 @@ class LlamaModel:
             batch.n_seq_id[i] = 1
             batch.seq_id[i][0] = 0
             batch.logits[i] = i == n - 1 if logits_from is None else i >= logits_from
+        self._run_batch(batch)
+
+    def _run_batch(self, batch: llama_cpp.llama_batch) -> None:
         _decoding.abort = self._abort
         try:
             status = llama_cpp.llama_decode(self._ctx, batch)
@@ -361,6 +373,33 @@ class LlamaModel:
             raise CancelledError("prompt evaluation aborted")
         if status != 0:
             raise ModelError(f"llama_decode failed with status {status}")
+
+    def decode_each(
+        self, items: Sequence[tuple[int, int, int]], *, outputs: Sequence[int] | None = None
+    ) -> None:
+        """Evaluate at most n_batch (token, position, sequence) items in one batch, keeping
+        the logits after the items whose indices are in `outputs` (all if None) for
+        `logits_ith`: several sequences advance in one pass over the weights."""
+        assert self._ctx is not None and self._batch is not None
+        n = len(items)
+        if not 0 < n <= self.n_batch:
+            raise ValueError(f"decode_each takes 1..{self.n_batch} items, got {n}")
+        kept = range(n) if outputs is None else frozenset(outputs)
+        batch = self._batch
+        batch.n_tokens = n
+        for i, (token, position, seq) in enumerate(items):
+            batch.token[i] = token
+            batch.pos[i] = position  # type: ignore[call-overload]
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = seq
+            batch.logits[i] = i in kept
+        self._run_batch(batch)
+
+    def logits_ith(self, index: int) -> npt.NDArray[np.float32]:
+        """The logits after item `index` of the last batch (valid until the next decode)."""
+        assert self._ctx is not None
+        pointer = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
 
     def last_logits(self) -> npt.NDArray[np.float32]:
         assert self._ctx is not None

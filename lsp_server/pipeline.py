@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lsp_server import syntax
 from lsp_server.context import CompletionContext, Mode, build_context, first_statement_end, stop_cut
+from lsp_server.decoding import INCOMPLETE
 from lsp_server.documents import looks_binary
 from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
 from lsp_server.languages import LanguageSpec, language_for_id
@@ -123,6 +124,8 @@ class Pipeline:
         if settings.log_buffers:
             log.info("prompt for %s: %r", request.path, model.detokenize(prompt.tokens))
         first_statement_only = whole is not None and context.mode is Mode.BLOCK
+        parses = _parse_check(context, tree)
+        candidates = settings.line_candidates if whole is None and _writes_a_whole_line(context) else 1
         budget_s = (
             settings.time_budget_block_ms
             if context.mode is Mode.BLOCK and not first_statement_only
@@ -140,6 +143,9 @@ class Pipeline:
                 forced_prefix=prompt.healed,
                 forced_as_written=_heals_indentation(context.prefix, prompt.healed),
                 start_on_line=context.mode is Mode.INLINE and template.is_fim and not prompt.healed,
+                candidates=candidates,
+                finalize=lambda raw, complete: _finalized(context, prompt, raw, complete, parses),
+                judged_text=_text_below(context) if candidates > 1 else "",
             ),
             cancel,
         )
@@ -155,10 +161,7 @@ class Pipeline:
             return Completion("", request.offset, context.mode, "cancelled", generation, (), timings)
         body = prompt.unheal(generation.text)
         finished = finish(
-            context,
-            body or "",
-            complete=generation.finish_reason not in ("budget", "length", "context"),
-            parses=_parse_check(context, tree),
+            context, body or "", complete=generation.finish_reason not in INCOMPLETE, parses=parses
         )
         timings["postprocess"] = (time.perf_counter() - generated) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
@@ -218,6 +221,24 @@ class Pipeline:
         return self.project.gather(
             Path(request.path), request.language_id, request.text, request.offset, budget
         )
+
+
+def _writes_a_whole_line(context: CompletionContext) -> bool:
+    """A blank line asked for its code: where candidates are ranked (`lsp_server.ranking`)."""
+    return context.mode is Mode.INLINE and not context.line_prefix.strip() and not context.line_suffix.strip()
+
+
+def _text_below(context: CompletionContext, lines: int = 3, most_chars: int = 400) -> str:
+    """The end of the cursor line and the lines after it, which judge a candidate line."""
+    return "".join(context.suffix.splitlines(keepends=True)[:lines])[:most_chars]
+
+
+def _finalized(
+    context: CompletionContext, prompt: Prompt, raw: str, complete: bool, parses: ParseCheckFn | None
+) -> str | None:
+    """What a candidate would insert, in the generated text's terms (healed text first)."""
+    finished = finish(context, prompt.unheal(raw) or "", complete=complete, parses=parses)
+    return prompt.healed + finished.text if finished else None
 
 
 def _heals_indentation(prefix: str, healed: str) -> bool:

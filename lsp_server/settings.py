@@ -35,6 +35,10 @@ def _meta(
     }
 
 
+MAX_CANDIDATES = 4
+"""The most candidate lines decoded side by side (the engine keeps this many KV sequences)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a user can set. Field order is the order of the reference docs."""
@@ -77,6 +81,16 @@ class Settings:
     max_tokens_block: int = field(
         default=160,
         metadata=_meta("Most tokens generated when writing a block.", minimum=1, maximum=4096),
+    )
+    line_candidates: int = field(
+        default=3,
+        metadata=_meta(
+            "On a blank line, decode this many candidate lines side by side and offer the one "
+            "the model finds most likely together with the lines below it; 1: the single most "
+            "likely line, token by token (faster).",
+            minimum=1,
+            maximum=MAX_CANDIDATES,
+        ),
     )
     time_budget_inline_ms: int = field(
         default=2000,

@@ -88,6 +88,9 @@ class FloorEngine(Engine):
         self._llama: llama_cpp.Llama | None = None
         self.priming = False
         """Evaluate the prompt only (untimed set-up of the KV cache)."""
+        self.ranked = False
+        """The last request asked for candidate lines: the floor answers it greedily
+        (`Llama` holds one sequence), so its time is the greedy line's."""
 
     def _load_llama(self) -> llama_cpp.Llama:
         if self._llama is None:
@@ -115,6 +118,7 @@ class FloorEngine(Engine):
         return future
 
     def _serve(self, request: Request) -> Generation:
+        self.ranked = request.candidates > 1
         llama = self._load_llama()
         vocab = self.model
         prompt = list(request.prompt)
@@ -207,6 +211,8 @@ class FloorRecord:
     generate_ms: float
     finish_reason: str
     text: str
+    ranked: bool = False
+    """The server ranked candidate lines here; the floor wrote the greedy one."""
 
     @property
     def engine_ms(self) -> float:
@@ -327,6 +333,7 @@ def run_floor(
                 generate_ms=generation.generate_ms,
                 finish_reason=generation.finish_reason,
                 text=completion.text,
+                ranked=engine.ranked,
             )
         )
     return FloorRun(

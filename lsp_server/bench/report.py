@@ -24,7 +24,10 @@ Definitions (also printed under the table):
   cache-answerable, that the server computed to the end (shown, empty or
   late): the single-line completion the model itself had to make. Its
   latency needs no floor, so it compares runs with different settings
-  (for example project context on and off, `--workspace`).
+  (for example project context on and off, `--workspace`). Its ratio to the
+  floor leaves out *ranked* requests (a blank line, where the server decodes
+  `lineCandidates` lines side by side and the floor, with one sequence, the
+  greedy line): they have a row of their own, the price of ranking.
 """
 
 from __future__ import annotations
@@ -225,7 +228,7 @@ def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str
     pairs = [(s, f) for s, f in runs if s.outcome in PAIRED_OUTCOMES]
     before_pause = [f for s, f in runs if s.planned_gap_ms >= PAUSE_MS]
     # Cache-answerable requests are left out: the server may serve them without the model.
-    one_key_inline = [(s, f) for s, f in pairs if is_one_key_inline(s)]
+    one_key_inline = [(s, f) for s, f in pairs if is_one_key_inline(s) and not f.ranked]
     generated = sum(f.generated_tokens for f in floor.records)
     generate_s = sum(f.generate_ms for f in floor.records) / 1000
     evaluated = sum(f.prompt_tokens - f.reused_tokens for f in floor.records)
@@ -243,6 +246,7 @@ def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str
         "ratio_all_paired": _ratio(pairs),
         "ratio_one_key_inline": _ratio(one_key_inline),
         "ratio_one_key_inline_shown": _ratio([(s, f) for s, f in one_key_inline if s.outcome == "shown"]),
+        "ratio_ranked": _ratio([(s, f) for s, f in pairs if f.ranked]),
         "cpu_s": round(floor.cpu_s, 2),
         "wall_s": round(floor.wall_s, 2),
         "load_avg_before": list(floor.load_before),
@@ -388,7 +392,8 @@ def render_table(report: dict[str, Any]) -> str:
             _row("server / floor, all paired", _ratio_text(floor["ratio_all_paired"])),
             _row("server / floor, 1-key inline*", _ratio_text(floor["ratio_one_key_inline"])),
             _row("  of which shown", _ratio_text(floor["ratio_one_key_inline_shown"])),
-            "  * after one key press, inline mode, not cache-answerable, computed to the end",
+            "  * after one key press, inline mode, not cache-answerable, computed to the end, not ranked",
+            _row("ranked blank lines / greedy floor", _ratio_text(floor["ratio_ranked"])),
         ]
     tokens = f"server {_num(srv['generated_tokens_per_s'])}"
     prompt = f"server {_num(srv['prompt_eval_tokens_per_s'])}"

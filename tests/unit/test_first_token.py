@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsp_server.engine import _token_on_this_line
+from lsp_server.decoding import _token_on_this_line
 
 PIECES = {0: "<eos>", 1: "\n", 2: "\n    x", 3: "<|file_sep|>", 4: " = 1", 5: "x"}
 

@@ -1,0 +1,187 @@
+"""The decoding rule: which token comes next, and when a completion has ended.
+
+Shared by the engine (greedy, or several candidates side by side) and the
+benchmark's floor, so that what the floor measures is what the server does.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from lsp_server.llama_model import LlamaModel
+
+FinishReason = Literal["stop", "eos", "length", "budget", "cancelled", "context"]
+INCOMPLETE: frozenset[FinishReason] = frozenset({"budget", "length", "context"})
+"""Reasons that cut a completion short of where it meant to end."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: Sequence[int]
+    max_tokens: int
+    time_budget_s: float = 10.0
+    stop: Callable[[str], int | None] | None = None
+    """Called with the text so far; returns where to cut it to stop, or None."""
+    stop_token_ids: frozenset[int] = frozenset()
+    forced_prefix: str = ""
+    """Text the completion must start with (token healing): the first tokens are
+    the most likely ones consistent with it, not simply the most likely."""
+    forced_as_written: bool = False
+    """Force `forced_prefix` as the tokenizer writes it, not as any tokens that agree
+    with it: for healed indentation, which training renders as one run of spaces (split
+    in two, the model reads a deeper indentation and answers with more spaces)."""
+    start_on_line: bool = False
+    """The first token may not end the completion or begin with a line break: when
+    finishing a line, an answer that starts on the next line is cut to nothing."""
+    candidates: int = 1
+    """Completions to decode side by side and judge (`lsp_server.ranking`); 1: greedy."""
+    finalize: Callable[[str, bool], str | None] | None = None
+    """Ranking: what a candidate would insert, given its text and whether it ended by
+    itself (post-processed, healed text included); None or "": nothing usable."""
+    judged_text: str = ""
+    """Ranking: the text after the hole, whose likelihood after each candidate judges it."""
+
+
+_HEALING_CANDIDATES = 512
+
+
+def forced_tokens(model: LlamaModel, request: GenerationRequest) -> list[int]:
+    """The tokens `next_token` forces first (see `GenerationRequest.forced_as_written`)."""
+    if request.forced_as_written and request.forced_prefix:
+        return model.tokenize(request.forced_prefix)
+    return []
+
+
+def next_token(
+    model: LlamaModel,
+    logits: npt.NDArray[np.float32],
+    request: GenerationRequest,
+    text: str,
+    tokens: Sequence[int],
+    written: Sequence[int],
+) -> int | None:
+    """The server's decoding rule, shared with the benchmark's floor: the forced tokens,
+    then tokens consistent with the healed text, then greedy; None ends the completion."""
+    if len(tokens) < len(written):
+        return written[len(tokens)]
+    if len(text) < len(request.forced_prefix):
+        return _consistent_token(model, logits, request.forced_prefix[len(text) :])
+    if request.start_on_line and not tokens:
+        return _token_on_this_line(model, logits, request.stop_token_ids)
+    return int(logits.argmax())
+
+
+def _token_on_this_line(
+    model: LlamaModel, logits: npt.NDArray[np.float32], stop_token_ids: frozenset[int]
+) -> int | None:
+    """The most likely token that neither ends the completion nor starts with a line break."""
+    found = tokens_on_this_line(model, logits, stop_token_ids, 1)
+    return found[0] if found else None
+
+
+def tokens_on_this_line(
+    model: LlamaModel, logits: npt.NDArray[np.float32], stop_token_ids: frozenset[int], count: int
+) -> list[int]:
+    """The `count` most likely tokens that neither end the completion nor start with a line break."""
+    found: list[int] = []
+    considered = min(_HEALING_CANDIDATES, logits.size)
+    top = np.argpartition(logits, -considered)[-considered:]
+    for candidate in top[np.argsort(logits[top])[::-1]]:
+        token = int(candidate)
+        if model.is_eog(token) or model.is_control(token) or token in stop_token_ids:
+            continue
+        piece = model.token_piece(token)
+        if piece and not piece.startswith(("\n", "\r")):
+            found.append(token)
+            if len(found) == count:
+                break
+    return found
+
+
+def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remaining: str) -> int | None:
+    """The most likely token whose text agrees with `remaining` (extends it or is its start)."""
+    count = min(_HEALING_CANDIDATES, logits.size)  # small vocabularies (test models) have fewer
+    top = np.argpartition(logits, -count)[-count:]
+    for token in top[np.argsort(logits[top])[::-1]]:
+        piece = model.token_piece(int(token))
+        # Whitespace must come back exactly: a longer run of spaces "agrees" with the
+        # indentation as text but puts the code at another depth (and the model, once
+        # past it, keeps writing spaces).
+        overshoot = piece.startswith(remaining) and piece[len(remaining) : len(remaining) + 1].isspace()
+        agrees = piece and not overshoot and (piece.startswith(remaining) or remaining.startswith(piece))
+        if agrees and not model.is_control(int(token)):
+            return int(token)
+    return None
+
+
+def _utf8_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")("replace")
+
+
+@dataclass
+class Branch:
+    """One completion being decoded: its text so far, the KV sequence and position its
+    next token goes to, and (once it has ended) why."""
+
+    seq: int
+    position: int
+    max_tokens: int
+    deadline: float
+    score_tokens: bool = False
+    """Add up the log-probability of each token taken (ranking)."""
+    text: str = ""
+    tokens: list[int] = field(default_factory=list)
+    logprob: float = 0.0
+    reason: FinishReason | None = None
+    decoder: codecs.IncrementalDecoder = field(default_factory=_utf8_decoder)
+
+    def take(
+        self,
+        model: LlamaModel,
+        request: GenerationRequest,
+        token: int | None,
+        logits: npt.NDArray[np.float32],
+    ) -> bool:
+        """Add the token the rule chose (None: none); False when the completion has ended
+        (`reason` says why) and the token is not to be decoded."""
+        if token is None or model.is_eog(token) or token in request.stop_token_ids or model.is_control(token):
+            self.reason = "eos"  # FIM markers never leak into a completion
+            return False
+        if self.score_tokens:
+            self.logprob += log_probability(logits, token)
+        self.tokens.append(token)
+        self.text += self.decoder.decode(model.piece(token))
+        cut = request.stop(self.text) if request.stop is not None else None
+        if cut is not None:
+            self.text = self.text[:cut]
+            self.reason = "stop"
+        elif time.perf_counter() > self.deadline:
+            self.reason = "budget"
+        elif self.position >= model.n_ctx:
+            self.reason = "context"
+        elif len(self.tokens) >= self.max_tokens:
+            self.reason = "length"
+        return self.reason is None
+
+    def forcing(self, request: GenerationRequest, written: Sequence[int]) -> bool:
+        """Whether the rule is still writing forced or healed text (it does not choose yet)."""
+        return len(self.tokens) < len(written) or len(self.text) < len(request.forced_prefix)
+
+    def fork(self, seq: int) -> Branch:
+        """A copy that goes on in sequence `seq` (the caller copies the KV cells)."""
+        twin = dataclasses.replace(self, seq=seq, tokens=list(self.tokens), decoder=_utf8_decoder())
+        twin.decoder.setstate(self.decoder.getstate())
+        return twin
+
+
+def log_probability(logits: npt.NDArray[np.float32], token: int) -> float:
+    top = float(logits.max())
+    return float(logits[token]) - top - float(np.log(np.exp(logits - top, dtype=np.float64).sum()))

@@ -1,0 +1,156 @@
+"""Several candidates for a whole line, decoded side by side and judged by the code below.
+
+Asked for a whole new line, greedy decoding commits to its first token, and
+a small model's first choice is often the wrong statement. Here the engine
+branches after the forced text (healed indentation) into one llama.cpp
+sequence per candidate, each starting with one of the most likely first
+tokens and continued greedily; one batch per step advances all of them, and
+the unified KV cache lets them share the prompt's cells. Each candidate is
+post-processed as the pipeline would (`finalize`), then judged by its own
+log-probability plus that of the lines that follow the hole, read after it:
+the model itself says which line leads into the code below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from lsp_server.decoding import (
+    INCOMPLETE,
+    Branch,
+    FinishReason,
+    GenerationRequest,
+    log_probability,
+    next_token,
+    tokens_on_this_line,
+)
+from lsp_server.llama_model import LlamaModel
+
+JUDGED_TOKENS = 32
+"""Most tokens of the text after the hole that judge a candidate."""
+
+
+class Cancel(Protocol):
+    """What ranking needs of the engine's cancel token."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    """As generated (healed text included), cut where the stop rule cut it."""
+    final: str
+    """What it would insert, post-processed ("" if nothing usable)."""
+    logprob: float
+    judged: float
+    """Log-probability of the text after the hole, read after `final`."""
+    reason: FinishReason
+
+    @property
+    def score(self) -> float:
+        return self.logprob + self.judged
+
+
+def rank(
+    model: LlamaModel,
+    request: GenerationRequest,
+    cancel: Cancel,
+    trunk: Branch,
+    logits: npt.NDArray[np.float32],
+    written: Sequence[int],
+    prompt_length: int,
+) -> tuple[Branch, tuple[Candidate, ...]]:
+    """Branch `trunk` (sequence 0, decoded up to its position) into candidates and return
+    the best one and all of them; a branch whose `reason` is "cancelled" if cancelled.
+    Leaves the other sequences' cells in the cache: the caller drops them."""
+    firsts = tokens_on_this_line(model, logits, request.stop_token_ids, request.candidates)
+    branches: list[Branch] = []
+    for seq, token in enumerate(firsts):
+        branch = trunk.fork(seq)
+        if seq:
+            model.seq_copy(0, seq)
+        branch.take(model, request, token, logits)
+        branches.append(branch)
+    if not branches:
+        trunk.reason = "eos"
+        return trunk, ()
+    live = [b for b in branches if b.reason is None]
+    while live:
+        if cancel.cancelled:
+            trunk.reason = "cancelled"
+            return trunk, ()
+        model.decode_each([(b.tokens[-1], b.position, b.seq) for b in live])
+        for index, branch in enumerate(live):
+            branch.position += 1
+            row = model.logits_ith(index)
+            chosen = next_token(model, row, request, branch.text, branch.tokens, written)
+            branch.take(model, request, chosen, row)
+        live = [b for b in live if b.reason is None]
+    if cancel.cancelled:
+        trunk.reason = "cancelled"
+        return trunk, ()
+    candidates = _judge(model, request, branches, prompt_length)
+    usable = [i for i, c in enumerate(candidates) if c.final]
+    best = max(usable, key=lambda i: (candidates[i].score, -i)) if usable else 0
+    return branches[best], candidates
+
+
+def _judge(
+    model: LlamaModel, request: GenerationRequest, branches: list[Branch], prompt_length: int
+) -> tuple[Candidate, ...]:
+    """Each candidate's score for the text after the hole, all candidates in shared batches."""
+    finals: list[str] = []
+    items: list[tuple[int, int, int]] = []
+    wanted: list[tuple[int, int, int]] = []  # (item index, branch, token it predicts)
+    for number, branch in enumerate(branches):
+        assert branch.reason is not None
+        final = branch.text
+        if request.finalize is not None:
+            final = request.finalize(branch.text, branch.reason not in INCOMPLETE) or ""
+        finals.append(final)
+        if not final or not request.judged_text:
+            continue
+        own = model.tokenize(final)
+        both = model.tokenize(final + request.judged_text)
+        after = both[len(own) :] if both[: len(own)] == own else model.tokenize(request.judged_text)
+        after = after[:JUDGED_TOKENS]
+        if not own or not after:
+            continue
+        decoded = branch.tokens[: branch.position - prompt_length]  # their cells are in the cache
+        keep = min(_common_prefix(own, decoded), len(own) - 1)
+        model.kv_remove(prompt_length + keep, -1, branch.seq)
+        evaluate = [*own[keep:], *after[:-1]]
+        first_judging = len(own) - 1 - keep  # the item after which the text after the hole starts
+        for offset, token in enumerate(evaluate):
+            if offset >= first_judging:
+                wanted.append((len(items), number, after[offset - first_judging]))
+            items.append((token, prompt_length + keep + offset, branch.seq))
+    judged = [0.0] * len(branches)
+    wanted_by_item = {item: (number, token) for item, number, token in wanted}
+    for start in range(0, len(items), model.n_batch):
+        chunk = items[start : start + model.n_batch]
+        outputs = [i for i in range(len(chunk)) if start + i in wanted_by_item]
+        model.decode_each(chunk, outputs=outputs or [len(chunk) - 1])
+        for i in outputs:
+            number, token = wanted_by_item[start + i]
+            judged[number] += log_probability(model.logits_ith(i), token)
+    return tuple(
+        Candidate(branch.text, final, branch.logprob, judged[number], branch.reason or "eos")
+        for number, (branch, final) in enumerate(zip(branches, finals, strict=True))
+    )
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count

@@ -1,0 +1,87 @@
+"""Candidate lines on a blank line: decoded side by side, judged by the code below."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from lsp_server.engine import CancelToken, Engine
+from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.settings import Settings
+
+pytestmark = pytest.mark.model
+
+SOURCE = (
+    "import math\n\n\n"
+    "def distance(a, b):\n"
+    '    """Euclidean distance between two points."""\n'
+    "    dx = a.x - b.x\n"
+    "    \n"
+    "    return math.sqrt(dx * dx + dy * dy)\n"
+)
+CURSOR = SOURCE.index("    \n") + 4  # on the blank line, after its indentation
+SLOW_OK = {"time_budget_inline_ms": 600_000, "cold_start_tokens": 0}
+
+
+@pytest.fixture
+def pipeline(engine: Engine) -> Iterator[Pipeline]:
+    yield Pipeline(engine)
+    engine.run_on_engine_thread(lambda model: None).result()  # leave an empty cache behind
+
+
+def _complete(pipeline: Pipeline, candidates: int, cancel: CancelToken | None = None):  # type: ignore[no-untyped-def]
+    request = CompletionRequest(SOURCE, CURSOR, "python", "/geometry.py")
+    return pipeline.complete(request, Settings(line_candidates=candidates, **SLOW_OK), cancel)
+
+
+def test_the_best_judged_candidate_is_offered(pipeline: Pipeline) -> None:
+    completion = _complete(pipeline, 3)
+    generation = completion.generation
+    assert generation is not None and len(generation.candidates) == 3, generation
+    usable = [c for c in generation.candidates if c.final]
+    assert usable, generation.candidates
+    best = max(usable, key=lambda c: c.score)
+    assert completion.text and best.final.endswith(completion.text), (completion.text, best)
+    # Each usable candidate was judged by the lines below: a log-probability, below zero.
+    assert all(c.judged < 0 for c in usable), usable
+    assert len({c.text for c in generation.candidates}) == 3  # three different lines
+
+
+def test_the_first_candidate_is_the_greedy_line(pipeline: Pipeline) -> None:
+    greedy = _complete(pipeline, 1)
+    ranked = _complete(pipeline, 3)
+    assert greedy.generation is not None and not greedy.generation.candidates
+    assert ranked.generation is not None
+    first = ranked.generation.candidates[0]
+    assert greedy.text and first.final.endswith(greedy.text), (greedy.text, first)
+
+
+def test_ranking_leaves_the_prompt_alone_in_the_cache(pipeline: Pipeline) -> None:
+    ranked = _complete(pipeline, 3)
+    again = _complete(pipeline, 1)  # same prompt: nothing to evaluate, whatever ranking did
+    assert ranked.generation is not None and again.generation is not None
+    assert again.generation.evaluated_tokens == 0, again.generation
+    assert again.generation.reused_tokens == ranked.generation.prompt_tokens
+
+
+def test_a_cancelled_ranking_answers_cancelled_and_the_next_request_is_whole(pipeline: Pipeline) -> None:
+    cancel = CancelToken()
+    calls = []
+    original = pipeline.engine.model.decode_each
+
+    def decode_each(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            cancel.cancel("test")
+        return original(*args, **kwargs)
+
+    pipeline.engine.model.decode_each = decode_each  # type: ignore[method-assign]
+    try:
+        cancelled = _complete(pipeline, 3, cancel)
+    finally:
+        del pipeline.engine.model.decode_each
+    assert cancelled.reason == "cancelled" and not cancelled.text, cancelled
+    after = _complete(pipeline, 3)
+    assert after.generation is not None and len(after.generation.candidates) == 3
+    assert after.text
