@@ -180,8 +180,9 @@ class Pipeline:
             reserve=settings.max_tokens_block if context.mode is Mode.BLOCK else settings.max_tokens_inline,
         )
         extra = self.project_context(request, settings)
+        path = self.project.display(Path(request.path)) if self.project and request.path else request.path
         return budget, build_prompt(
-            context, self.template, model, budget, path=request.path, extra=extra, order=self._order(settings)
+            context, self.template, model, budget, path=path, extra=extra, order=self._order(settings)
         )
 
     def _order(self, settings: Settings) -> Order | None:

@@ -206,7 +206,7 @@ class ProjectContext:
         for file_path, items in grouped.items():
             items.sort(key=lambda item: item[1].line)
             body = "\n\n".join(d.signature for _, d in items)
-            results.append((max(s for s, _ in items), ContextFile(self._display(Path(file_path)), body)))
+            results.append((max(s for s, _ in items), ContextFile(self.display(Path(file_path)), body)))
         return results
 
     def _similar_chunks(
@@ -222,10 +222,11 @@ class ProjectContext:
             seen.add(chunk.text)
             overlap = len(chunk.words & window_words) / len(chunk.words | window_words)
             if overlap > 0.05:
-                results.append((overlap, ContextFile(self._display(chunk.path), chunk.text)))
+                results.append((overlap, ContextFile(self.display(chunk.path), chunk.text)))
         return results
 
-    def _display(self, path: Path) -> str:
+    def display(self, path: Path) -> str:
+        """How a file is named in prompts: relative to its workspace folder."""
         for root in self.index.roots:
             if path.is_relative_to(root):
                 return str(path.relative_to(root))

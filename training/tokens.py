@@ -13,14 +13,17 @@ vocabulary size and the GGUF tokenizer stay as they are.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lsp_server.languages import language_for_id
 from lsp_server.templates import (
     INKLING_FIM_TOKENS,
     PREFIX_ONLY,
+    ContextFile,
     Order,
     Piece,
     Template,
@@ -179,7 +182,16 @@ def render(vocab: FimVocab, row: Mapping[str, Any], prefix: str, suffix: str) ->
     order: Order = row["order"]
     if order != "prefix" and vocab.template.family != "inkling":
         order = vocab.template.order  # other families have one trained order
-    return vocab.template.render(prefix, suffix, order=order)
+    context = [ContextFile(item["path"], item["text"]) for item in json.loads(row.get("context") or "[]")]
+    spec = language_for_id(row.get("language") or "")
+    return vocab.template.render(
+        prefix,
+        suffix,
+        path=row.get("context_path") or "",
+        context=context,
+        comment=spec.line_comment if spec else "#",
+        order=order,
+    )
 
 
 def completion_ids(tokenizer: HFTokenizer, vocab: FimVocab, row: Mapping[str, Any], middle: str) -> list[int]:
@@ -206,13 +218,17 @@ def encode_example(
     if budget < max_length // 4:
         return None
     prefix, suffix = row["prefix"], row["suffix"]
+    # Markers and project context stay whole; the code around the hole gets the rest.
+    code_budget = budget - len(encode_pieces(tokenizer, vocab, render(vocab, row, "", "")))
+    if code_budget < budget // 2:
+        return None
     for attempt in range(4):
         pieces = render(vocab, row, prefix, suffix)
         prompt = encode_pieces(tokenizer, vocab, pieces)
         if len(prompt) <= budget:
             return prompt, completion
         suffix_tokens = len(encode_text(tokenizer, suffix))
-        suffix_room = min(suffix_tokens, int(budget * suffix_share))
+        suffix_room = min(suffix_tokens, int(code_budget * suffix_share))
         suffix = _keep_head(tokenizer, suffix, suffix_room)
-        prefix = _keep_tail(tokenizer, prefix, budget - suffix_room - 8 * (attempt + 1))
+        prefix = _keep_tail(tokenizer, prefix, code_budget - suffix_room - 8 * (attempt + 1))
     return None

@@ -105,11 +105,12 @@ def test_recipe_sections() -> None:
     assert section({"max_steps": 3}, "sft", ("prepare", "sft")) == {"max_steps": 3}
 
 
-def test_shipped_recipe_is_valid() -> None:
+@pytest.mark.parametrize("recipe_file", ["gemma3-270m-cpu.yaml", "gemma3-270m-cpu-long.yaml"])
+def test_shipped_recipes_are_valid(recipe_file: str) -> None:
     from training.cli import COMMANDS, _config_class
     from training.config import load_yaml
 
-    recipe = load_yaml(Path(__file__).parents[2] / "training/recipes/gemma3-270m-cpu.yaml")
+    recipe = load_yaml(Path(__file__).parents[2] / "training/recipes" / recipe_file)
     assert set(recipe) <= set(COMMANDS)
     for name in recipe:
         build(_config_class(name), section(recipe, name, COMMANDS), name)
@@ -432,3 +433,72 @@ def test_an_optional_source_that_is_missing_is_reported_and_skipped(tmp_path: Pa
     required.sources[0].optional = False
     with pytest.raises(ConfigError, match="does not exist"):
         prepare(required, progress=False)
+
+
+GEOMETRY = '''"""Shapes."""
+
+
+def rectangle_area(width: float, height: float) -> float:
+    """Contact: owner@acme-corp.io, key AKIAABCDEFGHIJKLMNOP."""
+    return width * height
+
+
+def circle_area(radius: float) -> float:
+    return 3.14159 * radius * radius
+'''
+
+REPORT = """from shapes.geometry import circle_area, rectangle_area
+
+
+def total(shapes):
+    result = 0.0
+    for kind, size in shapes:
+        if kind == "rectangle":
+            result += rectangle_area(size, size / 2)
+        else:
+            result += circle_area(size)
+    return result
+
+
+def describe(shapes):
+    print("total area", total(shapes), "of", len(shapes), "shapes")
+    return rectangle_area(1.0, 2.0) + circle_area(0.5)
+"""
+
+
+def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path: Path) -> None:
+    import datasets
+
+    source = tmp_path / "team"
+    (source / "shapes").mkdir(parents=True)
+    (source / "shapes/__init__.py").write_text("")
+    (source / "shapes/geometry.py").write_text(GEOMETRY)
+    for i in range(6):
+        (source / f"shapes/report{i}.py").write_text(REPORT.replace("total", f"total_{i}"))
+    (source / "shapes/secret.py").write_text("def hidden_helper(x):\n    return x\n" * 3)
+    config = build(
+        PrepareConfig,
+        {
+            "sources": [{"path": str(source)}],
+            "output": str(tmp_path / "out"),
+            "validation_share": 0.0,
+            "test_share": 0.0,
+            "exclude": ["team/shapes/secret.py"],
+            "examples": {"chars_per_example": 100, "context_share": 1.0, "context_tokens": 200},
+        },
+    )
+    stats = prepare(config, progress=False)
+    rows = list(datasets.load_from_disk(str(tmp_path / "out/dataset"))["train"])
+    with_context = [r for r in rows if r["context"] != "[]"]
+    assert stats["examples"]["with_project_context"] == len(with_context) > 0
+    reports = [r for r in with_context if "report" in r["path"]]
+    assert reports, with_context
+    for row in reports:
+        files = json.loads(row["context"])
+        assert row["context_path"].startswith("shapes/report") and row["context_path"].endswith(".py")
+        text = "".join(f["path"] + f["text"] for f in files)
+        # The imported file's signatures, found by the server's own project context.
+        assert "shapes/geometry.py" in text and "def rectangle_area(width: float, height: float)" in text
+        # Nothing excluded, nothing unscrubbed, reaches a prompt.
+        assert "hidden_helper" not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "owner@" not in text
+    assert all(r["context"] == "[]" for r in rows if r["kind"] == "next_token")

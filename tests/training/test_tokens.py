@@ -111,3 +111,40 @@ def test_next_token_examples_have_no_fim_tokens(tiny_tokenizer: Any) -> None:
     prompt, completion = encoded
     assert not set(prompt) & set(vocab.taken_over)
     assert completion[-1] == tiny_tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize("order", ["psm", "spm"])
+def test_a_training_prompt_with_project_context_is_the_servers_prompt(
+    tiny_tokenizer: Any, order: str
+) -> None:
+    import dataclasses
+
+    from lsp_server.templates import ContextFile
+
+    vocab = fim_vocab(tiny_tokenizer, order)  # type: ignore[arg-type]
+    start = SOURCE.index("a + b")
+    example = fim_example(
+        "m.py", SOURCE, "python", Hole(start, start + 5, "expression"), order, ExampleConfig()
+    )
+    assert example is not None
+    extra = (ContextFile("pkg/ops.py", "def plus(a, b):"), ContextFile("pkg/util.py", "TOTAL = 0"))
+    row = dataclasses.replace(example, context_path="pkg/m.py", context=extra).as_row()
+    encoded = encode_example(tiny_tokenizer, vocab, row, max_length=512)
+    assert encoded is not None
+
+    document = SOURCE[:start] + SOURCE[start + 5 :]
+    spec = language_for_id("python")
+    assert spec is not None
+    context = build_context(document, start, spec, syntax.parse(spec, document.encode()))
+    served = build_prompt(
+        context,
+        vocab.template,
+        _ServerTokenizer(tiny_tokenizer, dict(vocab.special_ids)),
+        Budget(prefix_tokens=1024, suffix_tokens=256, n_ctx=4096, reserve=64),
+        path="pkg/m.py",
+        extra=extra,
+        order=order,  # type: ignore[arg-type]
+    )
+    assert encoded[0] == served.tokens
+    separator = vocab.special_ids["<|file_sep|>"]
+    assert encoded[0].count(separator) == 3  # two context files, then the current one

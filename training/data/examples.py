@@ -12,11 +12,14 @@ they move into the middle; and the windows start and end on whole lines.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lsp_server.templates import ContextFile
 from training.config import ConfigError
 from training.data.holes import Hole, Spans, find_spans, pick
 
@@ -42,6 +45,11 @@ class ExampleConfig:
     """Share of each FIM hole shape (syntax-aligned except 'random')."""
     spm_share: float = 0.5
     """Share of FIM examples in suffix-prefix-middle order (the rest: prefix-suffix-middle)."""
+    context_share: float = 0.0
+    """Share of FIM and comment-to-code examples given the project context the server would
+    put in front of them (signatures from other files of the same source, `data.context`)."""
+    context_tokens: int = 384
+    """Token budget of that context (the server's `contextTokens`)."""
     chars_per_example: int = 1500
     """One example per this many characters of a file..."""
     max_examples_per_file: int = 8
@@ -81,6 +89,10 @@ class Example:
     middle: str
     ends_file: bool = False
     """next_token: the completion reaches the end of the file (the model should stop there)."""
+    context_path: str = ""
+    """With project context: the file's path in its workspace (the prompt names it)."""
+    context: tuple[ContextFile, ...] = ()
+    """Project context: other files' signatures, in front of the prompt."""
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -93,6 +105,8 @@ class Example:
             "suffix": self.suffix,
             "middle": self.middle,
             "ends_file": self.ends_file,
+            "context_path": self.context_path,
+            "context": json.dumps([{"path": f.path, "text": f.text} for f in self.context]),
         }
 
 
@@ -106,7 +120,13 @@ def _file_rng(seed: int, path: str) -> random.Random:
     return random.Random(f"{seed}:{path}")
 
 
-def examples_for_file(path: str, text: str, language: str, config: ExampleConfig) -> Iterator[Example]:
+ContextSource = Callable[[str, str, str, int, int], tuple[str, list[ContextFile]]]
+"""(path, language, text, hole start, hole end) -> (path in the workspace, context)."""
+
+
+def examples_for_file(
+    path: str, text: str, language: str, config: ExampleConfig, context: ContextSource | None = None
+) -> Iterator[Example]:
     rng = _file_rng(config.seed, path)
     count = max(1, min(config.max_examples_per_file, len(text) // config.chars_per_example))
     spans: Spans | None = None
@@ -134,6 +154,10 @@ def examples_for_file(path: str, text: str, language: str, config: ExampleConfig
         seen.add((hole.start, hole.end, hole.kind))
         order = "spm" if rng.random() < config.spm_share else "psm"
         example = fim_example(path, text, language, hole, order, config, kind=kind)
+        if example is not None and context is not None and rng.random() < config.context_share:
+            where, found = context(path, language, text, hole.start, hole.end)
+            if found:
+                example = dataclasses.replace(example, context_path=where, context=tuple(found))
         if example is not None:
             count -= 1
             yield example

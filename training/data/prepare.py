@@ -11,7 +11,7 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from training.config import ConfigError, expand_path, to_dict
+from training.data.context import RepositoryContext
 from training.data.dedup import DedupConfig, duplicates
 from training.data.examples import ExampleConfig, examples_for_file
 from training.data.filters import FilterConfig, detect_language, rejection
@@ -100,6 +101,23 @@ def _dataset(datasets: Any, rows: list[dict[str, Any]], columns: tuple[str, ...]
     )
 
 
+def _contexts(
+    files: list[_File], splits: Mapping[str, str], config: ExampleConfig, progress: bool
+) -> dict[str, RepositoryContext]:
+    """Project context per split: training examples see training files only, the others
+    every kept file (as a user's whole repository would be)."""
+    if config.context_share <= 0:
+        return {}
+    with tqdm(total=2, desc="indexing sources for project context", disable=not progress) as bar:
+        train = RepositoryContext(
+            ((f.path, f.text) for f in files if splits[f.path] == "train"), config.context_tokens
+        )
+        bar.update()
+        every = RepositoryContext(((f.path, f.text) for f in files), config.context_tokens)
+        bar.update()
+    return {"train": train, "validation": every, "test": every}
+
+
 def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     """Run the whole preparation; returns the stats it also writes to stats.json."""
     import datasets
@@ -161,15 +179,38 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     split_files: dict[str, list[str]] = {split: [] for split in SPLITS}
     split_chars: Counter[str] = Counter()
-    for kept_file in tqdm(files, desc="making examples", disable=not progress):
-        path, text = kept_file.path, kept_file.text
-        split = split_of(path.split("#", 1)[0], config.validation_share, config.test_share, config.split_salt)
-        split_files[split].append(path)
-        split_chars[split] += len(text)
-        examples = examples_for_file(path, text, kept_file.language, config.examples)
-        rows[split].extend(example.as_row() for example in examples)
+    splits = {
+        f.path: split_of(
+            f.path.split("#", 1)[0], config.validation_share, config.test_share, config.split_salt
+        )
+        for f in files
+    }
+    contexts = _contexts(files, splits, config.examples, progress)
+    try:
+        for kept_file in tqdm(files, desc="making examples", disable=not progress):
+            path, text = kept_file.path, kept_file.text
+            split = splits[path]
+            split_files[split].append(path)
+            split_chars[split] += len(text)
+            examples = examples_for_file(path, text, kept_file.language, config.examples, contexts.get(split))
+            rows[split].extend(example.as_row() for example in examples)
+    finally:
+        for context in set(contexts.values()):
+            context.close()
 
-    columns = ("path", "language", "kind", "hole", "order", "prefix", "suffix", "middle", "ends_file")
+    columns = (
+        "path",
+        "language",
+        "kind",
+        "hole",
+        "order",
+        "prefix",
+        "suffix",
+        "middle",
+        "ends_file",
+        "context_path",
+        "context",
+    )
     features = datasets.Features(
         {name: datasets.Value("bool" if name == "ends_file" else "string") for name in columns}
     )
@@ -177,7 +218,8 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
         {split: _dataset(datasets, rows[split], columns, features) for split in SPLITS}
     )
     output.mkdir(parents=True, exist_ok=True)
-    dataset.save_to_disk(str(output / "dataset"))
+    # One shard per split: datasets cannot load back an empty split saved in zero shards.
+    dataset.save_to_disk(str(output / "dataset"), num_shards=dict.fromkeys(SPLITS, 1))
 
     stats["dropped"] = dict(sorted(stats["dropped"].items()))
     stats["splits"] = {
@@ -192,6 +234,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
         "language": dict(Counter(r["language"] for r in train).most_common()),
         "middle_chars": _percentiles([len(r["middle"]) for r in train]),
         "prefix_chars": _percentiles([len(r["prefix"]) for r in train]),
+        "with_project_context": sum(r["context"] != "[]" for r in train),
     }
     stats["seconds"] = round(time.monotonic() - started, 1)
     stats["config"] = to_dict(config)
