@@ -134,10 +134,9 @@ def _judge(
             items.append((token, prompt_length + keep + offset, branch.seq))
     judged = [0.0] * len(branches)
     wanted_by_item = {item: (number, token) for item, number, token in wanted}
-    for start in range(0, len(items), model.n_batch):
-        chunk = items[start : start + model.n_batch]
-        outputs = [i for i in range(len(chunk)) if start + i in wanted_by_item]
-        model.decode_each(chunk, outputs=outputs or [len(chunk) - 1])
+    for start, end in _batches(len(items), sorted(wanted_by_item), model.n_batch):
+        outputs = [i - start for i in range(start, end) if i in wanted_by_item]
+        model.decode_each(items[start:end], outputs=outputs or [end - start - 1])
         for i in outputs:
             number, token = wanted_by_item[start + i]
             judged[number] += log_probability(model.logits_ith(i), token)
@@ -145,6 +144,26 @@ def _judge(
         Candidate(branch.text, final, branch.logprob, judged[number], branch.reason or "eos")
         for number, (branch, final) in enumerate(zip(branches, finals, strict=True))
     )
+
+
+OUTPUTS_PER_BATCH = 16
+"""llama.cpp sizes its logits buffer for the most outputs a batch asked for, and keeps it:
+at 262k entries a row, 16 rows are 16 MiB where a whole batch of 128 would be 128 MiB."""
+
+
+def _batches(count: int, outputs: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """[start, end) runs of `count` items, at most `size` items and OUTPUTS_PER_BATCH of the
+    (sorted) `outputs` each."""
+    runs: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        end = min(count, start + size)
+        inside = [i for i in outputs if start <= i < end]
+        if len(inside) > OUTPUTS_PER_BATCH:
+            end = inside[OUTPUTS_PER_BATCH]  # the first output that does not fit
+        runs.append((start, end))
+        start = end
+    return runs
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
