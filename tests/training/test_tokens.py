@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from lsp_server import syntax
 from lsp_server.context import build_context
 from lsp_server.languages import language_for_id
 from lsp_server.prompt import Budget, build_prompt
-from lsp_server.templates import INKLING_FIM_TOKENS
+from lsp_server.templates import INKLING_FIM_TOKENS, ContextFile
 from training.data.examples import ExampleConfig, fim_example
 from training.data.holes import Hole
 from training.tokens import encode_example, encode_text, fim_vocab
@@ -49,14 +50,21 @@ def test_reserved_tokens_are_taken_over_for_fim(tiny_tokenizer: Any) -> None:
 
 
 @pytest.mark.parametrize("order", ["psm", "spm"])
-def test_training_prompt_is_the_servers_prompt(tiny_tokenizer: Any, order: str) -> None:
+@pytest.mark.parametrize("with_context", [False, True])
+def test_training_prompt_is_the_servers_prompt(tiny_tokenizer: Any, order: str, with_context: bool) -> None:
     vocab = fim_vocab(tiny_tokenizer, order)  # type: ignore[arg-type]
     start = SOURCE.index("a + b")
     example = fim_example(
         "m.py", SOURCE, "python", Hole(start, start + 5, "expression"), order, ExampleConfig()
     )
     assert example is not None
-    row = example.as_row()
+    extra = (
+        (ContextFile("pkg/ops.py", "def plus(a, b):"), ContextFile("pkg/util.py", "TOTAL = 0"))
+        if with_context
+        else ()
+    )
+    path = "pkg/m.py" if with_context else ""
+    row = dataclasses.replace(example, context_path=path, context=extra).as_row()
     encoded = encode_example(tiny_tokenizer, vocab, row, max_length=512)
     assert encoded is not None
     prompt, completion = encoded
@@ -70,10 +78,14 @@ def test_training_prompt_is_the_servers_prompt(tiny_tokenizer: Any, order: str) 
         vocab.template,
         _ServerTokenizer(tiny_tokenizer, dict(vocab.special_ids)),
         Budget(prefix_tokens=1024, suffix_tokens=256, n_ctx=4096, reserve=64),
+        path=path,
+        extra=extra,
         order=order,  # type: ignore[arg-type]
     )
     assert prompt == served.tokens
     assert served.healed == " " and completion == [*encode_text(tiny_tokenizer, " a + b"), vocab.stop_id]
+    # With context: two other files, then the current one, each after a file separator.
+    assert prompt.count(vocab.special_ids["<|file_sep|>"]) == (3 if with_context else 0)
 
 
 def test_long_examples_lose_the_start_of_the_prefix_and_the_end_of_the_suffix(tiny_tokenizer: Any) -> None:
@@ -111,40 +123,3 @@ def test_next_token_examples_have_no_fim_tokens(tiny_tokenizer: Any) -> None:
     prompt, completion = encoded
     assert not set(prompt) & set(vocab.taken_over)
     assert completion[-1] == tiny_tokenizer.eos_token_id
-
-
-@pytest.mark.parametrize("order", ["psm", "spm"])
-def test_a_training_prompt_with_project_context_is_the_servers_prompt(
-    tiny_tokenizer: Any, order: str
-) -> None:
-    import dataclasses
-
-    from lsp_server.templates import ContextFile
-
-    vocab = fim_vocab(tiny_tokenizer, order)  # type: ignore[arg-type]
-    start = SOURCE.index("a + b")
-    example = fim_example(
-        "m.py", SOURCE, "python", Hole(start, start + 5, "expression"), order, ExampleConfig()
-    )
-    assert example is not None
-    extra = (ContextFile("pkg/ops.py", "def plus(a, b):"), ContextFile("pkg/util.py", "TOTAL = 0"))
-    row = dataclasses.replace(example, context_path="pkg/m.py", context=extra).as_row()
-    encoded = encode_example(tiny_tokenizer, vocab, row, max_length=512)
-    assert encoded is not None
-
-    document = SOURCE[:start] + SOURCE[start + 5 :]
-    spec = language_for_id("python")
-    assert spec is not None
-    context = build_context(document, start, spec, syntax.parse(spec, document.encode()))
-    served = build_prompt(
-        context,
-        vocab.template,
-        _ServerTokenizer(tiny_tokenizer, dict(vocab.special_ids)),
-        Budget(prefix_tokens=1024, suffix_tokens=256, n_ctx=4096, reserve=64),
-        path="pkg/m.py",
-        extra=extra,
-        order=order,  # type: ignore[arg-type]
-    )
-    assert encoded[0] == served.tokens
-    separator = vocab.special_ids["<|file_sep|>"]
-    assert encoded[0].count(separator) == 3  # two context files, then the current one
