@@ -20,6 +20,7 @@ from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.prompt import Budget, Prompt, build_prompt
+from lsp_server.ranking import JUDGED_TOKENS
 from lsp_server.settings import Settings
 from lsp_server.templates import ContextFile, Order, Template, detect_template
 
@@ -126,6 +127,9 @@ class Pipeline:
         first_statement_only = whole is not None and context.mode is Mode.BLOCK
         parses = _parse_check(context, tree)
         candidates = settings.line_candidates if whole is None and _writes_a_whole_line(context) else 1
+        # The candidates share the context's cells: each may write max_tokens, then be judged.
+        if len(prompt.tokens) + candidates * (max_tokens + JUDGED_TOKENS) > model.n_ctx:
+            candidates = 1
         budget_s = (
             settings.time_budget_block_ms
             if context.mode is Mode.BLOCK and not first_statement_only

@@ -85,3 +85,16 @@ def test_a_cancelled_ranking_answers_cancelled_and_the_next_request_is_whole(pip
     after = _complete(pipeline, 3)
     assert after.generation is not None and len(after.generation.candidates) == 3
     assert after.text
+
+
+def test_a_prompt_that_leaves_no_room_for_the_candidates_is_answered_greedily(pipeline: Pipeline) -> None:
+    n_ctx = pipeline.engine.model.n_ctx
+    filler = "".join(f"value_{i} = {i} * {i}\n" for i in range(n_ctx // 6))
+    text = filler + SOURCE
+    request = CompletionRequest(text, len(filler) + CURSOR, "python", "/geometry.py")
+    # The prompt fills the context but for the greedy line's room: no room for three.
+    settings = Settings(line_candidates=3, prefix_tokens=n_ctx, **SLOW_OK)  # type: ignore[arg-type]
+    completion = pipeline.complete(request, settings)
+    assert completion.generation is not None, completion
+    assert completion.generation.prompt_tokens > n_ctx - 3 * 80
+    assert completion.generation.candidates == () and completion.text, completion
