@@ -192,6 +192,7 @@ def _time_budget(minutes: float) -> Any:
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if minutes and time.monotonic() - self.started > minutes * 60:
                 control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from, not only the adapter
                 self.stopped = True
 
     return TimeBudget()

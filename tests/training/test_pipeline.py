@@ -210,10 +210,11 @@ def test_tests_decide_when_they_exist(tmp_path: Path) -> None:
     assert (project / "calc.py").read_text() == window  # the original is never touched
 
 
-def test_time_budget_stops_training_and_keeps_the_adapter(workdir: Path) -> None:
+def test_time_budget_stops_training_and_keeps_the_adapter_and_a_checkpoint(workdir: Path) -> None:
     argv = ["train", "sft", "--config", str(workdir / "recipe.yaml"), "--set", f"output={workdir / 'budget'}"]
     argv += ["--set", "max_steps=50", "--set", "max_minutes=0.0001", "--set", "eval_examples=2"]
     assert main(argv) == 0
     report = _report(workdir / "budget/training_report.json")
     assert report["stopped_by_time_budget"] and report["optimizer_steps"] == 1
     assert (workdir / "budget/adapter_model.safetensors").exists()
+    assert [p.name for p in (workdir / "budget/checkpoints").glob("checkpoint-*")] == ["checkpoint-1"]
