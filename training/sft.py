@@ -198,6 +198,23 @@ def _time_budget(minutes: float) -> Any:
     return TimeBudget()
 
 
+def _loss_at_checkpoint(output: Path, checkpoint: str | None) -> float | None:
+    """The previous sitting's final validation loss, when it ended at this checkpoint.
+
+    A long recipe runs in several sittings; measuring the same loss again on resume
+    costs minutes of a sitting for a figure the last report already holds.
+    """
+    if checkpoint is None:
+        return None
+    try:
+        report = json.loads((output / "training_report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    step = int(Path(checkpoint).name.split("-")[-1])
+    loss = report.get("eval_loss_after")
+    return float(loss) if report.get("optimizer_steps") == step and loss is not None else None
+
+
 def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -304,14 +321,16 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         eval_dataset=eval_set,
         processing_class=tokenizer,
     )
-    before = trainer.evaluate()["eval_loss"] if len(eval_set) else None
-    budget = _time_budget(config.max_minutes)
-    trainer.add_callback(budget)
     checkpoint = (
         get_last_checkpoint(str(output / "checkpoints"))
         if config.resume and (output / "checkpoints").is_dir()
         else None
     )
+    before = _loss_at_checkpoint(output, checkpoint)
+    if before is None and len(eval_set):
+        before = trainer.evaluate()["eval_loss"]
+    budget = _time_budget(config.max_minutes)
+    trainer.add_callback(budget)
     train_started, cpu_started = time.monotonic(), time.process_time()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.monotonic() - train_started

@@ -140,9 +140,14 @@ def test_sft_resumes_from_its_last_checkpoint(workdir: Path) -> None:
         "--set",
         "max_steps=14",
     ]
+    # The last sitting ended at checkpoint-12: its final loss is the new sitting's "before",
+    # read from its report instead of measured again (a marker value shows which happened).
+    previous = workdir / "sft/training_report.json"
+    previous.write_text(json.dumps({**_report(previous), "eval_loss_after": 123.0}), encoding="utf-8")
     assert main(argv) == 0
     report = _report(workdir / "sft/training_report.json")
     assert report["resumed_from"].endswith("checkpoint-12") and report["optimizer_steps"] == 14
+    assert report["eval_loss_before"] == 123.0
 
 
 def test_second_stage_mixes_in_first_stage_data(workdir: Path) -> None:
