@@ -4,8 +4,10 @@ Sources, each switchable and each within one shared token budget and a time
 limit:
 
 * definitions - signatures of what the current file imports (resolved to
-  workspace files) and of the names used near the cursor (found in the
-  workspace index), most relevant last so it sits next to the code;
+  workspace files) and of the names it uses near the cursor or elsewhere
+  (found in the workspace index, nearest the imported folders first), long
+  classes abridged so that more names fit, most relevant last so it sits
+  next to the code;
 * buffers     - chunks of other open buffers and of recently edited regions,
   in a ring, ranked by how many identifiers they share with the lines
   around the cursor;
@@ -134,7 +136,7 @@ class ProjectContext:
         chars = int(budget.tokens * CHARS_PER_TOKEN)
         picked: list[tuple[float, ContextFile]] = []
         if budget.definitions:
-            picked += self._definitions(path, language_id, text, window_words, deadline, chars)
+            picked += self._definitions(path, language_id, text, offset, window_words, deadline, chars)
         if budget.buffers or budget.recent:
             kinds = {"buffer", "edit"} if budget.buffers else set()
             kinds |= {"recent"} if budget.recent else set()
@@ -151,6 +153,7 @@ class ProjectContext:
         path: Path,
         language_id: str,
         text: str,
+        offset: int,
         window_words: frozenset[str],
         deadline: float,
         chars: int,
@@ -163,50 +166,58 @@ class ProjectContext:
         symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
         defined_here = {d.name for d in symbols.definitions}
         imported = frozenset(symbols.imported_names)
+        # Names the file uses elsewhere (below the cursor too) are what its code works with:
+        # in Go, where a package's own names need no import, the best clue there is.
+        start = max(0, min(offset - FILE_WORDS_CHARS // 2, len(text) - FILE_WORDS_CHARS))
+        in_file = imported | _words(text[start : start + FILE_WORDS_CHARS])
         family = _family(spec.id)  # a Go file gets no C definition from testdata/
         found: dict[tuple[str, int], tuple[float, Definition]] = {}
-        for related in self.index.related_files(path, symbols):
+        related_files = self.index.related_files(path, symbols)
+        near = {path.parent, *(related.parent for related in related_files)}
+        for related in related_files:
             if time.perf_counter() > deadline:
                 break
             other = self.index.symbols(related)
             named = _module_name(related) in window_words  # `events.` is written near the cursor
             for definition in other.definitions if other else ():
                 found[(definition.path, definition.line)] = (
-                    _relevance(definition, window_words, imported, named),
+                    _relevance(definition, window_words, in_file, named),
                     definition,
                 )
         # Names near the cursor, and names imported one by one that the imported file does not
         # define itself (a package's __init__.py or a TypeScript barrel re-exporting them).
         reexported = imported - {d.name for _, d in found.values()}
-        for name in sorted((window_words | reexported) - defined_here):
+        # Where names must be imported, a bare name near the cursor that is not is a local, a
+        # parameter or a builtin: looking it up finds namesakes elsewhere in the project.
+        looked_up = window_words if spec.id not in _IMPORTING else window_words & imported
+        for name in sorted((looked_up | reexported) - defined_here):
             if time.perf_counter() > deadline:
                 break
             same_language = [d for d in self.index.lookup(name) if _family(_language_of(d.path)) == family]
             lookup_score = LOOKUP_SCORE if name in window_words else REEXPORTED_SCORE
-            for definition in same_language[:3]:
+            for definition in _nearest(same_language, near)[:3]:
                 if Path(definition.path) != path:
                     key = (definition.path, definition.line)
                     score = max(found.get(key, (0.0, definition))[0], lookup_score)
                     found[key] = (score, definition)
-        grouped: dict[str, list[tuple[float, Definition]]] = {}
+        grouped: dict[str, list[tuple[float, Definition, str]]] = {}
         used = 0
+        longest = max(MIN_DEFINITION_CHARS, chars // 3)
+        # Equally relevant: the shorter first, so that the budget holds more of the names.
         for score, definition in sorted(
-            found.values(), key=lambda item: (-item[0], item[1].path, item[1].line)
+            found.values(), key=lambda item: (-item[0], len(item[1].signature), item[1].path, item[1].line)
         ):
-            size = (
-                len(definition.signature)
-                + 2
-                + (0 if definition.path in grouped else len(definition.path) + 8)
-            )
+            signature = _abridged(definition.signature, longest)
+            size = len(signature) + 2 + (0 if definition.path in grouped else len(definition.path) + 8)
             if used + size > chars:
                 continue  # a smaller one further down may still fit
-            grouped.setdefault(definition.path, []).append((score, definition))
+            grouped.setdefault(definition.path, []).append((score, definition, signature))
             used += size
         results = []
         for file_path, items in grouped.items():
             items.sort(key=lambda item: item[1].line)
-            body = "\n\n".join(d.signature for _, d in items)
-            results.append((max(s for s, _ in items), ContextFile(self.display(Path(file_path)), body)))
+            body = "\n\n".join(signature for _, _, signature in items)
+            results.append((max(s for s, _, _ in items), ContextFile(self.display(Path(file_path)), body)))
         return results
 
     def _similar_chunks(
@@ -235,8 +246,11 @@ class ProjectContext:
 
 USED_SCORE = 2.0
 """A definition whose name is written near the cursor."""
-IMPORTED_SCORE = 1.8
-"""A definition the file imports by name (`from m import a`): the code is about to use it."""
+IN_FILE_SCORE = 1.8
+"""A definition the file imports by name (`from m import a`) or uses away from the cursor:
+the code is about to use it."""
+FILE_WORDS_CHARS = 65536
+"""How much of a file (around the cursor) is read for the names it uses."""
 LOOKUP_SCORE = 1.5
 """A definition found in the workspace index for a name near the cursor."""
 REEXPORTED_SCORE = 1.4
@@ -251,6 +265,9 @@ def _language_of(path: str) -> str | None:
     return spec.id if spec is not None else None
 
 
+_IMPORTING = frozenset({"python", "javascript", "typescript", "tsx"})
+"""Languages whose files name every outside definition they use in an import."""
+
 _FAMILIES = {"javascript": "js", "typescript": "js", "tsx": "js", "c": "c", "cpp": "c"}
 
 
@@ -259,17 +276,49 @@ def _family(language: str | None) -> str | None:
     return _FAMILIES.get(language, language) if language else None
 
 
+MIN_DEFINITION_CHARS = 240
+"""A class's summary is cut to a third of the budget (at least this): the header and first
+members say what it is, and the room left holds the other names the code uses."""
+
+
+def _abridged(signature: str, longest: int) -> str:
+    """The signature's first lines within `longest` characters, marked as cut."""
+    if len(signature) <= longest:
+        return signature
+    lines = signature.split("\n")
+    closing = lines[-1] if lines[-1].strip() == "}" else None
+    indent = lines[1][: len(lines[1]) - len(lines[1].lstrip())] if len(lines) > 1 else "    "
+    kept, size = [lines[0]], len(lines[0])
+    for line in lines[1:]:
+        if size + len(line) + 1 > longest - len(indent) - 6:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    kept.append(indent + "...")
+    if closing is not None:
+        kept.append(closing)
+    return "\n".join(kept)
+
+
+def _nearest(definitions: list[Definition], near: set[Path]) -> list[Definition]:
+    """Of several definitions of one name, those under the folders of this file and of the
+    files it imports, when there are any: a Go name without a package is its own package's,
+    and `from .abc import TaskGroup` means anyio/abc's TaskGroup, not a backend's class."""
+    close = [d for d in definitions if any(Path(d.path).is_relative_to(folder) for folder in near)]
+    return close or definitions
+
+
 def _module_name(path: Path) -> str:
     return path.parent.name if path.stem in ("__init__", "index", "mod") else path.stem
 
 
 def _relevance(
-    definition: Definition, window_words: frozenset[str], imported: frozenset[str], module_named: bool
+    definition: Definition, window_words: frozenset[str], in_file: frozenset[str], module_named: bool
 ) -> float:
     if definition.name in window_words:
         return USED_SCORE
-    if definition.name in imported:
-        return IMPORTED_SCORE
+    if definition.name in in_file:
+        return IN_FILE_SCORE
     header = _words(definition.signature.split("\n", 1)[0]) - {definition.name}
     shared = len(header & window_words) / len(header) if header else 0.0
     return RELATED_SCORE + (0.5 if module_named else 0.0) + 0.4 * shared
@@ -284,7 +333,7 @@ def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[
         size = len(item.text) + len(item.path) + 8
         if used + size > chars:
             if used + 200 > chars:
-                break
+                continue  # a shorter one further down may still fit whole
             text = item.text[: max(0, chars - used - len(item.path) - 8)]
             item = ContextFile(item.path, text[: text.rfind("\n")] if "\n" in text else text)
             size = len(item.text) + len(item.path) + 8

@@ -155,3 +155,68 @@ def test_a_name_imported_from_a_barrel_that_re_exports_it_is_looked_up(tmp_path:
     files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
     assert [f.path for f in files] == ["src/utils/errors.ts"]
     assert "export function die(code: number, ...args: any[]): never" in files[0].text
+
+
+def test_a_long_class_is_abridged_and_the_short_imports_beside_it_still_fit(tmp_path: Path) -> None:
+    methods = "".join(
+        f"  public method{i}(value: number, option?: string): number {{ return {i} }}\n" for i in range(30)
+    )
+    (tmp_path / "Scheduler.ts").write_text(f"export class Scheduler {{\n{methods}}}\n")
+    (tmp_path / "timerHandle.ts").write_text(
+        "export type TimerHandle = number | ReturnType<typeof setTimeout>;\n"
+    )
+    here = (
+        'import { Scheduler } from "./Scheduler";\nimport { TimerHandle } from "./timerHandle";\n\n'
+        "export class Action {\n  public id: \n"
+    )
+    context = ProjectContext(ProjectIndex([tmp_path]))
+    path = tmp_path.resolve() / "Action.ts"
+    files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
+    by_path = {f.path: f.text for f in files}
+    assert "export type TimerHandle" in by_path["timerHandle.ts"]
+    scheduler = by_path["Scheduler.ts"]
+    assert scheduler.startswith("export class Scheduler {") and "method0(" in scheduler
+    assert "method29(" not in scheduler and scheduler.rstrip().endswith("...\n}")
+    assert sum(len(f.text) + len(f.path) for f in files) <= 300 * 3.2
+
+
+def test_go_brings_the_package_functions_the_file_uses_elsewhere(tmp_path: Path) -> None:
+    filler = "".join(f"func helper{i}(a, b int) int {{ return a + b }}\n\n" for i in range(40))
+    (tmp_path / "helpers.go").write_text(
+        f"package noder\n\n{filler}func typed(t *Type, n Node) Node {{ return n }}\n"
+    )
+    # The window above the cursor looks like the helpers; the code below calls `typed`.
+    here = "package noder\n\nfunc build(a, b int) int {\n\t\n}\n\nfunc later(t *Type, n Node) Node {\n\treturn typed(t, n)\n}\n"
+    context = ProjectContext(ProjectIndex([tmp_path]))
+    offset = here.index("{\n\t\n") + 3
+    files = context.gather(tmp_path.resolve() / "object.go", "go", here, offset, ContextBudget(200))
+    assert any("func typed(t *Type, n Node) Node" in f.text for f in files)
+
+
+def test_a_bare_name_in_python_does_not_pull_in_a_namesake_from_elsewhere(tmp_path: Path) -> None:
+    (tmp_path / "other.py").write_text("def total(rows, weights, *, strict=False):\n    return 0\n")
+    here = "def run(rows):\n    total = 0\n    for row in rows:\n        total += row\n    \n"
+    index = ProjectIndex([tmp_path])
+    index.crawl_now()
+    assert index.lookup("total")
+    context = ProjectContext(index)
+    assert (
+        context.gather(tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(300))
+        == []
+    )
+
+
+def test_an_imported_name_means_the_definition_under_the_imported_package(tmp_path: Path) -> None:
+    (tmp_path / "abc").mkdir()
+    (tmp_path / "backends").mkdir()
+    (tmp_path / "abc" / "__init__.py").write_text("from ._tasks import TaskGroup\n")
+    (tmp_path / "abc" / "_tasks.py").write_text("class TaskGroup:\n    async def start(self, func): ...\n")
+    (tmp_path / "backends" / "asyncio.py").write_text("class TaskGroup:\n    def __init__(self, loop): ...\n")
+    (tmp_path / "streams").mkdir()
+    here = "from ..abc import TaskGroup\n\n\nasync def run(group: TaskGroup):\n    \n"
+    index = ProjectIndex([tmp_path])
+    index.crawl_now()
+    context = ProjectContext(index)
+    path = tmp_path.resolve() / "streams" / "stapled.py"
+    files = context.gather(path, "python", here, len(here) - 1, ContextBudget(300))
+    assert [f.path for f in files] == ["abc/_tasks.py"]
