@@ -216,15 +216,12 @@ class Pipeline:
         """Other files' text for this request's prompt (none without a project)."""
         if self.project is None or settings.context_tokens <= 0 or not request.path:
             return []
-        budget = ContextBudget(
-            tokens=settings.context_tokens,
-            definitions=settings.context_definitions,
-            buffers=settings.context_buffers,
-            recent=settings.context_recent,
-            time_limit_s=settings.context_time_limit_ms / 1000,
-        )
         return self.project.gather(
-            Path(request.path), request.language_id, request.text, request.offset, budget
+            Path(request.path),
+            request.language_id,
+            request.text,
+            request.offset,
+            ContextBudget.from_settings(settings),
         )
 
 

@@ -27,11 +27,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsp_server.languages import language_for_id, language_for_path
 from lsp_server.project_index import ProjectIndex
 from lsp_server.symbols import Definition, read_symbols, supported
 from lsp_server.templates import ContextFile
+
+if TYPE_CHECKING:
+    from lsp_server.settings import Settings
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 CHUNK_LINES = 32
@@ -46,6 +50,16 @@ class ContextBudget:
     buffers: bool = True
     recent: bool = True
     time_limit_s: float = 0.05
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ContextBudget:
+        return cls(
+            tokens=settings.context_tokens,
+            definitions=settings.context_definitions,
+            buffers=settings.context_buffers,
+            recent=settings.context_recent,
+            time_limit_s=settings.context_time_limit_ms / 1000,
+        )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ inkling eval --split test --per-group 1      # the CI subset (20 tasks, a few mi
 inkling eval --split dev --per-group 50 --chart eval-dev.png   # the full dev run (1000 tasks)
 inkling eval --track crossfile --lang python,go --per-group 30 --no-baseline
                                              # holes that need another file: project context vs in-file
+inkling eval --track crossfile --per-group 100 --context-only
+                                             # the same holes: does the context hold the definition?
 """
 
 from __future__ import annotations
@@ -84,6 +86,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--tasks-only", action="store_true", help="build and write the tasks; load no model")
     parser.add_argument(
+        "--context-only",
+        action="store_true",
+        help="crossfile: only gather each task's project context and count where it holds the "
+        "needed definition (seconds; loads no model)",
+    )
+    parser.add_argument(
         "--prepare",
         action="store_true",
         help="unpack the pinned npm corpora into the cache and name missing Debian packages, then exit",
@@ -125,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise InklingError("--per-group must be at least 1")
     if crossfile and args.lsp:
         raise InklingError("--lsp is not available on the crossfile track")
+    if args.context_only and not crossfile:
+        raise InklingError("--context-only measures project context: use it with --track crossfile")
     splits: list[corpus.Split] = ["dev", "test"] if args.split == "both" else [args.split]
     started = time.perf_counter()
     if crossfile:
@@ -153,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.tasks_only:
         return _write_tasks_only(out, meta, tasks)
+    if args.context_only:
+        return _context_only(args, out, meta, tasks)
     return _evaluate(args, out, meta, tasks, started)
 
 
@@ -206,6 +218,22 @@ def _rescore(source: Path, out: Path) -> int:
     print(render_decisions(decisions(results, runners[0]), runners[0]))
     if "project" in runners:
         print(render_context_use(results))
+    print(f"results: {out}")
+    return 0
+
+
+def _context_only(args: argparse.Namespace, out: Path, meta: dict[str, Any], tasks: list[Any]) -> int:
+    from tqdm import tqdm
+
+    from lsp_server.cli import settings_from_args
+    from lsp_server.evaluation import retrieval
+
+    settings, _ = settings_from_args(args)
+    meta["settings"] = dataclasses.asdict(settings)
+    progress = tqdm(tasks, desc="context", unit="task", disable=args.no_progress, file=sys.stderr)
+    results = list(retrieval.retrieve(progress, settings))
+    retrieval.write_json(out, meta, results)
+    print(retrieval.render(results))
     print(f"results: {out}")
     return 0
 

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.project_context import ProjectContext
 from lsp_server.project_index import ProjectIndex
 from lsp_server.settings import Settings
+from lsp_server.templates import ContextFile
 
 
 @dataclass(frozen=True)
@@ -107,27 +109,15 @@ class PipelineRunner:
 
 
 class ProjectRunner(PipelineRunner):
-    """Ours with project context, as the server gives it: a `ProjectContext` over
-    the task's repository as the workspace, its index crawled to the end (the
-    server crawls in the background from `initialize`), the file opened."""
+    """Ours with project context, as the server gives it for the task's file opened in its
+    repository (`Workspaces`)."""
 
     def __init__(self, engine: Engine, settings: Settings, name: str = "project") -> None:
         super().__init__(engine, settings, name)
-        self._indexes: dict[Path, ProjectIndex] = {}
-
-    def index_for(self, root: Path) -> ProjectIndex:
-        index = self._indexes.get(root)
-        if index is None:
-            index = self._indexes[root] = ProjectIndex([root])
-            index.crawl_now()
-        return index
+        self.workspaces = Workspaces()
 
     def run(self, task: Task) -> Answer:
-        if not task.repository:
-            raise InklingError(f"task {task.id} names no repository: project context needs one")
-        path = Path(task.path).resolve()  # as the index sees its files: symlinks resolved
-        project = ProjectContext(self.index_for(Path(task.repository).resolve()))
-        project.note_open(path, task.lsp_language_id, task.text)
+        path, project = self.workspaces.open(task)
         self.pipeline.project = project
         request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=str(path))
         try:
@@ -137,14 +127,43 @@ class ProjectRunner(PipelineRunner):
         finally:
             project.note_close(path)
             self.pipeline.project = None
-        found = any(f.path == task.definition and _mentions(f.text, task.names) for f in files)
         return dataclasses.replace(
-            answer, context_files=tuple(f.path for f in files), definition_in_context=found
+            answer,
+            context_files=tuple(f.path for f in files),
+            definition_in_context=holds_definition(task, files),
         )
 
 
-def _mentions(text: str, names: tuple[str, ...]) -> bool:
-    return any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
+class Workspaces:
+    """Each task's repository as the workspace, its index crawled to the end (the server
+    crawls in the background from `initialize`), kept for the tasks that follow."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[Path, ProjectIndex] = {}
+
+    def index_for(self, root: Path) -> ProjectIndex:
+        index = self._indexes.get(root)
+        if index is None:
+            index = self._indexes[root] = ProjectIndex([root])
+            index.crawl_now()
+        return index
+
+    def open(self, task: Task) -> tuple[Path, ProjectContext]:
+        """The task's file opened in a fresh `ProjectContext` (close it with `note_close`)."""
+        if not task.repository:
+            raise InklingError(f"task {task.id} names no repository: project context needs one")
+        path = Path(task.path).resolve()  # as the index sees its files: symlinks resolved
+        project = ProjectContext(self.index_for(Path(task.repository).resolve()))
+        project.note_open(path, task.lsp_language_id, task.text)
+        return path, project
+
+
+def holds_definition(task: Task, files: Sequence[ContextFile]) -> bool:
+    """Whether the context shows the definition the hole's answer names."""
+    return any(
+        f.path == task.definition and any(re.search(rf"\b{re.escape(name)}\b", f.text) for name in task.names)
+        for f in files
+    )
 
 
 NO_TIME_LIMIT_S = 600.0

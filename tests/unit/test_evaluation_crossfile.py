@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lsp_server.evaluation.corpus import directory_corpora
 from lsp_server.evaluation.crossfile import build_crossfile_tasks, find_uses, repository_symbols
 from lsp_server.evaluation.metrics import score
@@ -190,3 +192,24 @@ def test_results_read_back_with_the_repository_and_the_table_compares_project_wi
     assert {"crossfile-line", "crossfile-midline"} >= set(summaries(loaded, runners)["project"]["by_kind"])
     assert "+100.0" in table
     assert f"{len(tasks)}/{len(tasks)} prompts" in render_context_use(loaded)
+
+
+def test_context_only_counts_the_tasks_whose_definition_reaches_the_prompt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lsp_server.cli import main
+
+    root = _repository(tmp_path / "repo")
+    out = tmp_path / "context.json"
+    argv = ["eval", "--track", "crossfile", "--lang", "python,go", "--source", str(root), "--split", "both"]
+    argv += ["--context-only", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    document = json.loads(out.read_text())
+    tasks = document["tasks"]
+    assert tasks and document["summary"] == {"tasks": len(tasks), "definition_in_context": len(tasks)}
+    assert {t["definition"] for t in tasks} == {"shop/billing.py", "shapes/square.go"}
+    assert all(t["found"] and t["definition"] in t["context_files"] for t in tasks)
+    assert f"| all | {len(tasks)} | {len(tasks)} (100.0%)" in capsys.readouterr().out
+    # With project context off nothing reaches the prompt, and the count says so.
+    assert main([*argv, "--context-tokens", "0"]) == 0
+    assert json.loads(out.read_text())["summary"]["definition_in_context"] == 0
