@@ -12,7 +12,10 @@ limit:
   in a ring, ranked by how many identifiers they share with the lines
   around the cursor;
 * recent      - ranges around the places where completions were asked for
-  (what the user was looking at).
+  (what the user was looking at);
+* similar     - windows of the files the current one imports and of its folder
+  that share the most identifiers with the lines above the cursor (sibling
+  code written on the same pattern, often the very line wanted).
 
 The selection depends on the lines above the cursor, not on the line being
 typed, and is reused while that does not change: the extra context sits at
@@ -29,9 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lsp_server import snippets
 from lsp_server.languages import language_for_id, language_for_path
 from lsp_server.project_index import ProjectIndex
-from lsp_server.symbols import Definition, read_symbols, supported
+from lsp_server.symbols import Definition, FileSymbols, read_symbols, supported
 from lsp_server.templates import ContextFile
 
 if TYPE_CHECKING:
@@ -49,6 +53,7 @@ class ContextBudget:
     definitions: bool = True
     buffers: bool = True
     recent: bool = True
+    similar: bool = True
     time_limit_s: float = 0.05
 
     @classmethod
@@ -58,6 +63,7 @@ class ContextBudget:
             definitions=settings.context_definitions,
             buffers=settings.context_buffers,
             recent=settings.context_recent,
+            similar=settings.context_similar,
             time_limit_s=settings.context_time_limit_ms / 1000,
         )
 
@@ -149,8 +155,14 @@ class ProjectContext:
         deadline = time.perf_counter() + budget.time_limit_s
         chars = int(budget.tokens * CHARS_PER_TOKEN)
         picked: list[tuple[float, ContextFile]] = []
-        if budget.definitions:
-            picked += self._definitions(path, language_id, text, offset, window_words, deadline, chars)
+        spec = language_for_id(language_id)
+        symbols = None
+        if spec is not None and supported(spec) and (budget.definitions or budget.similar):
+            symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
+        if budget.definitions and symbols is not None:
+            picked += self._definitions(path, symbols, text, offset, window_words, deadline, chars)
+        if budget.similar:
+            picked += self._similar_code(path, symbols, above, deadline)
         if budget.buffers or budget.recent:
             kinds = {"buffer", "edit"} if budget.buffers else set()
             kinds |= {"recent"} if budget.recent else set()
@@ -165,7 +177,7 @@ class ProjectContext:
     def _definitions(
         self,
         path: Path,
-        language_id: str,
+        symbols: FileSymbols,
         text: str,
         offset: int,
         window_words: frozenset[str],
@@ -174,17 +186,13 @@ class ProjectContext:
     ) -> list[tuple[float, ContextFile]]:
         """Signatures ranked one by one, then grouped by file: a large related file must
         not take the whole budget with what the code does not use."""
-        spec = language_for_id(language_id)
-        if spec is None or not supported(spec):
-            return []
-        symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
         defined_here = {d.name for d in symbols.definitions}
         imported = frozenset(symbols.imported_names)
         # Names the file uses elsewhere (below the cursor too) are what its code works with:
         # in Go, where a package's own names need no import, the best clue there is.
         start = max(0, min(offset - FILE_WORDS_CHARS // 2, len(text) - FILE_WORDS_CHARS))
         in_file = imported | _words(text[start : start + FILE_WORDS_CHARS])
-        family = _family(spec.id)  # a Go file gets no C definition from testdata/
+        family = _family(symbols.language)  # a Go file gets no C definition from testdata/
         found: dict[tuple[str, int], tuple[float, Definition]] = {}
         related_files = self.index.related_files(path, symbols)
         near = {path.parent, *(related.parent for related in related_files)}
@@ -203,7 +211,7 @@ class ProjectContext:
         reexported = imported - {d.name for _, d in found.values()}
         # Where names must be imported, a bare name near the cursor that is not is a local, a
         # parameter or a builtin: looking it up finds namesakes elsewhere in the project.
-        looked_up = window_words if spec.id not in _IMPORTING else window_words & imported
+        looked_up = window_words if symbols.language not in _IMPORTING else window_words & imported
         for name in sorted((looked_up | reexported) - defined_here):
             if time.perf_counter() > deadline:
                 break
@@ -233,6 +241,23 @@ class ProjectContext:
             body = "\n\n".join(signature for _, _, signature in items)
             results.append((max(s for s, _, _ in items), ContextFile(self.display(Path(file_path)), body)))
         return results
+
+    def _similar_code(
+        self, path: Path, symbols: FileSymbols | None, above: str, deadline: float
+    ) -> list[tuple[float, ContextFile]]:
+        """Windows of the imported files and of the folder most like the lines above the cursor."""
+        related = self.index.related_files(path, symbols) if symbols is not None else []
+        files = [f for f in dict.fromkeys([*related, *self.index.neighbours(path)]) if f != path]
+        candidates: list[tuple[str, snippets.Window]] = []
+        for file in files[:SIMILAR_FILES]:
+            if time.perf_counter() > deadline:
+                break
+            candidates += [(str(file), window) for window in self.index.windows(file)]
+        best = snippets.most_similar(candidates, snippets.query(above), SIMILAR_WINDOWS, SIMILAR_LEAST)
+        return [
+            (SIMILAR_SCORE + score, ContextFile(self.display(Path(file)), window.text))
+            for score, file, window in best
+        ]
 
     def _similar_chunks(
         self, path: Path, window_words: frozenset[str], kinds: set[str]
@@ -272,6 +297,16 @@ REEXPORTED_SCORE = 1.4
 RELATED_SCORE = 0.5
 """Any other definition of an imported file (or a Go sibling), raised by how much its header
 shares with the code near the cursor and when the module's own name is written there."""
+
+
+SIMILAR_SCORE = 1.0
+"""Similar code ranks by its similarity above this (1.0 + Jaccard): a near copy of the lines
+above the cursor as high as a definition used there, a loose match below the imported names."""
+SIMILAR_WINDOWS = 2
+SIMILAR_LEAST = 0.2
+"""Least share of identifiers in common for a window to be shown at all."""
+SIMILAR_FILES = 60
+"""Files searched for similar code: those imported, then those of the same folder."""
 
 
 def _language_of(path: str) -> str | None:
@@ -355,4 +390,15 @@ def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[
                 continue
         chosen.append((score, item))
         used += size
-    return [item for _, item in reversed(chosen)]
+    return _one_per_file([item for _, item in reversed(chosen)])
+
+
+def _one_per_file(files: list[ContextFile]) -> list[ContextFile]:
+    """A file chosen twice (its signatures, and a window like the cursor's lines) is shown once,
+    where its more relevant part was, under one header."""
+    parts: dict[str, list[str]] = {}
+    for item in files:
+        parts.setdefault(item.path, []).append(item.text)
+    last = {item.path: position for position, item in enumerate(files)}
+    ordered = sorted(parts, key=last.__getitem__)
+    return [ContextFile(path, "\n\n".join(parts[path])) for path in ordered]

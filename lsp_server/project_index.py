@@ -1,4 +1,4 @@
-"""The workspace's definitions, found with tree-sitter and kept up to date.
+"""The workspace's definitions, found with tree-sitter and kept up to date, and its code in windows.
 
 Files are read lazily (an import of the current file pulls in the file it
 names) and by a slow background crawl that feeds a name -> definitions map.
@@ -12,13 +12,18 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server import snippets
 from lsp_server.languages import LanguageSpec, language_for_id, language_for_path
 from lsp_server.symbols import Definition, FileSymbols, read_symbols, supported
 
 log = logging.getLogger(__name__)
+
+WINDOW_FILES = 512
+"""Files whose windows are kept in memory (those near where the user works)."""
 
 IGNORED_DIRS = frozenset(
     {
@@ -53,6 +58,7 @@ class _Overlay:
     language_id: str
     text: str
     symbols: FileSymbols | None = None
+    windows: list[snippets.Window] | None = None
 
 
 class ProjectIndex:
@@ -72,6 +78,7 @@ class ProjectIndex:
         self._stop = threading.Event()
         self.crawl_seconds = 0.0
         self.crawled = False
+        self._windows: OrderedDict[Path, tuple[tuple[float, int], list[snippets.Window]]] = OrderedDict()
 
     # -- buffers ---------------------------------------------------------------------
 
@@ -140,6 +147,38 @@ class ProjectIndex:
             if entries and definition in entries:
                 entries.remove(definition)
 
+    def windows(self, path: Path) -> list[snippets.Window]:
+        """A file's code in overlapping windows (for similar code), from its buffer or the disk;
+        the last WINDOW_FILES files read are kept."""
+        with self._lock:
+            overlay = self._overlays.get(path)
+        if overlay is not None:
+            if overlay.windows is None:
+                overlay.windows = snippets.windows(overlay.text[: self.max_file_bytes])
+            return overlay.windows
+        try:
+            stat = path.stat()
+        except OSError:
+            return []
+        stamp = (stat.st_mtime, stat.st_size)
+        with self._lock:
+            cached = self._windows.get(path)
+            if cached is not None and cached[0] == stamp:
+                self._windows.move_to_end(path)
+                return cached[1]
+        if stat.st_size > self.max_file_bytes or not path.is_file():
+            return []
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return []
+        found = [] if b"\x00" in data[:8192] else snippets.windows(data.decode("utf-8", "replace"))
+        with self._lock:
+            self._windows[path] = (stamp, found)
+            while len(self._windows) > WINDOW_FILES:
+                self._windows.popitem(last=False)
+        return found
+
     def lookup(self, name: str) -> list[Definition]:
         with self._lock:
             return list(self._by_name.get(name, ()))
@@ -150,6 +189,7 @@ class ProjectIndex:
             cached = self._files.pop(path, None)
             if cached is not None:
                 self._unindex(cached.symbols)
+            self._windows.pop(path, None)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -168,10 +208,11 @@ class ProjectIndex:
         for module in symbols.imports:
             found.extend(self._resolve(spec, path, module))
         if spec.id in ("go", "java"):
-            found.extend(self._siblings(path))
+            found.extend(self.neighbours(path))
         return [p for p in dict.fromkeys(found) if p != path]
 
-    def _siblings(self, path: Path) -> list[Path]:
+    def neighbours(self, path: Path) -> list[Path]:
+        """Files of the same kind in the same folder (a Go or Java file's own package)."""
         try:
             entries = sorted(path.parent.iterdir())
         except OSError:

@@ -157,6 +157,12 @@ class Settings:
         default=True,
         metadata=_meta("Project context: code around places where completions were recently asked for."),
     )
+    context_similar: bool = field(
+        default=True,
+        metadata=_meta(
+            "Project context: code like the lines above the cursor from the files it imports and its folder."
+        ),
+    )
     context_time_limit_ms: int = field(
         default=50,
         metadata=_meta("Most time spent gathering project context for one request.", minimum=1, maximum=5000),

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lsp_server.evaluation.runners import Workspaces, holds_definition
+from lsp_server.evaluation.runners import Workspaces, holds_definition, shows_answer
 from lsp_server.evaluation.tasks import Task
 from lsp_server.project_context import ContextBudget
 from lsp_server.settings import Settings
@@ -27,6 +27,8 @@ class Retrieved:
     detail: str
     definition: str
     found: bool
+    answer_shown: bool
+    """The hole's text appears verbatim in the context (similar code from a sibling file)."""
     context_files: tuple[str, ...]
     context_chars: int
     gather_ms: float
@@ -52,6 +54,7 @@ def retrieve(tasks: Iterable[Task], settings: Settings) -> Iterable[Retrieved]:
             task.detail,
             task.definition,
             holds_definition(task, files),
+            shows_answer(task, files),
             tuple(f.path for f in files),
             sum(len(f.text) for f in files),
             round((time.perf_counter() - started) * 1000, 2),
@@ -66,15 +69,18 @@ def render(results: Sequence[Retrieved]) -> str:
         rows[result.detail].append(result)
         rows["all"].append(result)
     lines = [
-        "| rows | n | definition in the prompt | context chars (mean) | gather ms p50 |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| rows | n | definition in the prompt | answer shown verbatim | context chars (mean) "
+        "| gather ms p50 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in sorted(rows, key=lambda key: (key == "all", "/" in key, key)):
         group = rows[name]
         found = sum(r.found for r in group)
+        shown = sum(r.answer_shown for r in group)
         times = sorted(r.gather_ms for r in group)
         lines.append(
             f"| {name} | {len(group)} | {found} ({100 * found / len(group):.1f}%) "
+            f"| {shown} ({100 * shown / len(group):.1f}%) "
             f"| {sum(r.context_chars for r in group) / len(group):.0f} | {times[len(times) // 2]:.1f} |"
         )
     return "\n".join(lines)
@@ -86,7 +92,11 @@ def write_json(path: Path, meta: dict[str, object], results: Sequence[Retrieved]
     found = sum(r.found for r in results)
     document = {
         "meta": meta,
-        "summary": {"tasks": len(results), "definition_in_context": found},
+        "summary": {
+            "tasks": len(results),
+            "definition_in_context": found,
+            "answer_shown": sum(r.answer_shown for r in results),
+        },
         "tasks": [r.record() for r in results],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

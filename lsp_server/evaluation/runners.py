@@ -166,6 +166,12 @@ def holds_definition(task: Task, files: Sequence[ContextFile]) -> bool:
     )
 
 
+def shows_answer(task: Task, files: Sequence[ContextFile]) -> bool:
+    """Whether the context holds the hole's text as it is (a sibling file's twin line)."""
+    answer = task.expected.strip()
+    return bool(answer) and any(answer in f.text for f in files)
+
+
 NO_TIME_LIMIT_S = 600.0
 
 

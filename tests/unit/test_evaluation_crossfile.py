@@ -206,10 +206,13 @@ def test_context_only_counts_the_tasks_whose_definition_reaches_the_prompt(
     assert main(argv) == 0
     document = json.loads(out.read_text())
     tasks = document["tasks"]
-    assert tasks and document["summary"] == {"tasks": len(tasks), "definition_in_context": len(tasks)}
+    summary = document["summary"]
+    assert tasks and summary["tasks"] == len(tasks) and summary["definition_in_context"] == len(tasks)
+    assert summary["answer_shown"] == sum(t["answer_shown"] for t in tasks)
     assert {t["definition"] for t in tasks} == {"shop/billing.py", "shapes/square.go"}
     assert all(t["found"] and t["definition"] in t["context_files"] for t in tasks)
     assert f"| all | {len(tasks)} | {len(tasks)} (100.0%)" in capsys.readouterr().out
     # With project context off nothing reaches the prompt, and the count says so.
     assert main([*argv, "--context-tokens", "0"]) == 0
-    assert json.loads(out.read_text())["summary"]["definition_in_context"] == 0
+    off = json.loads(out.read_text())["summary"]
+    assert off["definition_in_context"] == 0 and off["answer_shown"] == 0

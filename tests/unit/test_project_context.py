@@ -51,7 +51,7 @@ def test_gather_brings_the_imported_signatures(tmp_path: Path) -> None:
     context = ProjectContext(ProjectIndex([root]))
     offset = REPORT.index("total = ") + len("total = ")
     files = context.gather(
-        root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(tokens=300)
+        root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(tokens=300, similar=False)
     )
     assert [f.path for f in files] == ["shop/billing.py"]
     assert "def compute_total(invoice, tax_rate=0.2):" in files[0].text
@@ -201,7 +201,9 @@ def test_a_bare_name_in_python_does_not_pull_in_a_namesake_from_elsewhere(tmp_pa
     assert index.lookup("total")
     context = ProjectContext(index)
     assert (
-        context.gather(tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(300))
+        context.gather(
+            tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(300, similar=False)
+        )
         == []
     )
 
@@ -220,3 +222,13 @@ def test_an_imported_name_means_the_definition_under_the_imported_package(tmp_pa
     path = tmp_path.resolve() / "streams" / "stapled.py"
     files = context.gather(path, "python", here, len(here) - 1, ContextBudget(300))
     assert [f.path for f in files] == ["abc/_tasks.py"]
+
+
+def test_a_file_shown_for_its_signatures_and_for_similar_code_has_one_header(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    offset = REPORT.index("total = ") + len("total = ")
+    files = context.gather(root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(300))
+    assert [f.path for f in files] == ["shop/billing.py"]
+    text = files[0].text
+    assert "def compute_total(invoice, tax_rate=0.2):" in text and "return 1" in text
