@@ -20,6 +20,8 @@ limit:
 The selection depends on the lines above the cursor, not on the line being
 typed, and is reused while that does not change: the extra context sits at
 the start of the prompt, and keeping it identical keeps the KV cache valid.
+When the user moves on to a new line, the shown context stays as long as it
+still holds the best item of the new choice (see `_still_covers`).
 """
 
 from __future__ import annotations
@@ -168,9 +170,8 @@ class ProjectContext:
             kinds |= {"recent"} if budget.recent else set()
             picked += self._similar_chunks(path, window_words, kinds)
         chosen = _within_budget(picked, chars)
-        same_budget = previous is not None and previous[0][1:] == key[1:]
-        if previous is not None and same_budget and set(chosen) <= set(previous[1]):
-            chosen = previous[1]  # still covers what is relevant: keep the prompt's start
+        if previous is not None and previous[0][1] == budget and _still_covers(previous[1], chosen):
+            chosen = previous[1]  # keep the prompt's start, and the KV cache behind it
         self._last[path] = (key, chosen)
         return chosen
 
@@ -391,6 +392,17 @@ def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[
         chosen.append((score, item))
         used += size
     return _one_per_file([item for _, item in reversed(chosen)])
+
+
+def _still_covers(shown: list[ContextFile], fresh: list[ContextFile]) -> bool:
+    """Whether the context in the prompt may stay although the cursor's lines moved on.
+
+    Any change to it costs evaluating the whole prompt again (every token after it
+    shifts), seconds in which keystrokes go unanswered. So it stays while it holds
+    all of the fresh choice or at least its best item (the last), the one nearest
+    the code; the lesser items may lag behind until the best one changes."""
+    kept = set(shown)
+    return set(fresh) <= kept or fresh[-1] in kept
 
 
 def _one_per_file(files: list[ContextFile]) -> list[ContextFile]:

@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from lsp_server.project_context import ContextBudget, ProjectContext
+from lsp_server.project_context import ContextBudget, ProjectContext, _still_covers
 from lsp_server.project_index import ProjectIndex
+from lsp_server.templates import ContextFile
 
 BILLING = '''"""Billing."""
 
@@ -95,6 +96,37 @@ def test_a_covering_selection_is_kept_across_new_lines(tmp_path: Path) -> None:
     moved = REPORT[:offset] + "compute_total(invoice)\n        other_name = 1\n        x = "
     again = context.gather(path, "python", moved, len(moved), ContextBudget(tokens=300))
     assert again is first
+
+
+def test_the_shown_selection_stays_while_it_holds_the_best_item(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    context = ProjectContext(ProjectIndex([root]))
+    notes = "ledger_rows = tally_ledger(ledger_totals)\n"
+    context.note_open(root.resolve() / "notes.py", "python", notes)
+    path = root.resolve() / "shop/report.py"
+    offset = REPORT.index("total = ") + len("total = ")
+    budget = ContextBudget(tokens=300, similar=False)
+    first = context.gather(path, "python", REPORT, offset, budget)
+    assert [f.path for f in first] == ["shop/billing.py"]
+    # The new line above shares words with the open buffer: the fresh choice adds it in
+    # front of billing.py, its best item; the prompt keeps the context it has.
+    moved = REPORT[:offset] + "ledger_rows = ledger_totals\n        x = "
+    fresh = ProjectContext(ProjectIndex([root]))
+    fresh.note_open(root.resolve() / "notes.py", "python", notes)
+    assert [f.path for f in fresh.gather(path, "python", moved, len(moved), budget)] == [
+        "notes.py",
+        "shop/billing.py",
+    ]
+    assert context.gather(path, "python", moved, len(moved), budget) is first
+
+
+def test_a_new_best_item_replaces_the_shown_selection() -> None:
+    billing = ContextFile("shop/billing.py", "def compute_total(invoice): ...")
+    notes = ContextFile("notes.py", "def tally_ledger(rows): ...")
+    assert _still_covers([billing], [notes, billing])
+    assert _still_covers([notes, billing], [billing])
+    assert not _still_covers([billing], [billing, notes])
+    assert _still_covers([billing], [])
 
 
 def test_a_submodule_imported_from_its_package_is_related(tmp_path: Path) -> None:
