@@ -159,12 +159,14 @@ class ProjectContext:
         picked: list[tuple[float, ContextFile]] = []
         spec = language_for_id(language_id)
         symbols = None
+        related: list[Path] = []
         if spec is not None and supported(spec) and (budget.definitions or budget.similar):
             symbols = read_symbols(spec, str(path), text.encode("utf-8", "surrogatepass"))
+            related = self.index.related_files(path, symbols)
         if budget.definitions and symbols is not None:
-            picked += self._definitions(path, symbols, text, offset, window_words, deadline, chars)
+            picked += self._definitions(path, symbols, related, text, offset, window_words, deadline, chars)
         if budget.similar:
-            picked += self._similar_code(path, symbols, above, deadline)
+            picked += self._similar_code(path, related, above, deadline)
         if budget.buffers or budget.recent:
             kinds = {"buffer", "edit"} if budget.buffers else set()
             kinds |= {"recent"} if budget.recent else set()
@@ -179,6 +181,7 @@ class ProjectContext:
         self,
         path: Path,
         symbols: FileSymbols,
+        related_files: list[Path],
         text: str,
         offset: int,
         window_words: frozenset[str],
@@ -195,7 +198,6 @@ class ProjectContext:
         in_file = imported | _words(text[start : start + FILE_WORDS_CHARS])
         family = _family(symbols.language)  # a Go file gets no C definition from testdata/
         found: dict[tuple[str, int], tuple[float, Definition]] = {}
-        related_files = self.index.related_files(path, symbols)
         near = {path.parent, *(related.parent for related in related_files)}
         for related in related_files:
             if time.perf_counter() > deadline:
@@ -244,10 +246,9 @@ class ProjectContext:
         return results
 
     def _similar_code(
-        self, path: Path, symbols: FileSymbols | None, above: str, deadline: float
+        self, path: Path, related: list[Path], above: str, deadline: float
     ) -> list[tuple[float, ContextFile]]:
         """Windows of the imported files and of the folder most like the lines above the cursor."""
-        related = self.index.related_files(path, symbols) if symbols is not None else []
         files = [f for f in dict.fromkeys([*related, *self.index.neighbours(path)]) if f != path]
         candidates: list[tuple[str, snippets.Window]] = []
         for file in files[:SIMILAR_FILES]:
@@ -271,7 +272,7 @@ class ProjectContext:
             if not chunk.words or chunk.text in seen:
                 continue
             seen.add(chunk.text)
-            overlap = len(chunk.words & window_words) / len(chunk.words | window_words)
+            overlap = snippets.jaccard(chunk.words, window_words)
             if overlap > 0.05:
                 results.append((overlap, ContextFile(self.display(chunk.path), chunk.text)))
         return results

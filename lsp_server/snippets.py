@@ -61,9 +61,14 @@ def query(text_above_cursor: str) -> frozenset[str]:
     return identifiers("\n".join(text_above_cursor.split("\n")[-WINDOW_LINES - 1 :]))
 
 
+def jaccard(words: frozenset[str], other: frozenset[str]) -> float:
+    """Shared identifiers over all of them: how alike two pieces of code are (0 to 1)."""
+    union = len(words | other)
+    return len(words & other) / union if union else 0.0
+
+
 def similarity(window: Window, wanted: frozenset[str]) -> float:
-    union = len(window.words | wanted)
-    return len(window.words & wanted) / union if union else 0.0
+    return jaccard(window.words, wanted)
 
 
 def most_similar(
