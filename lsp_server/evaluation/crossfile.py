@@ -67,12 +67,17 @@ class RepositorySymbols:
 
 
 def repository_symbols(repo: Corpus) -> RepositorySymbols:
-    spec = language_for_id(repo.language)
+    return symbols_under(repo.root, repo.language)
+
+
+def symbols_under(root: Path, language: str) -> RepositorySymbols:
+    """Who defines what among the files of `language` under `root` (a workspace)."""
+    spec = language_for_id(language)
     defined: dict[str, set[str]] = {}
     modules: dict[str, str] = {}
     if spec is None or not supported(spec):
         return RepositorySymbols({}, modules)
-    for path in definition_files(repo):
+    for path in definition_files(root, language):
         try:
             data = path.read_bytes()
         except OSError:
@@ -84,15 +89,15 @@ def repository_symbols(repo: Corpus) -> RepositorySymbols:
     return RepositorySymbols({k: frozenset(v) for k, v in defined.items()}, modules)
 
 
-def definition_files(repo: Corpus) -> list[Path]:
-    """Every file of the repository's language, small ones too (holes skip those, definitions not);
+def definition_files(root: Path, language: str) -> list[Path]:
+    """Every file of the language, small ones too (holes skip those, definitions not);
     Go tests aside."""
     found: list[Path] = []
-    for directory, subdirs, names in os.walk(repo.root):
+    for directory, subdirs, names in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in IGNORED_DIRS and d not in PYTHON_EXCLUDE)
         for name in sorted(names):
             spec = language_for_path(name)
-            if spec is not None and spec.id == repo.language and not name.endswith("_test.go"):
+            if spec is not None and spec.id == language and not name.endswith("_test.go"):
                 found.append(Path(directory) / name)
     return found
 

@@ -357,9 +357,14 @@ HOLE_FINDERS: dict[HoleKind, Callable[[_File], list[Hole]]] = {
 
 def parse_clean(source: SourceFile) -> _File | None:
     """The parsed file, or None when it cannot be read or does not parse without errors."""
-    spec = language_for_id(source.language)
     text = read_source(source.path)
-    if spec is None or text is None:
+    return None if text is None else parse_text(source.language, text)
+
+
+def parse_text(language: str, text: str) -> _File | None:
+    """The parsed text, or None for a language without a grammar or text with syntax errors."""
+    spec = language_for_id(language)
+    if spec is None:
         return None
     tree = syntax.parse(spec, text.encode("utf-8"))
     if tree.root_node.has_error:

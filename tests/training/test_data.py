@@ -502,3 +502,45 @@ def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path:
         # Nothing excluded, nothing unscrubbed, reaches a prompt.
         assert "hidden_helper" not in text and "AKIAABCDEFGHIJKLMNOP" not in text and "owner@" not in text
     assert all(r["context"] == "[]" for r in rows if r["kind"] == "next_token")
+
+
+def test_crossfile_holes_are_first_uses_of_another_files_names_and_carry_its_context(tmp_path: Path) -> None:
+    import datasets
+
+    source = tmp_path / "team"
+    (source / "shapes").mkdir(parents=True)
+    (source / "shapes/__init__.py").write_text("")
+    (source / "shapes/geometry.py").write_text(GEOMETRY)
+    for i in range(6):
+        (source / f"shapes/report{i}.py").write_text(REPORT.replace("total", f"total_{i}"))
+    config = build(
+        PrepareConfig,
+        {
+            "sources": [{"path": str(source)}],
+            "output": str(tmp_path / "out"),
+            "validation_share": 0.0,
+            "test_share": 0.0,
+            "examples": {
+                "mix": {"fim": 1.0},
+                "holes": {"crossfile": 1.0},
+                "chars_per_example": 100,
+                "context_tokens": 200,
+            },
+        },
+    )
+    prepare(config, progress=False)
+    rows = list(datasets.load_from_disk(str(tmp_path / "out/dataset"))["train"])
+    crossfile = [r for r in rows if r["hole"] == "crossfile"]
+    # Only the reports use names another file defines; geometry.py has no such line.
+    assert crossfile and all("report" in r["path"] for r in crossfile)
+    for row in crossfile:
+        # The hole is (the rest of) one line, holding its first use of a geometry function...
+        assert "rectangle_area(" in row["middle"] or "circle_area(" in row["middle"]
+        assert row["middle"].count("\n") <= 1
+        # ...which the prefix has not used yet, outside its import.
+        body = row["prefix"].split("\n", 1)[1] if row["prefix"].startswith("from ") else row["prefix"]
+        name = "rectangle_area" if "rectangle_area(" in row["middle"] else "circle_area"
+        assert f"{name}(" not in body
+        # And it always comes with the context that answers it.
+        files = json.loads(row["context"])
+        assert "def rectangle_area(width: float, height: float)" in "".join(f["text"] for f in files)

@@ -7,15 +7,22 @@ begins. So some FIM examples get the context the server would give at their
 hole: each source is mirrored into a scratch directory (its kept, scrubbed
 files only: nothing held out or unscrubbed can reach a prompt), indexed with
 the server's `ProjectIndex`, and asked with `ProjectContext.gather`.
+
+Most random holes do not need another file, so the model would rarely learn
+to read the context; cross-file holes (the first use of a name another file
+defines, found by the cross-file evaluation's own code) are those that do.
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from lsp_server.evaluation.crossfile import RepositorySymbols, crossfile_holes, find_uses, symbols_under
+from lsp_server.evaluation.tasks import parse_text
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.project_index import ProjectIndex
 from lsp_server.templates import ContextFile
@@ -42,6 +49,7 @@ class RepositoryContext:
             target.write_text(text, encoding="utf-8", errors="surrogatepass")
             sources.add(path.split("/", 1)[0])
         self._projects: dict[str, ProjectContext] = {}
+        self._symbols: dict[tuple[str, str], RepositorySymbols] = {}
         for source in sorted(sources):
             index = ProjectIndex([self._scratch / source], max_files=20_000)
             index.crawl_now()
@@ -62,6 +70,20 @@ class RepositoryContext:
         finally:
             project.note_close(file_path)
         return project.display(file_path), found
+
+    def crossfile_holes(
+        self, path: str, language: str, text: str, rng: random.Random
+    ) -> list[tuple[int, int]]:
+        """Lines whose first use of a name only another file of the source defines: the line's
+        code, or its rest from the name."""
+        source = path.split("/", 1)[0]
+        file = parse_text(language, text) if source in self._projects and "#" not in path else None
+        if file is None:
+            return []
+        if (source, language) not in self._symbols:
+            self._symbols[source, language] = symbols_under(self._scratch / source, language)
+        uses = find_uses(file, str(self._scratch / path), self._symbols[source, language])
+        return [(hole.start, hole.end) for hole, _ in crossfile_holes(file, uses, rng)]
 
     def close(self) -> None:
         for project in self._projects.values():

@@ -15,15 +15,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lsp_server.templates import ContextFile
 from training.config import ConfigError
 from training.data.holes import Hole, Spans, find_spans, pick
 
 EXAMPLE_KINDS = ("fim", "comment_code", "next_token")
+HOLE_SHAPES = ("random", "line", "line_rest", "expression", "block", "crossfile")
 
 
 @dataclass
@@ -40,9 +41,13 @@ class ExampleConfig:
             "line_rest": 0.25,
             "expression": 0.1,
             "block": 0.2,
+            "crossfile": 0.0,
         }
     )
-    """Share of each FIM hole shape (syntax-aligned except 'random')."""
+    """Share of each FIM hole shape (syntax-aligned except 'random'). 'crossfile': a line's
+    first use of a name that only another file of the source defines (the holes of `inkling
+    eval --track crossfile`), always with project context; other shapes stand in where a file
+    has none."""
     spm_share: float = 0.5
     """Share of FIM examples in suffix-prefix-middle order (the rest: prefix-suffix-middle)."""
     context_share: float = 0.0
@@ -65,7 +70,7 @@ class ExampleConfig:
     def __post_init__(self) -> None:
         for name, table, known in (
             ("mix", self.mix, EXAMPLE_KINDS),
-            ("holes", self.holes, ("random", "line", "line_rest", "expression", "block")),
+            ("holes", self.holes, HOLE_SHAPES),
         ):
             unknown = set(table) - set(known)
             if unknown:
@@ -81,7 +86,7 @@ class Example:
     kind: str
     """fim | comment_code | next_token."""
     hole: str
-    """Hole shape: random, line, line_rest, expression, block, comment_code, or '' for next_token."""
+    """Hole shape: one of HOLE_SHAPES, comment_code, or '' for next_token."""
     order: str
     """psm | spm | prefix."""
     prefix: str
@@ -120,8 +125,20 @@ def _file_rng(seed: int, path: str) -> random.Random:
     return random.Random(f"{seed}:{path}")
 
 
-ContextSource = Callable[[str, str, str, int, int], tuple[str, list[ContextFile]]]
-"""(path, language, text, hole start, hole end) -> (path in the workspace, context)."""
+class ContextSource(Protocol):
+    """Project context for holes of one split (`data.context.RepositoryContext`)."""
+
+    def __call__(
+        self, path: str, language: str, text: str, start: int, end: int, /
+    ) -> tuple[str, list[ContextFile]]:
+        """(path in the workspace, context) for the hole text[start:end]."""
+        ...
+
+    def crossfile_holes(
+        self, path: str, language: str, text: str, rng: random.Random, /
+    ) -> list[tuple[int, int]]:
+        """(start, end) of the holes whose answer uses another file's name."""
+        ...
 
 
 def examples_for_file(
@@ -130,6 +147,7 @@ def examples_for_file(
     rng = _file_rng(config.seed, path)
     count = max(1, min(config.max_examples_per_file, len(text) // config.chars_per_example))
     spans: Spans | None = None
+    crossfile: list[tuple[int, int]] | None = None
     seen: set[tuple[int, int, str]] = set()
     for _ in range(count * 3):  # a few retries for shapes a file lacks
         if count <= 0:
@@ -148,13 +166,23 @@ def examples_for_file(
             hole = pick(spans, "comment_code", text, rng, config.max_random_chars)
         if hole is None:
             kind = "fim"
-            hole = pick(spans, _weighted(rng, config.holes), text, rng, config.max_random_chars)
+            shape = _weighted(rng, config.holes)
+            if shape == "crossfile":
+                if crossfile is None:
+                    crossfile = [] if context is None else context.crossfile_holes(path, language, text, rng)
+                hole = Hole(*rng.choice(crossfile), "crossfile") if crossfile else None
+            else:
+                hole = pick(spans, shape, text, rng, config.max_random_chars)
         if hole is None or (hole.start, hole.end, hole.kind) in seen:
             continue
         seen.add((hole.start, hole.end, hole.kind))
         order = "spm" if rng.random() < config.spm_share else "psm"
         example = fim_example(path, text, language, hole, order, config, kind=kind)
-        if example is not None and context is not None and rng.random() < config.context_share:
+        if (
+            example is not None
+            and context is not None
+            and (hole.kind == "crossfile" or rng.random() < config.context_share)
+        ):
             where, found = context(path, language, text, hole.start, hole.end)
             if found:
                 example = dataclasses.replace(example, context_path=where, context=tuple(found))

@@ -106,7 +106,7 @@ def _contexts(
 ) -> dict[str, RepositoryContext]:
     """Project context per split: training examples see training files only, the others
     every kept file (as a user's whole repository would be)."""
-    if config.context_share <= 0:
+    if config.context_share <= 0 and config.holes.get("crossfile", 0) <= 0:
         return {}
     with tqdm(total=2, desc="indexing sources for project context", disable=not progress) as bar:
         train = RepositoryContext(
