@@ -68,6 +68,11 @@ def offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # On CPUs with AVX512-BF16, importing bitsandbytes asks the hub (through `kernels`) for an
+    # optional 4-bit kernel; offline, that fails with warnings that read like network errors.
+    # CPU training never runs 4-bit (float32 LoRA): nothing there a user can act on.
+    for noisy in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def load_tokenizer(path: Path) -> Any:
