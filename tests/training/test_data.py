@@ -466,9 +466,8 @@ def describe(shapes):
 """
 
 
-def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path: Path) -> None:
-    import datasets
-
+def _shapes_project(tmp_path: Path, examples: dict[str, object]) -> PrepareConfig:
+    """A package whose six reports use geometry.py's functions; a prepare config over it."""
     source = tmp_path / "team"
     (source / "shapes").mkdir(parents=True)
     (source / "shapes/__init__.py").write_text("")
@@ -476,7 +475,7 @@ def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path:
     for i in range(6):
         (source / f"shapes/report{i}.py").write_text(REPORT.replace("total", f"total_{i}"))
     (source / "shapes/secret.py").write_text("def hidden_helper(x):\n    return x\n" * 3)
-    config = build(
+    return build(
         PrepareConfig,
         {
             "sources": [{"path": str(source)}],
@@ -484,8 +483,16 @@ def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path:
             "validation_share": 0.0,
             "test_share": 0.0,
             "exclude": ["team/shapes/secret.py"],
-            "examples": {"chars_per_example": 100, "context_share": 1.0, "context_tokens": 200},
+            "examples": examples,
         },
+    )
+
+
+def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path: Path) -> None:
+    import datasets
+
+    config = _shapes_project(
+        tmp_path, {"chars_per_example": 100, "context_share": 1.0, "context_tokens": 200}
     )
     stats = prepare(config, progress=False)
     rows = list(datasets.load_from_disk(str(tmp_path / "out/dataset"))["train"])
@@ -507,26 +514,9 @@ def test_some_examples_carry_the_project_context_the_server_would_give(tmp_path:
 def test_crossfile_holes_are_first_uses_of_another_files_names_and_carry_its_context(tmp_path: Path) -> None:
     import datasets
 
-    source = tmp_path / "team"
-    (source / "shapes").mkdir(parents=True)
-    (source / "shapes/__init__.py").write_text("")
-    (source / "shapes/geometry.py").write_text(GEOMETRY)
-    for i in range(6):
-        (source / f"shapes/report{i}.py").write_text(REPORT.replace("total", f"total_{i}"))
-    config = build(
-        PrepareConfig,
-        {
-            "sources": [{"path": str(source)}],
-            "output": str(tmp_path / "out"),
-            "validation_share": 0.0,
-            "test_share": 0.0,
-            "examples": {
-                "mix": {"fim": 1.0},
-                "holes": {"crossfile": 1.0},
-                "chars_per_example": 100,
-                "context_tokens": 200,
-            },
-        },
+    config = _shapes_project(
+        tmp_path,
+        {"mix": {"fim": 1.0}, "holes": {"crossfile": 1.0}, "chars_per_example": 100, "context_tokens": 200},
     )
     prepare(config, progress=False)
     rows = list(datasets.load_from_disk(str(tmp_path / "out/dataset"))["train"])
