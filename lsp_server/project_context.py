@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from lsp_server import snippets
 from lsp_server.languages import language_for_id, language_for_path
-from lsp_server.project_index import PACKAGE_FOLDER_LANGUAGES, ProjectIndex
+from lsp_server.project_index import ProjectIndex
 from lsp_server.symbols import Definition, FileSymbols, read_symbols, supported
 from lsp_server.templates import ContextFile
 
@@ -166,9 +166,7 @@ class ProjectContext:
         if budget.definitions and symbols is not None:
             picked += self._definitions(path, symbols, related, text, offset, window_words, deadline, chars)
         if budget.similar:
-            # Go's and Java's related files already hold the folder (the package).
-            folder_in_related = symbols is not None and symbols.language in PACKAGE_FOLDER_LANGUAGES
-            picked += self._similar_code(path, related, above, deadline, folder_in_related)
+            picked += self._similar_code(path, related, above, deadline)
         if budget.buffers or budget.recent:
             kinds = {"buffer", "edit"} if budget.buffers else set()
             kinds |= {"recent"} if budget.recent else set()
@@ -248,11 +246,10 @@ class ProjectContext:
         return results
 
     def _similar_code(
-        self, path: Path, related: list[Path], above: str, deadline: float, folder_in_related: bool
+        self, path: Path, related: list[Path], above: str, deadline: float
     ) -> list[tuple[float, ContextFile]]:
         """Windows of the imported files and of the folder most like the lines above the cursor."""
-        folder = [] if folder_in_related else self.index.neighbours(path)
-        files = [f for f in dict.fromkeys([*related, *folder]) if f != path]
+        files = [f for f in dict.fromkeys([*related, *self.index.neighbours(path)]) if f != path]
         candidates: list[tuple[str, snippets.Window]] = []
         for file in files[:SIMILAR_FILES]:
             if time.perf_counter() > deadline:

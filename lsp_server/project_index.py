@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 WINDOW_FILES = 512
 """Files whose windows are kept in memory (those near where the user works)."""
 
-PACKAGE_FOLDER_LANGUAGES = frozenset({"go", "java"})
-"""Languages whose folder is the package: its files are related to each other without imports."""
-
 IGNORED_DIRS = frozenset(
     {
         ".git",
@@ -210,7 +207,7 @@ class ProjectIndex:
         found: list[Path] = []
         for module in symbols.imports:
             found.extend(self._resolve(spec, path, module))
-        if spec.id in PACKAGE_FOLDER_LANGUAGES:
+        if spec.id in ("go", "java"):
             found.extend(self.neighbours(path))
         return [p for p in dict.fromkeys(found) if p != path]
 
