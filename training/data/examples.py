@@ -46,8 +46,8 @@ class ExampleConfig:
     )
     """Share of each FIM hole shape (syntax-aligned except 'random'). 'crossfile': a line's
     first use of a name that only another file of the source defines (the holes of `inkling
-    eval --track crossfile`), always with project context; other shapes stand in where a file
-    has none."""
+    eval --track crossfile`), always with project context. In a file without one the draw is
+    retried like any shape the file lacks, so such files may give fewer examples."""
     spm_share: float = 0.5
     """Share of FIM examples in suffix-prefix-middle order (the rest: prefix-suffix-middle)."""
     context_share: float = 0.0
