@@ -78,6 +78,9 @@ def _config_class(name: str) -> type:
 
 
 def _execute(name: str, config: Any) -> None:
+    from training.base import offline
+
+    offline()  # before the commands import peft and trl, which import bitsandbytes, which asks the hub
     if name == "prepare":
         from training.data.prepare import format_stats, prepare
 
