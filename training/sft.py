@@ -55,6 +55,9 @@ class SftConfig:
     """Order the server should prompt in (both are trained); spm keeps its KV cache valid while typing."""
     quantization: Literal["auto", "none", "4bit"] = "auto"
     """auto: 4-bit QLoRA on CUDA, full precision LoRA on CPU."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Compute dtype of the forward and backward passes (the trained weights stay float32);
+    auto: bf16 where the GPU or CPU has it in hardware (`training.base.use_bf16`)."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     train_fim_tokens: bool = True
     """Train the embedding rows of the reserved tokens taken over for FIM."""
@@ -228,7 +231,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     from trl import SFTConfig
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
-    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
+    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit, use_bf16
     from training.tokens import fim_vocab
 
     if not config.output:
@@ -305,7 +308,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         save_total_limit=config.save_total_limit,
         max_length=config.max_length,
         completion_only_loss=True,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        bf16=use_bf16(config.precision),
         fp16=False,
         use_cpu=not cuda,
         gradient_checkpointing=config.gradient_checkpointing or use_4bit(config.quantization),
@@ -352,6 +355,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "seconds_per_example": round(train_seconds / examples_done, 3),
         "cpu_seconds_per_example": round(train_cpu_seconds / examples_done, 3),
         "threads": torch.get_num_threads(),
+        "precision": "bf16" if args.bf16 else "fp32",
         "load_average": round(os.getloadavg()[0], 1),
         "train_loss": result.training_loss,
         "peak_rss_mib": _peak_rss_mib(),

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.nn import functional
 
+from training import base
 from training.sft import completion_loss
 
 
@@ -49,3 +50,31 @@ def test_completion_loss_matches_full_logits(tiny_model: Path) -> None:
     assert recorder.shapes == [(2, 15, 400)]
     loss.backward()
     assert model.get_input_embeddings().weight.grad is not None
+
+
+def test_bf16_autocast_keeps_the_loss_and_float32_gradients(tiny_model: Path) -> None:
+    """What `precision: bf16` does on CPU: the matmuls in bf16, the weights and their gradients float32."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
+    torch.manual_seed(0)
+    input_ids = torch.randint(10, 400, (1, 64))
+    labels = torch.full_like(input_ids, -100)
+    labels[0, 40:] = input_ids[0, 40:]
+    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+    exact, _ = completion_loss(model, inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed, _ = completion_loss(model, inputs)
+    assert mixed.item() != exact.item()  # it did compute in bf16
+    assert abs(mixed.item() - exact.item()) < 0.02 * exact.item()
+    mixed.backward()
+    weight = model.get_input_embeddings().weight
+    assert weight.dtype == torch.float32 and weight.grad is not None and weight.grad.dtype == torch.float32
+
+
+def test_precision_setting(monkeypatch: Any) -> None:
+    assert base.use_bf16("bf16") and not base.use_bf16("fp32")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for hardware in (True, False):
+        monkeypatch.setattr(base, "cpu_has_bf16", lambda answer=hardware: answer)
+        assert base.use_bf16("auto") is hardware

@@ -100,8 +100,11 @@ def test_sft_lowers_validation_loss_and_writes_the_adapter_contract(workdir: Pat
     from safetensors import safe_open
     from transformers import AutoModelForCausalLM
 
+    from training.base import use_bf16
+
     report = _report(workdir / "sft/training_report.json")
     assert report["optimizer_steps"] == 12
+    assert report["precision"] == ("bf16" if use_bf16("auto") else "fp32")
     assert report["eval_loss_after"] < report["eval_loss_before"]
     metadata = _report(workdir / "sft/inkling_adapter.json")
     assert metadata["fim_tokens"] == {
@@ -121,7 +124,7 @@ def test_sft_lowers_validation_loss_and_writes_the_adapter_contract(workdir: Pat
         delta = weights.get_tensor(next(n for n in names if "trainable_tokens_delta" in n))
     assert any("lora_A" in n for n in names)
     base_rows = AutoModelForCausalLM.from_pretrained(str(tiny_model)).get_input_embeddings().weight[4:8]
-    assert delta.shape == base_rows.shape
+    assert delta.shape == base_rows.shape and delta.dtype == base_rows.dtype  # bf16 compute, float32 weights
     assert (delta - base_rows).abs().max() > 1e-3  # the FIM rows were trained
     assert sorted(p.name for p in (workdir / "sft/checkpoints").glob("checkpoint-*")) == [
         "checkpoint-12",
