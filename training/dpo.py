@@ -76,6 +76,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base
     from training.sft import expose_output_bias
+    from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
 
     if not (config.adapter and config.pairs and config.output):
@@ -105,6 +106,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     reference = reference.merge_and_unload() if config.reference == "sft" else reference.unload()
     reference.eval().requires_grad_(False)
     expose_output_bias(model)
+    apply_rows_sparsely(model)
 
     output = Path(expand_path(config.output))
     cuda = torch.cuda.is_available()

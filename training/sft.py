@@ -232,6 +232,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit, use_bf16
+    from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
 
     if not config.output:
@@ -288,6 +289,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         )
         model = get_peft_model(model, lora)
     expose_output_bias(model)
+    apply_rows_sparsely(model)
 
     cuda = torch.cuda.is_available()
     args = SFTConfig(

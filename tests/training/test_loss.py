@@ -78,3 +78,35 @@ def test_precision_setting(monkeypatch: Any) -> None:
     for hardware in (True, False):
         monkeypatch.setattr(base, "cpu_has_bf16", lambda answer=hardware: answer)
         assert base.use_bf16("auto") is hardware
+
+
+def test_sparse_token_rows_match_peft(tiny_model: Path) -> None:
+    """Trained FIM rows applied sparsely: peft's outputs and gradients, without the full-matrix copies."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training.token_rows import apply_rows_sparsely
+
+    def model_and_loss(sparse: bool) -> tuple[Any, Any]:
+        torch.manual_seed(0)
+        lora = LoraConfig(r=4, trainable_token_indices=[4, 5, 6, 7], task_type="CAUSAL_LM")
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)), lora)
+        for name, parameter in model.named_parameters():
+            if "trainable_tokens_delta" in name:  # trained rows that differ from the base's
+                parameter.data += torch.randn_like(parameter) * 0.5
+        if sparse:
+            assert apply_rows_sparsely(model) == 2  # the embedding and the tied output layer
+        input_ids = torch.tensor([[4, 40, 41, 5, 42, 6, 43, 44, 7, 45]])
+        labels = torch.tensor([[-100, -100, -100, -100, -100, -100, 43, 44, 7, 45]])
+        loss, _ = completion_loss(model, {"input_ids": input_ids, "labels": labels})
+        loss.backward()
+        return model, loss
+
+    peft_model, peft_loss = model_and_loss(sparse=False)
+    sparse_model, sparse_loss = model_and_loss(sparse=True)
+    assert torch.allclose(sparse_loss, peft_loss, atol=1e-5)
+    grads = {n: p.grad for n, p in peft_model.named_parameters() if p.requires_grad}
+    for name, parameter in sparse_model.named_parameters():
+        if parameter.requires_grad:
+            assert parameter.grad is not None and torch.allclose(parameter.grad, grads[name], atol=1e-5), name
+    assert any("trainable_tokens_delta" in name for name in grads)
