@@ -25,25 +25,27 @@ class _Recorder:
         return output
 
 
+def _inputs(input_ids: torch.Tensor, labelled: list[tuple[int, int, int]]) -> dict[str, torch.Tensor]:
+    """A batch whose labels are the inputs at (row, start, end) and -100 elsewhere."""
+    labels = torch.full_like(input_ids, -100)
+    for row, start, end in labelled:
+        labels[row, start:end] = input_ids[row, start:end]
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+
+
 def test_completion_loss_matches_full_logits(tiny_model: Path) -> None:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
     torch.manual_seed(0)
-    input_ids = torch.randint(10, 400, (2, 40))
-    labels = torch.full_like(input_ids, -100)
-    labels[0, 30:] = input_ids[0, 30:]
-    labels[1, 25:33] = input_ids[1, 25:33]
-    attention_mask = torch.ones_like(input_ids)
+    inputs = _inputs(torch.randint(10, 400, (2, 40)), [(0, 30, 40), (1, 25, 33)])
 
-    full = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    full = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
     expected = functional.cross_entropy(
-        full[:, :-1].reshape(-1, full.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100
+        full[:, :-1].reshape(-1, full.size(-1)), inputs["labels"][:, 1:].reshape(-1), ignore_index=-100
     )
     recorder = _Recorder(model)
-    loss, accuracy = completion_loss(
-        recorder, {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-    )
+    loss, accuracy = completion_loss(recorder, inputs)
     assert torch.allclose(loss, expected, atol=1e-5)
     assert 0.0 <= accuracy.item() <= 1.0
     # Positions 24..38 hold a label's prediction in one row or the other: 15 of 40 positions.
@@ -58,10 +60,7 @@ def test_bf16_autocast_keeps_the_loss_and_float32_gradients(tiny_model: Path) ->
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model))
     torch.manual_seed(0)
-    input_ids = torch.randint(10, 400, (1, 64))
-    labels = torch.full_like(input_ids, -100)
-    labels[0, 40:] = input_ids[0, 40:]
-    inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+    inputs = _inputs(torch.randint(10, 400, (1, 64)), [(0, 40, 64)])
     exact, _ = completion_loss(model, inputs)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed, _ = completion_loss(model, inputs)
@@ -96,9 +95,8 @@ def test_sparse_token_rows_match_peft(tiny_model: Path) -> None:
                 parameter.data += torch.randn_like(parameter) * 0.5
         if sparse:
             assert apply_rows_sparsely(model) == 2  # the embedding and the tied output layer
-        input_ids = torch.tensor([[4, 40, 41, 5, 42, 6, 43, 44, 7, 45]])
-        labels = torch.tensor([[-100, -100, -100, -100, -100, -100, 43, 44, 7, 45]])
-        loss, _ = completion_loss(model, {"input_ids": input_ids, "labels": labels})
+        inputs = _inputs(torch.tensor([[4, 40, 41, 5, 42, 6, 43, 44, 7, 45]]), [(0, 6, 10)])
+        loss, _ = completion_loss(model, inputs)
         loss.backward()
         return model, loss
 
