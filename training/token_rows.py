@@ -53,11 +53,9 @@ def _forward_adapters(layer: Any, x: torch.Tensor, adapters: list[str], *args: A
 def _replace_embeddings(
     layer: Any, ids: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, result: torch.Tensor
 ) -> torch.Tensor:
-    slot = torch.full((layer.base_layer.num_embeddings,), -1, dtype=torch.long, device=ids.device)
-    slot[index] = torch.arange(len(index), device=ids.device)
-    where = slot[ids]
-    replaced = functional.embedding(where.clamp(min=0), rows)
+    match = ids.unsqueeze(-1) == index  # (..., rows): which trained row each position holds, if any
+    replaced = functional.embedding(match.int().argmax(-1), rows)
     scale = layer._get_embed_scale()
     if scale is not None:  # Gemma's embedding scales its output in its own forward
         replaced = replaced * scale.to(replaced.dtype)
-    return torch.where((where >= 0).unsqueeze(-1), replaced.to(result.dtype), result)
+    return torch.where(match.any(-1, keepdim=True), replaced.to(result.dtype), result)
