@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
 from export.build import DEFAULT_ADAPTER_DIR, BuildResult, build_default_model, has_adapter
 
-# Set at import time so that every server subprocess inherits it.
+# Set at import time so that every server subprocess inherits it; removed when
+# the test run ends (every server it started has stopped by then).
 os.environ["INKLING_STATE"] = tempfile.mkdtemp(prefix="inkling-test-state-")
+atexit.register(shutil.rmtree, os.environ["INKLING_STATE"], ignore_errors=True)
 
 # Servers started by tests load the base model, even where `inkling model build`
 # has put the tuned default in the user's cache: the tests' expectations (prompt

@@ -1,16 +1,18 @@
 // The extension's glue, against the mocked `vscode` API and LanguageClient.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, test } from 'node:test';
+import { after, afterEach, beforeEach, test } from 'node:test';
 import pkg from '../package.json';
 import { activate } from '../src/extension';
 import { serverDefaults } from '../src/settings';
 import { LanguageClient } from './mock/languageclient';
 import { mock } from './mock/vscode';
 
-const python = join(mkdtempSync(join(tmpdir(), 'inkling-vscode-')), 'python');
+const scratch = mkdtempSync(join(tmpdir(), 'inkling-vscode-'));
+const python = join(scratch, 'python');
+after(() => rmSync(scratch, { recursive: true, force: true }));
 writeFileSync(python, '#!/bin/sh\n');
 chmodSync(python, 0o755);
 

@@ -4,7 +4,7 @@
 // side is the small host in ../mock/vscode.ts. Needs a Python with Inkling:
 // $INKLING_PYTHON, else the repository's .venv.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,7 +18,8 @@ const python = process.env.INKLING_PYTHON ?? join(root, '.venv', 'bin', 'python'
 const skip = existsSync(python) ? false : `no Python with Inkling at ${python}`;
 
 // Counts of accepted completions go to a throwaway state directory.
-process.env.INKLING_STATE = mkdtempSync(join(tmpdir(), 'inkling-vscode-state-'));
+const state = mkdtempSync(join(tmpdir(), 'inkling-vscode-state-'));
+process.env.INKLING_STATE = state;
 
 const schemaDefaults = Object.fromEntries(
   Object.entries(pkg.contributes.configuration.properties).map(([key, schema]) => [key, (schema as { default: unknown }).default]),
@@ -44,6 +45,7 @@ const subscriptions: { dispose(): unknown }[] = [];
 after(async () => {
   await api?.client?.stop();
   subscriptions.forEach((subscription) => subscription.dispose());
+  rmSync(state, { recursive: true, force: true });
 });
 
 test('ghost text from the real server, accepted and counted, status bar in step', { skip, timeout: 300_000 }, async () => {
