@@ -79,24 +79,33 @@ def test_precision_setting(monkeypatch: Any) -> None:
         assert base.use_bf16("auto") is hardware
 
 
-def test_sparse_token_rows_match_peft(tiny_model: Path) -> None:
-    """Trained FIM rows applied sparsely: peft's outputs and gradients, without the full-matrix copies."""
+def _model_with_token_rows(tiny_model: Path, sparse: bool) -> Any:
+    """The tiny Gemma with LoRA and trained rows for tokens 4-7 that differ from the base's."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     from training.token_rows import apply_rows_sparsely
 
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, trainable_token_indices=[4, 5, 6, 7], task_type="CAUSAL_LM")
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)), lora)
+    for name, parameter in model.named_parameters():
+        if "trainable_tokens_delta" in name:
+            parameter.data += torch.randn_like(parameter) * 0.5
+    if sparse:
+        assert apply_rows_sparsely(model) == 2  # the embedding and the tied output layer
+    return model
+
+
+_ROWS_INPUTS = torch.tensor([[4, 40, 41, 5, 42, 6, 43, 44, 7, 45]])
+
+
+def test_sparse_token_rows_match_peft(tiny_model: Path) -> None:
+    """Trained FIM rows applied sparsely: peft's outputs and gradients, without the full-matrix copies."""
+
     def model_and_loss(sparse: bool) -> tuple[Any, Any]:
-        torch.manual_seed(0)
-        lora = LoraConfig(r=4, trainable_token_indices=[4, 5, 6, 7], task_type="CAUSAL_LM")
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_model)), lora)
-        for name, parameter in model.named_parameters():
-            if "trainable_tokens_delta" in name:  # trained rows that differ from the base's
-                parameter.data += torch.randn_like(parameter) * 0.5
-        if sparse:
-            assert apply_rows_sparsely(model) == 2  # the embedding and the tied output layer
-        inputs = _inputs(torch.tensor([[4, 40, 41, 5, 42, 6, 43, 44, 7, 45]]), [(0, 6, 10)])
-        loss, _ = completion_loss(model, inputs)
+        model = _model_with_token_rows(tiny_model, sparse)
+        loss, _ = completion_loss(model, _inputs(_ROWS_INPUTS, [(0, 6, 10)]))
         loss.backward()
         return model, loss
 
@@ -108,3 +117,39 @@ def test_sparse_token_rows_match_peft(tiny_model: Path) -> None:
         if parameter.requires_grad:
             assert parameter.grad is not None and torch.allclose(parameter.grad, grads[name], atol=1e-5), name
     assert any("trainable_tokens_delta" in name for name in grads)
+
+
+def test_sparse_output_layer_under_autocast_casts_its_weight_once(tiny_model: Path) -> None:
+    """bf16 autocast: the frozen output layer's logits are autocast's own, computed from one bf16
+    copy of its weight that is made again only when the weight changes."""
+    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+
+    from training.token_rows import _frozen_output
+
+    def run(model: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss, _ = completion_loss(model, _inputs(_ROWS_INPUTS, [(0, 6, 10)]))
+        loss.backward()
+        return loss
+
+    peft_loss = run(_model_with_token_rows(tiny_model, sparse=False))
+    model = _model_with_token_rows(tiny_model, sparse=True)
+    # bf16 rounds peft's merged matrix and the separate rows differently: bf16's tolerance.
+    assert torch.allclose(run(model), peft_loss, rtol=1e-2)
+
+    (output,) = [
+        m
+        for m in model.modules()
+        if isinstance(m, TrainableTokensLayer) and isinstance(m.base_layer, torch.nn.Linear)
+    ]
+    hidden = torch.randn(1, 3, output.base_layer.in_features)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(_frozen_output(output, output.base_layer, hidden), output.base_layer(hidden))
+    copy = output._low_precision_weight[1]
+    assert copy.dtype == torch.bfloat16 and output.base_layer.weight.dtype == torch.float32
+    run(model)
+    assert output._low_precision_weight[1] is copy  # reused, not cast again
+    with torch.no_grad():
+        output.base_layer.weight.mul_(2.0)
+    run(model)
+    assert torch.equal(output._low_precision_weight[1], output.base_layer.weight.detach().to(torch.bfloat16))
