@@ -154,42 +154,10 @@ def parse_location(location: str) -> tuple[Path, int, int]:
     return Path(parts[0]), line, column
 
 
-def load_engine(settings: Settings, *, quiet: bool = False) -> Any:
-    """Resolve and load the model with a progress bar on stderr."""
-    from tqdm import tqdm
-
-    from lsp_server.engine import Engine, EngineConfig
-    from lsp_server.models import resolve_model
-    from lsp_server.settings import effective_threads
-
-    resolved = resolve_model(settings.model_path)
-    engine = Engine(
-        EngineConfig(
-            model_path=resolved.path,
-            n_ctx=settings.context_size,
-            n_threads=effective_threads(settings),
-            n_batch=settings.batch_size,
-        )
-    )
-    with tqdm(
-        total=100,
-        desc=f"loading {resolved.path.name}",
-        unit="%",
-        disable=quiet,
-        file=sys.stderr,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
-    ) as bar:
-
-        def progress(value: float) -> None:
-            bar.update(int(value * 100) - bar.n)
-
-        engine.load(progress).result()
-    return engine
-
-
 def cmd_complete(args: argparse.Namespace) -> int:
     from lsp_server.documents import Document
     from lsp_server.languages import lsp_language_id_for_path
+    from lsp_server.loading import load_engine
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
     settings, _ = settings_from_args(args)

@@ -115,7 +115,7 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
     report.info["model_sha256"] = _sha256(resolved.path)
     report.add("model file", True, f"{resolved.path} ({size / 2**20:.0f} MiB, from {resolved.source})")
 
-    from lsp_server.cli import load_engine
+    from lsp_server.loading import load_engine
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
     try:

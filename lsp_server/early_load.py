@@ -18,23 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from lsp_server.engine import Engine, EngineConfig
-from lsp_server.models import resolve_model
-from lsp_server.settings import Settings, effective_threads
+from lsp_server.loading import engine_config
+from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def engine_config(settings: Settings) -> tuple[EngineConfig, str]:
-    """The engine `settings` ask for, and where its model file came from (resolving the
-    file may raise ModelError)."""
-    resolved = resolve_model(settings.model_path)
-    config = EngineConfig(
-        model_path=resolved.path,
-        n_ctx=settings.context_size,
-        n_threads=effective_threads(settings),
-        n_batch=settings.batch_size,
-    )
-    return config, resolved.source
 
 
 class EarlyLoad:

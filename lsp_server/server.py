@@ -50,7 +50,7 @@ from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
 from lsp_server.completion_cache import CompletionCache
 from lsp_server.context import Mode
 from lsp_server.documents import UTF8, UTF16, UTF32, Document, DocumentStore
-from lsp_server.early_load import EarlyLoad, engine_config
+from lsp_server.early_load import EarlyLoad
 from lsp_server.engine import CancelToken, Engine
 from lsp_server.errors import (
     CancelledError,
@@ -59,6 +59,7 @@ from lsp_server.errors import (
     ModelError,
     ModelNotReadyError,
 )
+from lsp_server.loading import engine_config
 from lsp_server.pipeline import Completion, CompletionRequest, Pipeline
 from lsp_server.project_context import ProjectContext
 from lsp_server.project_index import ProjectIndex

@@ -258,7 +258,7 @@ def _evaluate(
 ) -> int:
     from tqdm import tqdm
 
-    from lsp_server.cli import load_engine, settings_from_args
+    from lsp_server.cli import settings_from_args
     from lsp_server.evaluation import metrics
     from lsp_server.evaluation.report import (
         TaskResult,
@@ -279,6 +279,7 @@ def _evaluate(
         context_of,
     )
     from lsp_server.languages import language_for_id
+    from lsp_server.loading import load_engine
     from lsp_server.models import resolve_model
     from lsp_server.settings import setting_specs
 
