@@ -64,11 +64,19 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(*names, dest=f"setting_{spec.name}", default=None, help=spec.help)
 
 
-def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[SettingsLayer]]:
+def settings_from_args(
+    args: argparse.Namespace, *, strict: bool = False
+) -> tuple[Settings, list[SettingsLayer]]:
+    """`strict`, for the one-shot commands: a flag whose value cannot be used is an error
+    (the server carries on with the default and says so, but a command's figures would be
+    labelled with a value it did not run with), and a bad INKLING_* variable a warning."""
     values = {
         key.removeprefix("setting_"): value for key, value in vars(args).items() if key.startswith("setting_")
     }
-    layers = [layer_from_env(), layer_from_cli(values)]
+    layers = [layer_from_env(), layer_from_cli(values, strict=strict)]
+    if strict:
+        for warning in layers[0].warnings:
+            log.warning("%s", warning)
     return merge(layers), layers
 
 
@@ -160,7 +168,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
     from lsp_server.loading import load_engine
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
-    settings, _ = settings_from_args(args)
+    settings, _ = settings_from_args(args, strict=True)
     settings = dataclasses.replace(settings, cold_start_tokens=0)  # one answer: the whole prompt
     path, line, column = parse_location(args.location)
     try:
@@ -223,7 +231,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from lsp_server.doctor import run_doctor
 
-    settings, _ = settings_from_args(args)
+    settings, _ = settings_from_args(args, strict=True)
     report = run_doctor(settings, speed_probe=not args.no_speed)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, get_type_hints
 
+from lsp_server.errors import SettingsError
+
 
 def _meta(
     help_text: str,
@@ -334,13 +336,21 @@ def layer_from_env(env: Mapping[str, str] | None = None) -> SettingsLayer:
     return layer
 
 
-def layer_from_cli(values: Mapping[str, Any]) -> SettingsLayer:
-    """`values` holds field names; None means the flag was not given."""
+def layer_from_cli(values: Mapping[str, Any], *, strict: bool = False) -> SettingsLayer:
+    """`values` holds field names; None means the flag was not given. `strict`: a value
+    that cannot be used raises SettingsError instead of becoming a warning."""
     layer = SettingsLayer("command line")
     by_name = {spec.name: spec for spec in setting_specs()}
     for name, raw in values.items():
-        if raw is not None and name in by_name:
-            _put(layer, by_name[name], raw, by_name[name].flag)
+        if raw is None or name not in by_name:
+            continue
+        spec = by_name[name]
+        if strict:
+            try:
+                _coerce(spec, raw)
+            except ValueError as exc:
+                raise SettingsError(f"setting {spec.flag}: {exc}") from None
+        _put(layer, spec, raw, spec.flag)
     return layer
 
 

@@ -88,7 +88,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.speed <= 0:
         raise InklingError("--speed must be positive")
-    settings, _ = settings_from_args(args)
+    settings, _ = settings_from_args(args, strict=True)
     workspace: Path | None = args.workspace
     if workspace is not None:
         if not workspace.is_dir():

@@ -228,7 +228,7 @@ def _context_only(args: argparse.Namespace, out: Path, meta: dict[str, Any], tas
     from lsp_server.cli import settings_from_args
     from lsp_server.evaluation import retrieval
 
-    settings, _ = settings_from_args(args)
+    settings, _ = settings_from_args(args, strict=True)
     meta["settings"] = dataclasses.asdict(settings)
     progress = tqdm(tasks, desc="context", unit="task", disable=args.no_progress, file=sys.stderr)
     results = list(retrieval.retrieve(progress, settings))
@@ -283,7 +283,7 @@ def _evaluate(
     from lsp_server.models import resolve_model
     from lsp_server.settings import setting_specs
 
-    settings, _ = settings_from_args(args)
+    settings, _ = settings_from_args(args, strict=True)
     if not args.server_time_budgets:
         settings = _lift_time_budgets(settings)
     resolved = resolve_model(settings.model_path)

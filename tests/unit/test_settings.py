@@ -1,3 +1,7 @@
+import pytest
+
+from lsp_server.cli import main
+from lsp_server.errors import SettingsError
 from lsp_server.settings import (
     Settings,
     changed_reload_fields,
@@ -35,6 +39,18 @@ def test_bad_values_become_warnings_and_defaults() -> None:
     joined = "\n".join(layer.warnings)
     assert "contextSize" in joined and "threads" in joined and "maxTokensInline" in joined
     assert "unknown setting 'nonsense'" in joined
+
+
+def test_a_one_shot_command_stops_on_a_flag_it_cannot_use(capsys: pytest.CaptureFixture[str]) -> None:
+    """The server carries on with the default; `complete`, `eval`, `bench`, `doctor` must not
+    run (and label their figures) with a value other than the one typed."""
+    assert layer_from_cli({"line_candidates": "6"}).warnings  # the server's way: a warning
+    with pytest.raises(SettingsError, match="--line-candidates: 6 is above the maximum"):
+        layer_from_cli({"line_candidates": "6"}, strict=True)
+    assert merge([layer_from_cli({"line_candidates": "4"}, strict=True)]).line_candidates == 4
+
+    assert main(["complete", "--line-candidates", "6", "no-such-file.py:1:1"]) == 2
+    assert "setting --line-candidates" in capsys.readouterr().err
 
 
 def test_client_settings_nested_or_flat_and_precedence() -> None:
