@@ -342,15 +342,8 @@ def layer_from_cli(values: Mapping[str, Any], *, strict: bool = False) -> Settin
     layer = SettingsLayer("command line")
     by_name = {spec.name: spec for spec in setting_specs()}
     for name, raw in values.items():
-        if raw is None or name not in by_name:
-            continue
-        spec = by_name[name]
-        if strict:
-            try:
-                _coerce(spec, raw)
-            except ValueError as exc:
-                raise SettingsError(f"setting {spec.flag}: {exc}") from None
-        _put(layer, spec, raw, spec.flag)
+        if raw is not None and name in by_name:
+            _put(layer, by_name[name], raw, by_name[name].flag, strict=strict)
     return layer
 
 
@@ -375,10 +368,12 @@ def layer_from_client(raw: Any, source: str) -> SettingsLayer:
     return layer
 
 
-def _put(layer: SettingsLayer, spec: SettingSpec, raw: Any, label: str) -> None:
+def _put(layer: SettingsLayer, spec: SettingSpec, raw: Any, label: str, *, strict: bool = False) -> None:
     try:
         layer.values[spec.name] = _coerce(spec, raw)
     except ValueError as exc:
+        if strict:
+            raise SettingsError(f"setting {label}: {exc}") from None
         layer.warnings.append(f"{layer.source}: setting {label}: {exc}; using {spec.default!r} instead")
 
 
