@@ -20,7 +20,7 @@ from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.prompt import Budget, Prompt, build_prompt
-from lsp_server.ranking import JUDGED_TOKENS
+from lsp_server.ranking import JUDGED_TOKENS, Candidate
 from lsp_server.settings import Settings
 from lsp_server.templates import ContextFile, Order, Template, detect_template
 
@@ -50,6 +50,9 @@ class Completion:
     generation: Generation | None = None
     steps: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    candidates: tuple[Candidate, ...] = ()
+    """A blank line's ranked candidates, `final` being what each would insert (the chosen
+    one's is `text`, unless post-processing emptied it)."""
 
     @property
     def empty(self) -> bool:
@@ -171,7 +174,9 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - started) * 1000
         if settings.log_buffers:
             log.info("raw completion %r -> %r", generation.text, finished and finished.text)
-        return _result(request, context, generation, finished, timings)
+        result = _result(request, context, generation, finished, timings)
+        ranked = tuple(replace(c, final=prompt.unheal(c.final) or "") for c in generation.candidates)
+        return replace(result, candidates=ranked)
 
     def _prompt(
         self, request: CompletionRequest, settings: Settings, context: CompletionContext

@@ -52,6 +52,10 @@ class Candidate:
     judged: float
     """Log-probability of the text after the hole, read after `final`."""
     reason: FinishReason
+    tokens: int = 0
+    """Tokens generated (whose log-probabilities `logprob` adds up)."""
+    judged_tokens: int = 0
+    """Tokens of the text after the hole that `judged` adds up (0: not judged)."""
 
     @property
     def score(self) -> float:
@@ -133,6 +137,9 @@ def _judge(
                 wanted.append((len(items), number, after[offset - first_judging]))
             items.append((token, prompt_length + keep + offset, branch.seq))
     judged = [0.0] * len(branches)
+    judged_tokens = [0] * len(branches)
+    for _, number, _ in wanted:
+        judged_tokens[number] += 1
     wanted_by_item = {item: (number, token) for item, number, token in wanted}
     for start, end in _batches(len(items), sorted(wanted_by_item), model.n_batch):
         outputs = [i - start for i in range(start, end) if i in wanted_by_item]
@@ -141,7 +148,15 @@ def _judge(
             number, token = wanted_by_item[start + i]
             judged[number] += log_probability(model.logits_ith(i), token)
     return tuple(
-        Candidate(branch.text, final, branch.logprob, judged[number], branch.reason or "eos")
+        Candidate(
+            branch.text,
+            final,
+            branch.logprob,
+            judged[number],
+            branch.reason or "eos",
+            len(branch.tokens),
+            judged_tokens[number],
+        )
         for number, (branch, final) in enumerate(zip(branches, finals, strict=True))
     )
 

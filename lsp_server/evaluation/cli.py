@@ -201,10 +201,8 @@ def _prepare() -> int:
 
 def _rescore(source: Path, out: Path) -> int:
     from lsp_server.evaluation.report import (
-        decisions,
         load_results,
-        render_context_use,
-        render_decisions,
+        render_findings,
         render_table,
         summaries,
         write_json,
@@ -215,9 +213,7 @@ def _rescore(source: Path, out: Path) -> int:
     write_json(out, meta, results, runners)
     print(f"{len(results)} tasks of {source} scored again")
     print(render_table(summaries(results, runners), runners))
-    print(render_decisions(decisions(results, runners[0]), runners[0]))
-    if "project" in runners:
-        print(render_context_use(results))
+    print(render_findings(results, runners))
     print(f"results: {out}")
     return 0
 
@@ -262,10 +258,8 @@ def _evaluate(
     from lsp_server.evaluation import metrics
     from lsp_server.evaluation.report import (
         TaskResult,
-        decisions,
         draw_chart,
-        render_context_use,
-        render_decisions,
+        render_findings,
         render_table,
         summaries,
         write_json,
@@ -352,9 +346,7 @@ def _evaluate(
         f"split {'+'.join(meta['splits'])}, {len(results)} tasks in {meta['duration_s']:.0f}s"
     )
     print(render_table(summary, names))
-    print(render_decisions(decisions(results, names[0]), names[0]))
-    if args.track == "crossfile":
-        print(render_context_use(results))
+    print(render_findings(results, names))
     failed = {name: summary[name]["all"]["errors"] for name in names if summary[name]["all"]["errors"]}
     if failed:
         print(f"failed answers (counted as empty; the error is in the JSON): {failed}")

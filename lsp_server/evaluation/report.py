@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsp_server.evaluation.metrics import Score, summarize
+from lsp_server.evaluation.metrics import Score, exact_match, summarize
 from lsp_server.evaluation.runners import Answer
 from lsp_server.evaluation.tasks import HoleKind, Task
 
@@ -59,6 +59,7 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
                     **fields,
                     "steps": tuple(fields.get("steps", ())),
                     "context_files": tuple(fields.get("context_files", ())),
+                    "candidates": tuple(fields.get("candidates", ())),
                 }
             )
             answers[name] = answer
@@ -132,6 +133,33 @@ def render_context_use(results: Sequence[TaskResult], runner: str = "project") -
         f"project context: the needed definition was in {held}/{len(answers)} prompts; "
         f"{with_context}/{len(answers)} prompts had any"
     )
+
+
+def render_candidates(results: Sequence[TaskResult], runner: str = "ours") -> str:
+    """How many ranked blank lines had the exact line among their candidates: the most a
+    better judge (`lsp_server.ranking`) could win."""
+    ranked = [r for r in results if runner in r.answers and len(r.answers[runner].candidates) > 1]
+    if not ranked:
+        return ""
+    chosen = sum(1 for r in ranked if r.scores[runner].exact)
+    some = sum(1 for r in ranked if _some_candidate_exact(r, runner))
+    return (
+        f"line candidates ({runner}): {len(ranked)} blank lines ranked; the chosen line exact in "
+        f"{chosen}, some candidate exact in {some} (what a perfect judge would reach)"
+    )
+
+
+def _some_candidate_exact(result: TaskResult, runner: str) -> bool:
+    return any(exact_match(c["text"], result.task.expected) for c in result.answers[runner].candidates)
+
+
+def render_findings(results: Sequence[TaskResult], runners: Sequence[str]) -> str:
+    """What the terminal shows under the table: decisions, project context, candidates."""
+    lines = [render_decisions(decisions(results, runners[0]), runners[0])]
+    if "project" in runners:
+        lines.append(render_context_use(results))
+    lines += [render_candidates(results, name) for name in runners]
+    return "\n".join(line for line in lines if line)
 
 
 def write_json(

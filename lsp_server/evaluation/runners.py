@@ -49,11 +49,15 @@ class Answer:
     """Project context put in front of the prompt (paths relative to the workspace)."""
     definition_in_context: bool | None = None
     """Cross-file tasks with project context: the defining file's signature of the needed name was there."""
+    candidates: tuple[dict[str, Any], ...] = ()
+    """A blank line's ranked candidates: what each would insert, its log-probability and
+    that of the lines below it (`lsp_server.ranking`), to see what a better judge would win."""
 
     def as_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record["steps"] = list(self.steps)
         record["context_files"] = list(self.context_files)
+        record["candidates"] = list(self.candidates)
         return record
 
 
@@ -102,6 +106,16 @@ class PipelineRunner:
             prompt_tokens=generation.prompt_tokens if generation else 0,
             generated_tokens=generation.generated_tokens if generation else 0,
             timings_ms={k: round(v, 2) for k, v in completion.timings_ms.items()},
+            candidates=tuple(
+                {
+                    "text": c.final,
+                    "logprob": round(c.logprob, 4),
+                    "tokens": c.tokens,
+                    "judged": round(c.judged, 4),
+                    "judged_tokens": c.judged_tokens,
+                }
+                for c in completion.candidates
+            ),
         )
 
     def close(self) -> None:

@@ -46,6 +46,11 @@ def test_the_best_judged_candidate_is_offered(pipeline: Pipeline) -> None:
     # Each usable candidate was judged by the lines below: a log-probability, below zero.
     assert all(c.judged < 0 for c in usable), usable
     assert len({c.text for c in generation.candidates}) == 3  # three different lines
+    assert all(c.tokens > 0 and c.judged_tokens > 0 for c in usable), usable
+    # The completion lists them as they would be inserted: the offered one is its text.
+    offered = [c for c in completion.candidates if c.final == completion.text]
+    assert len(completion.candidates) == 3 and offered, completion.candidates
+    assert max(offered, key=lambda c: c.score).score == best.score
 
 
 def test_the_first_candidate_is_the_greedy_line(pipeline: Pipeline) -> None:

@@ -13,6 +13,8 @@ from lsp_server.evaluation.report import (
     TaskResult,
     decisions,
     load_results,
+    render_candidates,
+    render_findings,
     render_table,
     summaries,
     write_json,
@@ -86,3 +88,29 @@ def test_a_changed_file_is_reported_not_scored_wrongly(tmp_path: Path) -> None:
     Path(task.path).write_text(SOURCE.replace("width", "w"))
     with pytest.raises(InklingError, match="changed"):
         task_from_record(record)
+
+
+def test_candidates_read_back_and_count_where_a_perfect_judge_would_win(tmp_path: Path) -> None:
+    results = _results(tmp_path)[:3]
+    wrong = {"text": "pass", "logprob": -1.0, "tokens": 1, "judged": -9.0, "judged_tokens": 4}
+    # Task 0: chosen right; task 1: chosen wrong, the right one among the candidates; task 2: neither.
+    for number, result in enumerate(results):
+        right = {**wrong, "text": result.task.expected, "logprob": -3.0}
+        chosen = result.task.expected if number == 0 else "pass"
+        candidates = (wrong, right) if number < 2 else (wrong, wrong)
+        answer = Answer(chosen, 10.0, "inline", "finish the line", candidates=candidates)
+        spec = language_for_id(result.task.language)
+        result.answers["ours"] = answer
+        result.scores["ours"] = score(
+            spec, result.task.prefix, result.task.suffix, result.task.expected, chosen, 10.0
+        )
+    out = tmp_path / "results.json"
+    write_json(out, {"runners": ["ours", "baseline"]}, results, ["ours", "baseline"])
+    _, runners, loaded = load_results(out)
+    assert loaded[1].answers["ours"].candidates[1]["text"] == results[1].task.expected
+    assert render_candidates(loaded) == (
+        "line candidates (ours): 3 blank lines ranked; the chosen line exact in 1, "
+        "some candidate exact in 2 (what a perfect judge would reach)"
+    )
+    assert render_candidates(loaded, "baseline") == ""
+    assert render_candidates(loaded) in render_findings(loaded, runners)
