@@ -43,6 +43,9 @@ class GenerationRequest:
     finishing a line, an answer that starts on the next line is cut to nothing."""
     candidates: int = 1
     """Completions to decode side by side and judge (`lsp_server.ranking`); 1: greedy."""
+    forks: int = 0
+    """Ranking: at most this many more candidates, each branched off one where its next
+    token was a near tie."""
     finalize: Callable[[str, bool], str | None] | None = None
     """Ranking: what a candidate would insert, given its text and whether it ended by
     itself (post-processed, healed text included); None or "": nothing usable."""

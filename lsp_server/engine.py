@@ -28,7 +28,7 @@ from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
 from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
 from lsp_server.ranking import Candidate, rank
-from lsp_server.settings import MAX_CANDIDATES
+from lsp_server.settings import MAX_CANDIDATES, MAX_FORKS
 
 __all__ = [
     "CancelToken",
@@ -115,7 +115,7 @@ class EngineConfig:
     n_batch: int = 128
     reuse_min_run: int = 64
     """Shift cached runs of at least this many tokens into place (0: prefix reuse only)."""
-    n_seq_max: int = MAX_CANDIDATES
+    n_seq_max: int = MAX_CANDIDATES + MAX_FORKS
     """KV sequences: the most candidates a request may have decoded side by side."""
 
 
@@ -361,7 +361,7 @@ class Engine:
         assert self._prompt_logits is not None  # set by every completed prompt evaluation
         max_tokens = min(room, request.max_tokens)
         candidates: tuple[Candidate, ...] = ()
-        if 1 < request.candidates <= model.n_seq_max:
+        if request.candidates > 1 and request.candidates + request.forks <= model.n_seq_max:
             branch, candidates = self._generate_ranked(
                 model, request, cancel, max_tokens, self._prompt_logits[1]
             )
@@ -489,7 +489,7 @@ class Engine:
                 return trunk, ()
             return rank(model, request, cancel, trunk, logits, written, prompt_length)
         finally:
-            for seq in range(1, request.candidates):
+            for seq in range(1, request.candidates + request.forks):
                 model.kv_remove(0, -1, seq)
             model.kv_truncate(prompt_length)
             self._cached = self._cached[:prompt_length]

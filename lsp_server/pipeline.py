@@ -130,9 +130,10 @@ class Pipeline:
         first_statement_only = whole is not None and context.mode is Mode.BLOCK
         parses = _parse_check(context, tree)
         candidates = settings.line_candidates if whole is None and _writes_a_whole_line(context) else 1
+        forks = settings.line_forks if candidates > 1 else 0
         # The candidates share the context's cells: each may write max_tokens, then be judged.
-        if len(prompt.tokens) + candidates * (max_tokens + JUDGED_TOKENS) > model.n_ctx:
-            candidates = 1
+        if len(prompt.tokens) + (candidates + forks) * (max_tokens + JUDGED_TOKENS) > model.n_ctx:
+            candidates, forks = 1, 0
         budget_s = (
             settings.time_budget_block_ms
             if context.mode is Mode.BLOCK and not first_statement_only
@@ -151,6 +152,7 @@ class Pipeline:
                 forced_as_written=_heals_indentation(context.prefix, prompt.healed),
                 start_on_line=context.mode is Mode.INLINE and template.is_fim and not prompt.healed,
                 candidates=candidates,
+                forks=forks,
                 finalize=lambda raw, complete: _finalized(context, prompt, raw, complete, parses),
                 judged_text=_text_below(context) if candidates > 1 else "",
             ),

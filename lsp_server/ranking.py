@@ -4,11 +4,14 @@ Asked for a whole new line, greedy decoding commits to its first token, and
 a small model's first choice is often the wrong statement. Here the engine
 branches after the forced text (healed indentation) into one llama.cpp
 sequence per candidate, each starting with one of the most likely first
-tokens and continued greedily; one batch per step advances all of them, and
-the unified KV cache lets them share the prompt's cells. Each candidate is
-post-processed as the pipeline would (`finalize`), then judged by its own
-log-probability plus that of the lines that follow the hole, read after it:
-the model itself says which line leads into the code below.
+tokens and continued greedily. The line is also lost further in (a list of
+terms ended one term early, `additionalProperties: {}` for `false`): with
+forks, a candidate also branches where its next token is a near tie. One
+batch per step advances all of them, and the unified KV cache lets them
+share the prompt's cells. Each candidate is post-processed as the pipeline
+would (`finalize`), then judged by its own log-probability plus that of the
+lines that follow the hole, read after it: the model itself says which line
+leads into the code below.
 """
 
 from __future__ import annotations
@@ -33,6 +36,10 @@ from lsp_server.llama_model import LlamaModel
 
 JUDGED_TOKENS = 32
 """Most tokens of the text after the hole that judge a candidate."""
+
+FORK_MARGIN = 1.0
+"""A candidate forks (`GenerationRequest.forks`) where the runner-up token's logit is
+within this of the chosen one's: a near tie, which greedy decoding settles by a hair."""
 
 
 class Cancel(Protocol):
@@ -86,17 +93,27 @@ def rank(
         trunk.reason = "eos"
         return trunk, ()
     live = [b for b in branches if b.reason is None]
+    forks = request.forks
     while live:
         if cancel.cancelled:
             trunk.reason = "cancelled"
             return trunk, ()
         model.decode_each([(b.tokens[-1], b.position, b.seq) for b in live])
+        forked: list[Branch] = []
         for index, branch in enumerate(live):
             branch.position += 1
             row = model.logits_ith(index)
             chosen = next_token(model, row, request, branch.text, branch.tokens, written)
+            other = _near_tie(model, row, chosen) if forks and chosen is not None else None
+            if other is not None:
+                twin = branch.fork(len(branches))
+                model.seq_copy(branch.seq, twin.seq)
+                twin.take(model, request, other, row)
+                branches.append(twin)
+                forked.append(twin)
+                forks -= 1
             branch.take(model, request, chosen, row)
-        live = [b for b in live if b.reason is None]
+        live = [b for b in live + forked if b.reason is None]
     if cancel.cancelled:
         trunk.reason = "cancelled"
         return trunk, ()
@@ -104,6 +121,19 @@ def rank(
     usable = [i for i, c in enumerate(candidates) if c.final]
     best = max(usable, key=lambda i: (candidates[i].score, -i)) if usable else 0
     return branches[best], candidates
+
+
+def _near_tie(model: LlamaModel, logits: npt.NDArray[np.float32], chosen: int) -> int | None:
+    """The runner-up to `chosen` (the most likely token) if it is a near tie and a real
+    alternative: not the same text split otherwise (one piece the start of the other)."""
+    top = np.argpartition(logits, -2)[-2:]
+    other = int(top[0]) if int(top[1]) == chosen else int(top[1])
+    if other == chosen or logits[chosen] - logits[other] > FORK_MARGIN:
+        return None
+    mine, theirs = model.token_piece(chosen), model.token_piece(other)
+    if mine.startswith(theirs) or theirs.startswith(mine):
+        return None
+    return other
 
 
 def _judge(

@@ -38,6 +38,7 @@ def _meta(
 
 
 MAX_CANDIDATES = 4
+MAX_FORKS = 4
 """The most candidate lines decoded side by side (the engine keeps this many KV sequences)."""
 
 
@@ -92,6 +93,16 @@ class Settings:
             "likely line, token by token (faster).",
             minimum=1,
             maximum=MAX_CANDIDATES,
+        ),
+    )
+    line_forks: int = field(
+        default=0,
+        metadata=_meta(
+            "With several line candidates: at most this many more, each branched off a "
+            "candidate where its next token was a near tie (two ways to go on, almost "
+            "equally likely), and judged with the others.",
+            minimum=0,
+            maximum=MAX_FORKS,
         ),
     )
     time_budget_inline_ms: int = field(

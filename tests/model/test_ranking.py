@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lsp_server import ranking
 from lsp_server.engine import CancelToken, Engine
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.settings import Settings
@@ -68,6 +69,21 @@ def test_ranking_leaves_the_prompt_alone_in_the_cache(pipeline: Pipeline) -> Non
     assert ranked.generation is not None and again.generation is not None
     assert again.generation.evaluated_tokens == 0, again.generation
     assert again.generation.reused_tokens == ranked.generation.prompt_tokens
+
+
+def test_forks_add_candidates_and_leave_the_prompt_alone_in_the_cache(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every token a near tie: each fork is taken at the first chance, all of them used.
+    monkeypatch.setattr(ranking, "FORK_MARGIN", float("inf"))
+    request = CompletionRequest(SOURCE, CURSOR, "python", "/geometry.py")
+    forked = pipeline.complete(request, Settings(line_candidates=2, line_forks=2, **SLOW_OK))
+    assert forked.generation is not None and len(forked.generation.candidates) == 4, forked.generation
+    usable = [c for c in forked.candidates if c.final]
+    assert forked.text and forked.text in {c.final for c in usable}, forked
+    assert forked.text == max(usable, key=lambda c: c.score).final
+    again = _complete(pipeline, 1)  # the forks' sequences are gone: the prompt alone is cached
+    assert again.generation is not None and again.generation.evaluated_tokens == 0, again.generation
 
 
 def test_a_cancelled_ranking_answers_cancelled_and_the_next_request_is_whole(pipeline: Pipeline) -> None:
