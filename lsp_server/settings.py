@@ -38,8 +38,10 @@ def _meta(
 
 
 MAX_CANDIDATES = 4
+"""The most candidate lines decoded side by side from their first tokens."""
 MAX_FORKS = 4
-"""The most candidate lines decoded side by side (the engine keeps this many KV sequences)."""
+"""The most candidate lines forked off others (the engine keeps MAX_CANDIDATES + MAX_FORKS
+KV sequences)."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lsp_server.ranking import FORK_MARGIN, OUTPUTS_PER_BATCH, _batches, _near_tie
+from tests.unit.fakes import FakeVocab
 
 
 @given(
@@ -26,22 +27,16 @@ def test_a_batch_ends_at_the_first_output_that_does_not_fit() -> None:
     assert _batches(100, list(range(10, 60)), 128) == [(0, 26), (26, 42), (42, 58), (58, 100)]
 
 
-class _Pieces:
-    """The one thing `_near_tie` asks of a model: each token's text."""
-
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces = pieces
-
-    def token_piece(self, token: int) -> str:
-        return self.pieces[token]
-
-
 def test_a_candidate_forks_only_at_a_near_tie_between_different_texts() -> None:
-    model = _Pieces([" return", " yield", " ret", "(", " x"])
-    logits = np.array([5.0, 4.5, 4.9, 1.0, 0.0], dtype=np.float32)
-    # " ret" is the runner-up, but it is " return" split otherwise: no fork.
-    assert _near_tie(model, logits, 0) is None  # type: ignore[arg-type]
-    logits[2] = 0.0
-    assert _near_tie(model, logits, 0) == 1  # type: ignore[arg-type]
-    logits[1] = 5.0 - FORK_MARGIN - 0.01  # no longer a near tie
-    assert _near_tie(model, logits, 0) is None  # type: ignore[arg-type]
+    vocab = FakeVocab()
+    word, other, split, *_ = (
+        t for t in vocab.tokenize("return yield ret ( x") if vocab.token_piece(t) != " "
+    )
+    logits = np.zeros(max(word, other, split) + 1, dtype=np.float32)
+    logits[[word, other, split]] = [5.0, 4.5, 4.9]
+    # "ret" is the runner-up, but it is "return" split otherwise: no fork.
+    assert _near_tie(vocab, logits, word) is None  # type: ignore[arg-type]
+    logits[split] = 0.0
+    assert _near_tie(vocab, logits, word) == other  # type: ignore[arg-type]
+    logits[other] = 5.0 - FORK_MARGIN - 0.01  # no longer a near tie
+    assert _near_tie(vocab, logits, word) is None  # type: ignore[arg-type]
