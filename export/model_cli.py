@@ -84,6 +84,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 1
     verb = "recorded" if result.recorded else "verified"
     print(f"{result.path} ({result.size_bytes / 2**20:.1f} MiB), sha256 {result.sha256} ({verb})")
+    if result.lora is not None:
+        print(
+            f"{result.lora} ({result.lora.stat().st_size / 2**20:.1f} MiB): its LoRA layers, applied on load"
+        )
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     print("`inkling serve` now loads this model unless a model path is configured.")
     return 0

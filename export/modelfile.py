@@ -23,11 +23,14 @@ def ollama_template(template: Template) -> str:
     return f"{{{{- if .Suffix }}}}{fim}{{{{- else }}}}{PREFIX_SLOT}{{{{- end }}}}"
 
 
-def modelfile_text(model_file: str, template: Template, *, name: str = "inkling", n_ctx: int = 4096) -> str:
+def modelfile_text(
+    model_file: str, template: Template, *, name: str = "inkling", n_ctx: int = 4096, lora_file: str = ""
+) -> str:
     lines = [
         f"# Inkling code completion model; prompt format {template.family} ({template.order}).",
         f"# ollama create {name} -f Modelfile",
         f"FROM ./{model_file}",
+        *([f"ADAPTER ./{lora_file}"] if lora_file else []),
         f'TEMPLATE """{ollama_template(template)}"""',
         "PARAMETER temperature 0",
         f"PARAMETER num_ctx {n_ctx}",
@@ -36,7 +39,10 @@ def modelfile_text(model_file: str, template: Template, *, name: str = "inkling"
     return "\n".join(lines) + "\n"
 
 
-def write_modelfile(directory: Path, model_file: str, template: Template, name: str) -> Path:
+def write_modelfile(
+    directory: Path, model_file: str, template: Template, name: str, lora_file: str = ""
+) -> Path:
+    """`lora_file`: the LoRA adapter the model applies at load time (Ollama's ADAPTER)."""
     path = directory / "Modelfile"
-    path.write_text(modelfile_text(model_file, template, name=name), encoding="utf-8")
+    path.write_text(modelfile_text(model_file, template, name=name, lora_file=lora_file), encoding="utf-8")
     return path

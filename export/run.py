@@ -27,16 +27,19 @@ from export.fim_vocab import fim_edits
 from export.gguf_file import Edits, MetadataValue, TemplateModel, read_template, write_gguf
 from export.imatrix import Imatrix, calibration_texts, compute_imatrix, read_imatrix, write_imatrix
 from export.lora import Adapter, UnsupportedAdapterError, read_lora
+from export.lora_gguf import lora_file_name, projection_targets, write_lora_gguf
 from export.modelfile import write_modelfile
 from export.quantize import DEFAULT_QUANT, quant_name, quantize
 from export.verify import VerifyConfig, VerifyReport, build_probes, verify, write_report
-from lsp_server.llama_model import LlamaModel
+from lsp_server.llama_model import LORA_KEY, LlamaModel
 from lsp_server.templates import Template
 
 log = logging.getLogger(__name__)
 
 ADAPTER_SHA_KEY = "inkling.adapter.sha256"
 BASE_SHA_KEY = "inkling.base.sha256"
+LORA = "LoRA"
+"""`ExportResult.files` key of the adapter file applied at load time."""
 
 
 class ExportError(Exception):
@@ -67,6 +70,10 @@ class ExportConfig:
     adapter's training dataset if it is on disk. Needs the `train` extra (torch)."""
     calibration_prompts: int = 64
     use_imatrix: bool = True
+    lora_at_load: bool = True
+    """GGUF bases, plain LoRA: a quantized file that can keep the base's own projection
+    weights keeps them, and the LoRA layers go to `<name>.lora.gguf`, which llama.cpp
+    applies when the model loads (`lora_gguf.py` says why); False: merged everywhere."""
 
 
 @dataclass
@@ -96,25 +103,25 @@ def run_export(config: ExportConfig) -> ExportResult:
     config.output.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     f32 = config.output / file_name(config.name, "F32")
-    unchanged: frozenset[str] = frozenset()
-    base_template: TemplateModel | None = None
+    layout: BaseLayout | None = None
     if config.base.is_file():
-        base_template, unchanged = _export_by_template(config, adapter, base_sha, f32, seconds)
-        architecture = base_template.architecture
+        layout = _export_by_template(config, adapter, base_sha, f32, seconds)
+        architecture = layout.template.architecture
     else:
         architecture = _export_by_converter(config, adapter, f32, seconds)
     files: dict[str, Path] = {"F32": f32}
     try:
         importance = _importance(config, adapter, f32, seconds)
-        report = _quantize_and_verify(config, quants, files, base_template, unchanged, seconds, importance)
+        report, at_load = _quantize_and_verify(config, quants, files, layout, seconds, importance)
         template_used = detected_template(files[quants[0]])
-        write_modelfile(config.output, files[quants[0]].name, template_used, config.name)
+        lora_file = files[LORA].name if quants[0] in at_load else ""
+        write_modelfile(config.output, files[quants[0]].name, template_used, config.name, lora_file)
     finally:
         if not config.keep_f32:
             f32.unlink(missing_ok=True)
             files.pop("F32", None)
     card = model_card(
-        config, adapter, base_sha, architecture, template_used, files, report, seconds, importance
+        config, adapter, base_sha, architecture, template_used, files, report, seconds, importance, at_load
     )
     write_card(config.output, card)
     return ExportResult(files, seconds, report, card)
@@ -124,26 +131,43 @@ def _quantize_and_verify(
     config: ExportConfig,
     quants: tuple[str, ...],
     files: dict[str, Path],
-    base_template: TemplateModel | None,
-    unchanged: frozenset[str],
+    layout: BaseLayout | None,
     seconds: dict[str, float],
     importance: Importance | None,
-) -> VerifyReport | None:
+) -> tuple[VerifyReport | None, tuple[str, ...]]:
+    """Quantize, graft the base's bytes back, verify; returns the report and the
+    quantizations that apply the LoRA layers at load time (`files[LORA]`)."""
     f32 = files["F32"]
     means = importance.imatrix.means() if importance else None
+    lora_path = config.output / lora_file_name(config.name)
+    at_load: list[str] = []
     for quant in quants:
         target = config.output / file_name(config.name, quant)
         result = quantize(f32, target, quant, threads=config.threads, importance=means)
         seconds[f"quantize_{quant}"] = result.seconds
-        if base_template is not None and _quantized_among(base_template, unchanged):
+        if layout is not None and (layout.at_load or _quantized_among(layout.template, layout.unchanged)):
             started = time.perf_counter()
-            grafted = graft_unchanged(result.path, base_template, unchanged)
+            grafted, uses_lora = graft_unchanged(
+                result.path,
+                layout.template,
+                layout.unchanged,
+                at_load=layout.at_load,
+                lora_file=lora_path.name,
+            )
             seconds[f"graft_{quant}"] = time.perf_counter() - started
-            log.info("%s: %d tensors the adapter did not change copied from the base", quant, grafted)
+            log.info("%s: %d tensors copied from the base", quant, grafted)
+            if uses_lora:
+                at_load.append(quant)
         files[quant] = result.path
         log.info("%s: %.1f MiB in %.1fs", result.path.name, result.size_bytes / 2**20, result.seconds)
+    if at_load:
+        assert layout is not None and layout.adapter is not None
+        started = time.perf_counter()
+        files[LORA] = write_lora_gguf(layout.template, layout.adapter, lora_path)
+        seconds["write_lora"] = time.perf_counter() - started
+        log.info("LoRA layers applied at load time by %s: %s", ", ".join(at_load), lora_path.name)
     if not config.verify:
-        return None
+        return None, tuple(at_load)
     started = time.perf_counter()
     report = verify(
         f32,
@@ -157,7 +181,7 @@ def _quantize_and_verify(
     )
     seconds["verify"] = time.perf_counter() - started
     write_report(report, config.output / "verify.json")
-    return report
+    return report, tuple(at_load)
 
 
 @dataclass(frozen=True)
@@ -229,10 +253,22 @@ def _fim_and_provenance(
     return Edits(set=changes)
 
 
+@dataclass(frozen=True)
+class BaseLayout:
+    """What the quantized files may take from a GGUF base."""
+
+    template: TemplateModel
+    unchanged: frozenset[str]
+    """Tensors the adapter left as they are."""
+    adapter: Adapter | None = None
+    at_load: frozenset[str] = frozenset()
+    """Tensors whose LoRA layers can be applied at load time instead of merged."""
+
+
 def _export_by_template(
     config: ExportConfig, adapter: AdapterInfo | None, base_sha: str, f32: Path, seconds: dict[str, float]
-) -> tuple[TemplateModel, frozenset[str]]:
-    """Write the F32 file; returns the base and the tensors the adapter left unchanged."""
+) -> BaseLayout:
+    """Write the (fully merged) F32 file; returns what the quantized files may keep of the base."""
     from export.merge import merge_adapter
     from export.tensor_map import lora_weights, rules_for, template_weights
 
@@ -270,7 +306,9 @@ def _export_by_template(
     started = time.perf_counter()
     write_gguf(template, f32, lambda tensor: source(tensor.name), edits)
     seconds["write_f32"] = time.perf_counter() - started
-    return template, unchanged
+    if plain is None or not plain.layers or not config.lora_at_load:
+        return BaseLayout(template, unchanged)
+    return BaseLayout(template, unchanged, plain, projection_targets(template, plain))
 
 
 def _plain_lora(adapter: AdapterInfo) -> Adapter | None:
@@ -288,29 +326,50 @@ def _quantized_among(base: TemplateModel, names: frozenset[str]) -> bool:
     return any(t.tensor_type not in exact for t in base.tensors if t.name in names)
 
 
-def graft_unchanged(quantized: Path, base: TemplateModel, unchanged: frozenset[str]) -> int:
+def graft_unchanged(
+    quantized: Path,
+    base: TemplateModel,
+    unchanged: frozenset[str],
+    *,
+    at_load: frozenset[str] = frozenset(),
+    lora_file: str = "",
+) -> tuple[int, bool]:
     """Put the base's own bytes back into `quantized` for every tensor the adapter did not
     change and llama.cpp quantized to the base's type: re-quantizing a dequantized K-quant
     does not give the same blocks back, and the base's output should survive an export
-    untouched. Returns how many tensors were copied."""
+    untouched. If every `at_load` tensor has the base's type too, those get the base's
+    bytes as well and the file names `lora_file` (LORA_KEY), whose LoRA layers llama.cpp
+    then applies on load. Returns how many tensors were copied, and whether `lora_file`
+    is named."""
     import numpy as np
 
     out = read_template(quantized)
     by_name = {tensor.name: tensor for tensor in base.tensors}
+    same_type = {t.name for t in out.tensors if by_name[t.name].tensor_type == t.tensor_type}
+    uses_lora = bool(at_load) and at_load <= same_type
+    keep = unchanged | at_load if uses_lora else unchanged
     graft = {
         tensor.name
         for tensor in out.tensors
-        if tensor.name in unchanged
-        and by_name[tensor.name].tensor_type == tensor.tensor_type
+        if tensor.name in keep
+        and tensor.name in same_type
         and not np.array_equal(by_name[tensor.name].data, tensor.data)
     }
-    if graft:
+    if graft or uses_lora:
+        edits = (
+            Edits(set={LORA_KEY: MetadataValue(GGUFValueType.STRING, lora_file)}) if uses_lora else Edits()
+        )
         partial = quantized.with_name(quantized.name + ".grafted")
         write_gguf(
-            out, partial, lambda t: by_name[t.name] if t.name in graft else t, f32=False, progress=False
+            out,
+            partial,
+            lambda t: by_name[t.name] if t.name in graft else t,
+            edits,
+            f32=False,
+            progress=False,
         )
         partial.replace(quantized)
-    return len(graft)
+    return len(graft), uses_lora
 
 
 def _export_by_converter(
@@ -367,6 +426,7 @@ def model_card(
     report: VerifyReport | None,
     seconds: dict[str, float],
     importance: Importance | None = None,
+    at_load: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     card: dict[str, Any] = {
         "name": config.name,
@@ -391,6 +451,7 @@ def model_card(
         "seconds": {key: round(value, 1) for key, value in seconds.items()},
         "verification": None,
         "imatrix": importance.describe() if importance else None,
+        "lora_at_load": {"file": files[LORA].name, "quants": list(at_load)} if at_load else None,
         "commands": [export_command(config)],
     }
     if adapter is not None:
@@ -429,4 +490,6 @@ def export_command(config: ExportConfig) -> str:
         parts += ["--imatrix", str(config.imatrix)]
     for source in config.calibration:
         parts += ["--calibration", str(source)]
+    if not config.lora_at_load:
+        parts.append("--merge-lora")
     return " ".join(parts)

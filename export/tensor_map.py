@@ -96,9 +96,9 @@ def template_weights(
     return out, frozenset(unchanged)
 
 
-def lora_weights(template: TemplateModel, adapter: Adapter) -> tuple[dict[str, F32Array], frozenset[str]]:
-    """GGUF name -> F32 values of the tensors the adapter changes (the base's values plus the
-    adapter's, applied in GGUF layout), and the names of every other tensor."""
+def lora_targets(template: TemplateModel, adapter: Adapter) -> dict[str, str | None]:
+    """Each parameter the adapter changes -> its GGUF tensor (None: the tied output layer,
+    which changes with the embedding)."""
     rules_for(template.architecture)
     names = name_map(template)
     present = {tensor.name for tensor in template.tensors}
@@ -115,13 +115,21 @@ def lora_weights(template: TemplateModel, adapter: Adapter) -> tuple[dict[str, F
             raise GGUFExportError(f"the adapter changes the norm {parameter}: not supported by this merge")
         return name
 
+    return {parameter: target(parameter) for parameter in sorted(adapter.parameters())}
+
+
+def lora_weights(template: TemplateModel, adapter: Adapter) -> tuple[dict[str, F32Array], frozenset[str]]:
+    """GGUF name -> F32 values of the tensors the adapter changes (the base's values plus the
+    adapter's, applied in GGUF layout), and the names of every other tensor."""
+    targets = lora_targets(template, adapter)
     changed: dict[str, F32Array] = {}
     for layer in adapter.layers:
-        name = target(layer.parameter)
+        name = targets[layer.parameter]
         if name is not None:
             changed[name] = apply_layer(changed.get(name, template.dequantized(name)), layer)
     for rows in adapter.token_rows:
-        name = target(rows.parameter)
+        name = targets[rows.parameter]
         if name is not None:
             changed[name] = apply_rows(changed.get(name, template.dequantized(name)), rows)
+    present = {tensor.name for tensor in template.tensors}
     return changed, frozenset(present - changed.keys())

@@ -63,6 +63,8 @@ class ModelScore:
     least DECISIVE_MARGIN logits (a diagnostic: near-ties flip on any change of arithmetic)."""
     decisive_share: float | None = None
     perplexity_ratio: float | None = None
+    lora: str = ""
+    """The LoRA file the model applies on load (its size is in `size_bytes`)."""
 
 
 @dataclass
@@ -92,8 +94,9 @@ class VerifyReport:
                 if score.decisive_agreement is None
                 else f"{score.decisive_agreement:.1%} of {score.decisive_share:.0%}"
             )
+            name = Path(score.path).name + (f" + {Path(score.lora).name}" if score.lora else "")
             rows.append(
-                f"| {Path(score.path).name} | {score.size_bytes / 2**20:.1f} | {agree} | {same} | {decisive} "
+                f"| {name} | {score.size_bytes / 2**20:.1f} | {agree} | {same} | {decisive} "
                 f"| {score.perplexity:.3f} |"
             )
         return "\n".join(rows)
@@ -262,12 +265,13 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
                 agree_decisive += sum(h for h, c in zip(hits, clear, strict=True) if c)
                 total_decisive += sum(clear)
             ppl, _ = perplexity(model, chunks)
+            lora = model.lora
         finally:
             model.close()
         scores.append(
             ModelScore(
                 str(path),
-                path.stat().st_size,
+                path.stat().st_size + (lora.stat().st_size if lora else 0),
                 ppl,
                 time.perf_counter() - started,
                 token_agreement=agree / total if total else float("nan"),
@@ -275,6 +279,7 @@ def verify(reference: Path, candidates: Sequence[Path], config: VerifyConfig) ->
                 decisive_agreement=agree_decisive / total_decisive if total_decisive else float("nan"),
                 decisive_share=total_decisive / total if total else float("nan"),
                 perplexity_ratio=ppl / ref_ppl if ref_ppl else None,
+                lora=str(lora or ""),
             )
         )
     return VerifyReport(

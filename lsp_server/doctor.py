@@ -130,7 +130,12 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
             "model load",
             True,
             f"{model.description()}, {model.n_params() / 1e6:.0f}M parameters, "
-            f"loaded in {engine.stats.load_seconds:.2f}s, context {model.n_ctx}",
+            f"loaded in {engine.stats.load_seconds:.2f}s, context {model.n_ctx}"
+            + (
+                f"; LoRA {model.lora.name} ({model.lora.stat().st_size / 2**20:.1f} MiB) applied"
+                if model.lora
+                else ""
+            ),
         )
         pipeline = Pipeline(engine)
         template = pipeline.template

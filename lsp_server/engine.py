@@ -214,10 +214,11 @@ class Engine:
         self.stats.load_seconds = time.perf_counter() - started
         self.state = EngineState.READY
         log.info(
-            "model ready in %.2fs: %s (%s)",
+            "model ready in %.2fs: %s (%s)%s",
             self.stats.load_seconds,
             self.config.model_path,
             self._model.description(),
+            f", LoRA {self._model.lora} applied" if self._model.lora else "",
         )
 
     def _warm_up(self) -> None:

@@ -23,6 +23,10 @@ import numpy.typing as npt
 from lsp_server.errors import CancelledError, ModelError
 from lsp_server.token_cache import TokenCache
 
+LORA_KEY = "inkling.lora.file"
+"""GGUF metadata: the file name of a LoRA adapter (llama.cpp's GGUF format), next to the
+model file, that belongs to the model and is applied whenever it is loaded."""
+
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("inkling.llama_cpp")
 
@@ -33,7 +37,12 @@ _backend_lock = threading.Lock()
 _LLAMA_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
 _recent_errors: collections.deque[str] = collections.deque(maxlen=6)
 # Warnings llama.cpp prints for every healthy Gemma 3 file; not worth a user's attention.
-_BENIGN = ("control-looking token", "using full-size SWA cache", "special_eos_id is not in special_eog_ids")
+_BENIGN = (
+    "control-looking token",
+    "using full-size SWA cache",
+    "special_eos_id is not in special_eog_ids",
+    "fallback to CPU",  # a LoRA's tensors stay in plain CPU memory beside repacked weights
+)
 
 
 _decoding = threading.local()
@@ -143,6 +152,7 @@ class LlamaModel:
     ) -> None:
         init_backend()
         self.path = path
+        self.lora: Path | None = None
         self._abort = AbortFlag()
         self._model: ctypes.c_void_p | None = None
         self._ctx: ctypes.c_void_p | None = None
@@ -192,11 +202,48 @@ class LlamaModel:
                 "try a smaller contextSize"
             )
         self._ctx = ctx
+        self.lora = self._attach_declared_lora()
         self._abort_callback = self._abort.install(ctx)
         self.n_ctx = int(llama_cpp.llama_n_ctx(ctx))
         self.n_seq_max = n_seq_max
         self._batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
         self._memory = llama_cpp.llama_get_memory(ctx)
+
+    def declared_lora(self) -> Path | None:
+        """The LoRA adapter file the model file names (`LORA_KEY`), if any; it must exist."""
+        name = self.metadata(LORA_KEY)
+        if not name:
+            return None
+        path = self.path.parent / name
+        if Path(name).name != name or not path.is_file():
+            raise ModelError(
+                f"{self.path} needs its adapter {name!r} next to it, and it is missing "
+                "(copy both files, or rebuild with `inkling model build`)"
+            )
+        return path
+
+    def _attach_declared_lora(self) -> Path | None:
+        """Apply the model's LoRA adapter at its own precision on top of the quantized weights:
+        merged and re-quantized to 4-5 bits, a fine-tune's small delta is mostly rounded away."""
+        try:
+            path = self.declared_lora()
+        except ModelError:
+            self.close()
+            raise
+        if path is None:
+            return None
+        _recent_errors.clear()
+        adapter = llama_cpp.llama_adapter_lora_init(self._model, str(path).encode("utf-8"))
+        if not adapter:
+            reason = "; ".join(_recent_errors) or "no reason given"
+            self.close()
+            raise ModelError(f"llama.cpp could not load the adapter {path}: {reason}")
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+        scales = (ctypes.c_float * 1)(1.0)
+        if llama_cpp.llama_set_adapters_lora(self._ctx, adapters, 1, scales) != 0:
+            self.close()
+            raise ModelError(f"llama.cpp could not apply the adapter {path}")
+        return path
 
     @staticmethod
     def _report_progress(callback: Callable[[float], None] | None, value: float) -> bool:

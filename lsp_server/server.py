@@ -405,6 +405,9 @@ class InklingServer(LanguageServer):
         return {
             "state": self.model_state,
             "model": self.model_path,
+            "lora": str(self.engine.model.lora or "")
+            if self.engine is not None and self.engine.ready
+            else "",
             "template": template,
             "error": self.model_error,
             "lastLatencyMs": self.last_latency_ms,

@@ -84,6 +84,7 @@ class FloorEngine(Engine):
             n_batch=config.n_batch,
             vocab_only=True,
         )
+        self._lora = self._model.declared_lora()
         self.state = EngineState.READY
         self._llama: llama_cpp.Llama | None = None
         self.priming = False
@@ -105,6 +106,8 @@ class FloorEngine(Engine):
                 # The server keeps llama.cpp's default (auto), which picks flash attention on
                 # CPU; `Llama` turns it off unless asked. Other kernels, other near-ties.
                 flash_attn=True,
+                # The LoRA layers the model file names, applied as the server applies them.
+                lora_path=str(self._lora) if self._lora else None,
                 verbose=False,
             )
         return self._llama

@@ -45,6 +45,8 @@ def test_build_records_a_stable_hash_then_verifies_it(
     installed = tmp_path / "cache" / "models" / TUNED_MODEL_NAME
     assert recorded.path == installed and record["output_sha256"] == file_sha256(installed)
     assert record["base_sha256"] == file_sha256(tiny_base)
+    assert recorded.lora == installed.with_name("inkling-gemma3-270m-fim.lora.gguf")
+    assert record["lora_sha256"] == file_sha256(recorded.lora) and record["lora_size"] > 0
     assert resolve_model().path == installed  # the server now prefers it
 
     installed.unlink()
@@ -56,12 +58,21 @@ def test_build_records_a_stable_hash_then_verifies_it(
     with pytest.raises(BuildError, match="nothing was installed"):
         build_default_model(adapter_dir=adapter, base=tiny_base, threads=1)
     assert not installed.exists()
+    # A record made when the LoRA was merged (no lora_sha256) does not match a build that keeps it apart.
+    (adapter / BUILD_FILE).write_text(
+        json.dumps({k: v for k, v in record.items() if not k.startswith("lora")})
+    )
+    with pytest.raises(BuildError, match=r"LoRA .* merged"):
+        build_default_model(adapter_dir=adapter, base=tiny_base, threads=1)
     assert not list((tmp_path / "cache" / "models").glob("inkling-build-*"))  # no scratch left behind
 
 
-def test_a_shipped_importance_matrix_steers_the_build_and_is_recorded(
+def test_a_shipped_importance_matrix_is_read_and_recorded(
     tiny_base: Path, adapter: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Read without torch and recorded. It leaves the bytes as they are: with the LoRA applied
+    on load, every block weight is the base's own, and the embedding (Q8_0) takes no matrix
+    (that the quantizer follows one: tests/export/test_imatrix.py)."""
     plain = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1).sha256
     assert json.loads((adapter / BUILD_FILE).read_text())["imatrix_sha256"] == ""
     # Made up, but shaped like a measured one: one positive entry per block weight column.
@@ -76,7 +87,7 @@ def test_a_shipped_importance_matrix_steers_the_build_and_is_recorded(
     weighted = build_default_model(adapter_dir=adapter, base=tiny_base, record=True, threads=1)
     record = json.loads((adapter / BUILD_FILE).read_text())
     assert record["imatrix_sha256"] == file_sha256(adapter / IMATRIX_FILE)
-    assert weighted.sha256 == record["output_sha256"] != plain
+    assert weighted.sha256 == record["output_sha256"] == plain
 
 
 def test_build_without_a_trained_adapter_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

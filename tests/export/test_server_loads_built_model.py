@@ -33,6 +33,7 @@ async def test_server_prefers_the_built_tuned_model(
         status = await client.wait_ready(timeout=120)
         assert status["state"] == "ready", status
         assert status["model"] == str(built.path)
+        assert built.lora is not None and status["lora"] == str(built.lora)  # its LoRA, applied on load
         assert status["template"].startswith("inkling"), status
         client.open("file:///tmp/demo.py", "python", "def area(width, height):\n    return \n")
         await client.inline("file:///tmp/demo.py", 1, 11)  # answered (a random model may say anything)

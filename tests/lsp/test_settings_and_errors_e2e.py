@@ -270,6 +270,14 @@ def test_doctor_reports_everything_and_no_network() -> None:
     ):
         assert names[name]["ok"], names[name]
     assert report["info"]["speed"]["generate_tokens_per_s"] > 1
+    from lsp_server.llama_model import LORA_KEY, LlamaModel
+    from lsp_server.models import resolve_model
+
+    model = LlamaModel(resolve_model().path, n_ctx=64, n_threads=1, n_batch=8, vocab_only=True)
+    lora = model.metadata(LORA_KEY)
+    model.close()
+    if lora:  # the tuned default applies its LoRA file on load, and says so
+        assert f"LoRA {lora}" in names["model load"]["detail"], names["model load"]
 
 
 async def test_workspace_is_indexed_for_project_context(client: LanguageClient, tmp_path: Path) -> None:
