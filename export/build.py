@@ -121,7 +121,7 @@ def build_default_model(
                     f"two builds from the same inputs differ ({digest} vs {second[0]}; "
                     f"LoRA {lora_digest or '-'} vs {second[1] or '-'}): not recorded"
                 )
-            _write_record(adapter_dir, result.card, digest, built.stat().st_size, lora)
+            _write_record(adapter_dir, result.card, digest, built.stat().st_size, lora, lora_digest)
         elif (digest, lora_digest) != (expected["output_sha256"], expected.get("lora_sha256", "")):
             raise BuildError(
                 f"the built model's sha256 is {digest} (LoRA {lora_digest or 'merged'}), not the recorded "
@@ -145,7 +145,9 @@ def build_default_model(
     )
 
 
-def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: int, lora: Path | None) -> None:
+def _write_record(
+    adapter_dir: Path, card: dict[str, Any], digest: str, size: int, lora: Path | None, lora_digest: str
+) -> None:
     record = {
         "quant": QUANT,
         "name": NAME,
@@ -154,7 +156,7 @@ def _write_record(adapter_dir: Path, card: dict[str, Any], digest: str, size: in
         "imatrix_sha256": card["imatrix"]["sha256"] if card.get("imatrix") else "",
         "output_sha256": digest,
         "output_size": size,
-        "lora_sha256": file_sha256(lora) if lora else "",
+        "lora_sha256": lora_digest,
         "lora_size": lora.stat().st_size if lora else 0,
     }
     (adapter_dir / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

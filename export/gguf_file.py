@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,7 @@ def write_gguf(
     in the template's order, what `weights(tensor)` gives (the template's own data
     when `weights` is None: a metadata-only rewrite). `f32` (default: weights are given)
     marks the file as F32 in general.file_type."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    writer = gguf.GGUFWriter(partial, template.architecture)
-    try:
+    with gguf_writer(out, template.architecture) as writer:
         for key, value in _merged_metadata(template, edits, f32=weights is not None if f32 is None else f32):
             writer.add_key_value(key, value.value, value.type, sub_type=value.sub_type)
         arrays = list(_tensor_arrays(template, weights))
@@ -159,13 +157,24 @@ def write_gguf(
             for _, array, _ in arrays:
                 writer.write_tensor_data(array)
                 bar.update(array.nbytes)
+    return out
+
+
+@contextmanager
+def gguf_writer(out: Path, architecture: str) -> Iterator[gguf.GGUFWriter]:
+    """A GGUFWriter to `<out>.partial`, moved to `out` when the block ends well and removed
+    when it does not: a half-written model is never left where llama.cpp would load it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    writer = gguf.GGUFWriter(partial, architecture)
+    try:
+        yield writer
         writer.close()
         partial.replace(out)
     except BaseException:
         writer.close()
         partial.unlink(missing_ok=True)
         raise
-    return out
 
 
 def _merged_metadata(

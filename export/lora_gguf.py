@@ -21,7 +21,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from export.gguf_file import GGUFExportError, TemplateModel
+from export.gguf_file import GGUFExportError, TemplateModel, gguf_writer
 from export.lora import Adapter
 from export.tensor_map import lora_targets
 
@@ -48,10 +48,7 @@ def write_lora_gguf(template: TemplateModel, adapter: Adapter, out: Path) -> Pat
             f"the adapter's layers differ in rank {sorted(ranks)} or scale {sorted(scales)}"
         )
     targets = lora_targets(template, adapter)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    writer = gguf.GGUFWriter(partial, template.architecture)
-    try:
+    with gguf_writer(out, template.architecture) as writer:
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         # llama.cpp scales by alpha / rank.
@@ -66,10 +63,4 @@ def write_lora_gguf(template: TemplateModel, adapter: Adapter, out: Path) -> Pat
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
-        writer.close()
-        partial.replace(out)
-    except BaseException:
-        writer.close()
-        partial.unlink(missing_ok=True)
-        raise
     return out

@@ -29,7 +29,7 @@ from export.imatrix import Imatrix, calibration_texts, compute_imatrix, read_ima
 from export.lora import Adapter, UnsupportedAdapterError, read_lora
 from export.lora_gguf import lora_file_name, projection_targets, write_lora_gguf
 from export.modelfile import write_modelfile
-from export.quantize import DEFAULT_QUANT, quant_name, quantize
+from export.quantize import DEFAULT_QUANT, QUANT_TYPES, quant_name, quantize
 from export.verify import VerifyConfig, VerifyReport, build_probes, verify, write_report
 from lsp_server.llama_model import LORA_KEY, LlamaModel
 from lsp_server.templates import Template
@@ -111,7 +111,7 @@ def run_export(config: ExportConfig) -> ExportResult:
         architecture = _export_by_converter(config, adapter, f32, seconds)
     files: dict[str, Path] = {"F32": f32}
     try:
-        importance = _importance(config, adapter, f32, seconds)
+        importance = _importance(config, adapter, f32, seconds, layout, quants)
         report, at_load = _quantize_and_verify(config, quants, files, layout, seconds, importance)
         template_used = detected_template(files[quants[0]])
         lora_file = files[LORA].name if quants[0] in at_load else ""
@@ -203,7 +203,12 @@ class Importance:
 
 
 def _importance(
-    config: ExportConfig, adapter: AdapterInfo | None, f32: Path, seconds: dict[str, float]
+    config: ExportConfig,
+    adapter: AdapterInfo | None,
+    f32: Path,
+    seconds: dict[str, float],
+    layout: BaseLayout | None,
+    quants: tuple[str, ...],
 ) -> Importance | None:
     """The importance matrix to quantize with: the given one, else one measured on the
     calibration code (written next to the outputs), else none."""
@@ -211,6 +216,11 @@ def _importance(
         return None
     if config.imatrix is not None:
         return Importance(read_imatrix(config.imatrix), config.imatrix, "given")
+    if _keeps_base_weights(layout, quants):
+        log.info(
+            "every quantization keeps the base's weights, the LoRA applied on load: no importance matrix"
+        )
+        return None
     sources = config.calibration or _adapter_dataset(adapter)
     if not sources:
         log.info("no calibration code (--calibration): quantizing without an importance matrix")
@@ -227,6 +237,17 @@ def _importance(
     write_imatrix(imatrix, path)
     seconds["imatrix"] = time.perf_counter() - started
     return Importance(imatrix, path, "measured")
+
+
+def _keeps_base_weights(layout: BaseLayout | None, quants: tuple[str, ...]) -> bool:
+    """Whether every quantization is the base's own file type with a LoRA to apply on load:
+    then the block weights are grafted back from the base, and a matrix (minutes to measure)
+    would steer only the embedding with the trained token rows (Q8_0 in Gemma 3 270M's
+    Q4_K_M, which takes none)."""
+    if layout is None or not layout.at_load:
+        return False
+    base_type = layout.template.integer(Keys.General.FILE_TYPE)
+    return all(QUANT_TYPES[quant] == base_type for quant in quants)
 
 
 def _adapter_dataset(adapter: AdapterInfo | None) -> tuple[Path, ...]:

@@ -2,13 +2,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from export.quantize import quantize
 from export.run import ExportConfig, ExportResult, run_export
+from lsp_server.llama_model import LlamaModel
 from tests.export.tiny_gemma import write_tiny_adapter, write_tiny_gemma
 
 HELDOUT = (Path(__file__).resolve().parents[2] / "examples" / "demo.py",)
+
+
+def llama_logits(path: Path, tokens: list[int]) -> np.ndarray:
+    """llama.cpp's logits at every position of `tokens` (one batch) for the model at `path`."""
+    model = LlamaModel(path, n_ctx=256, n_threads=1, n_batch=128)
+    try:
+        model.decode(tokens, 0, logits_from=0)
+        return model.batch_logits(len(tokens))
+    finally:
+        model.close()
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from export.tensor_map import gguf_names, rules_for, to_gguf
 from export.verify import VerifyConfig, greedy, verify
 from lsp_server.llama_model import LlamaModel
 from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, INKLING_LAYOUT_KEY, detect_template
-from tests.export.conftest import HELDOUT
+from tests.export.conftest import HELDOUT, llama_logits
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +32,6 @@ PROMPTS = ["def total(items):\n    return", "class Data:\n    def count(self", "
 
 def _open(path: Path) -> LlamaModel:
     return LlamaModel(path, n_ctx=256, n_threads=1, n_batch=64)
-
-
-def _llama_logits(path: Path, tokens: list[int]) -> np.ndarray:
-    model = _open(path)
-    try:
-        model.decode(tokens, 0, logits_from=0)
-        return model.batch_logits(len(tokens))
-    finally:
-        model.close()
 
 
 def test_exported_weights_compute_what_the_adapter_computes(
@@ -64,13 +55,13 @@ def test_exported_weights_compute_what_the_adapter_computes(
     peft_model = PeftModel.from_pretrained(load_base(tiny_base, torch.float32), tiny_adapter).eval()
     with torch.no_grad():
         expected = peft_model(torch.tensor([tokens])).logits[0].numpy()
-    actual = _llama_logits(exported.files["F32"], tokens)
+    actual = llama_logits(exported.files["F32"], tokens)
     assert (actual.argmax(-1) == expected.argmax(-1)).all()
     # llama.cpp keeps its KV cache in F16: close, not bit-equal. The base without the
     # adapter is the control: the export must be far nearer to base + adapter than it.
     error = np.abs(actual - expected).mean()
     assert error < 0.01 * np.abs(expected).mean()
-    assert np.abs(_llama_logits(tiny_base, tokens) - expected).mean() > 10 * error
+    assert np.abs(llama_logits(tiny_base, tokens) - expected).mean() > 10 * error
 
 
 def test_every_weight_maps_back_to_its_gguf_tensor(tiny_base: Path) -> None:

@@ -8,6 +8,7 @@ computes, far closer than the same adapter merged into a Q4_K_M file.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from export.gguf_file import read_template
 from export.run import LORA, ExportConfig, ExportResult, run_export
 from lsp_server.errors import ModelError
 from lsp_server.llama_model import LORA_KEY, LlamaModel
+from tests.export.conftest import HELDOUT, llama_logits
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +40,6 @@ def merged(tiny_base: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPat
             lora_at_load=False,
         )
     )
-
-
-def _logits(path: Path, tokens: list[int]) -> np.ndarray:
-    model = LlamaModel(path, n_ctx=256, n_threads=1, n_batch=128)
-    try:
-        model.decode(tokens, 0, logits_from=0)
-        return model.batch_logits(len(tokens))
-    finally:
-        model.close()
 
 
 def test_the_quantized_file_keeps_the_base_weights_and_names_its_lora(
@@ -82,10 +75,10 @@ def test_llama_cpp_applies_it_and_computes_what_the_merged_f32_model_computes(
         model.close()
     assert LORA not in merged.files and LORA_KEY not in read_template(merged.files["Q4_K_M"]).metadata
 
-    reference = _logits(exported.files["F32"], tokens)
-    at_load = np.abs(_logits(exported.files["Q4_K_M"], tokens) - reference).mean()
-    merged_q4 = np.abs(_logits(merged.files["Q4_K_M"], tokens) - reference).mean()
-    without = np.abs(_logits(tiny_base, tokens) - reference).mean()  # the adapter's own effect
+    reference = llama_logits(exported.files["F32"], tokens)
+    at_load = np.abs(llama_logits(exported.files["Q4_K_M"], tokens) - reference).mean()
+    merged_q4 = np.abs(llama_logits(merged.files["Q4_K_M"], tokens) - reference).mean()
+    without = np.abs(llama_logits(tiny_base, tokens) - reference).mean()  # the adapter's own effect
     assert at_load < merged_q4 / 2 and at_load < without / 4, (at_load, merged_q4, without)
 
 
@@ -97,3 +90,23 @@ def test_a_model_without_its_lora_file_is_a_clear_error(exported: ExportResult, 
     (tmp_path / "tiny-fim.lora.gguf").write_bytes(b"GGUF but not really")
     with pytest.raises(ModelError, match="could not load the adapter"):
         LlamaModel(alone, n_ctx=64, n_threads=1, n_batch=8)
+
+
+def test_no_importance_matrix_is_measured_when_every_file_keeps_the_base_weights(
+    tiny_base: Path, tiny_adapter: Path, tmp_path: Path
+) -> None:
+    """It would steer nothing (the blocks are the base's bytes); merged, the same export measures one."""
+    config = ExportConfig(
+        base=tiny_base,
+        output=tmp_path / "at-load",
+        adapter=tiny_adapter,
+        name="tiny",
+        verify=False,
+        threads=1,
+        calibration=HELDOUT,
+        calibration_prompts=2,
+    )
+    at_load = run_export(config)
+    assert at_load.card["imatrix"] is None and "imatrix" not in at_load.seconds and LORA in at_load.files
+    merged = run_export(replace(config, output=tmp_path / "merged", lora_at_load=False))
+    assert merged.card["imatrix"]["source"] == "measured"
