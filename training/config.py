@@ -27,9 +27,13 @@ class ConfigError(InklingError):
     """A recipe or override that does not fit the config's fields."""
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe as a mapping. `extends: other.yaml` (relative to this file) starts from that
+    recipe: mappings merge key by key, other values replace, and `key: null` removes the
+    key, so a second stage states only how it differs and shares the sources list."""
+    file = Path(path).expanduser()
     try:
-        data = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8"))
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -38,7 +42,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping, not {type(data).__name__}")
-    return data
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f"config {path}: extends must name a file")
+    parent_file = (file.parent / parent).resolve()
+    if parent_file in _seen or parent_file == file.resolve():
+        raise ConfigError(f"config {path}: extends {parent} goes round in a circle")
+    return _merged(load_yaml(parent_file, (*_seen, file.resolve())), data)
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(base)
+    for key, value in over.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = value
+    return result
 
 
 def section(data: Mapping[str, Any], name: str, sections: Sequence[str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from lsp_server.context import Mode, build_context
 from lsp_server.evaluation.corpus import HeldOut, fingerprint
 from lsp_server.evaluation.corpus import split_of as split_of_evaluation
 from lsp_server.languages import language_for_id
-from training.config import ConfigError, apply_overrides, build, section
+from training.config import ConfigError, apply_overrides, build, load_yaml, section
 from training.data.dedup import DedupConfig, duplicates
 from training.data.docs import code_blocks
 from training.data.examples import ExampleConfig, examples_for_file, fim_example
@@ -103,6 +103,25 @@ def test_recipe_sections() -> None:
     recipe = {"prepare": {"output": "x"}, "sft": {"max_steps": 3}}
     assert section(recipe, "sft", ("prepare", "sft")) == {"max_steps": 3}
     assert section({"max_steps": 3}, "sft", ("prepare", "sft")) == {"max_steps": 3}
+
+
+def test_a_recipe_extends_another(tmp_path: Path) -> None:
+    (tmp_path / "first.yaml").write_text(
+        "prepare: {output: a, examples: {seed: 1, spm_share: 0.75}, exclude_lists: []}\n"
+        "sft: {max_steps: 500, lora: {r: 16, alpha: 32}}\npairs: {holes: 4}\n"
+    )
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub/second.yaml").write_text(
+        "extends: ../first.yaml\nprepare: {output: b, examples: {seed: 2}, exclude_lists: null}\n"
+        "sft: {lora: {alpha: 8}}\npairs: null\n"
+    )
+    assert load_yaml(tmp_path / "sub/second.yaml") == {
+        "prepare": {"output": "b", "examples": {"seed": 2, "spm_share": 0.75}},
+        "sft": {"max_steps": 500, "lora": {"r": 16, "alpha": 8}},
+    }
+    (tmp_path / "first.yaml").write_text("extends: sub/second.yaml\n")
+    with pytest.raises(ConfigError, match="circle"):
+        load_yaml(tmp_path / "sub/second.yaml")
 
 
 @pytest.mark.parametrize(
