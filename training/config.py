@@ -47,10 +47,11 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return data
     if not isinstance(parent, str) or not parent:
         raise ConfigError(f"config {path}: extends must name a file")
+    chain = (*_seen, file.resolve())
     parent_file = (file.parent / parent).resolve()
-    if parent_file in _seen or parent_file == file.resolve():
+    if parent_file in chain:
         raise ConfigError(f"config {path}: extends {parent} goes round in a circle")
-    return _merged(load_yaml(parent_file, (*_seen, file.resolve())), data)
+    return _merged(load_yaml(parent_file, chain), data)
 
 
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

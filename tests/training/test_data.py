@@ -129,7 +129,6 @@ def test_a_recipe_extends_another(tmp_path: Path) -> None:
 )
 def test_shipped_recipes_are_valid(recipe_file: str) -> None:
     from training.cli import COMMANDS, _config_class
-    from training.config import load_yaml
 
     recipe = load_yaml(Path(__file__).parents[2] / "training/recipes" / recipe_file)
     assert set(recipe) <= set(COMMANDS)
