@@ -29,8 +29,9 @@ class ConfigError(InklingError):
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A recipe as a mapping. `extends: other.yaml` (relative to this file) starts from that
-    recipe: mappings merge key by key, other values replace, and `key: null` removes the
-    key, so a second stage states only how it differs and shares the sources list."""
+    recipe: mappings merge key by key, other values replace, `key: null` removes the key and
+    `key+: [...]` adds to the end of its list, so a later stage states only how it differs
+    and shares the sources list."""
     file = Path(path).expanduser()
     try:
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -57,7 +58,12 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(base)
     for key, value in over.items():
-        if value is None:
+        if key.endswith("+"):
+            name = key[:-1]
+            if not isinstance(value, list) or not isinstance(result.get(name, []), list):
+                raise ConfigError(f"{key} adds a list to a list; {name} or its addition is not one")
+            result[name] = [*result.get(name, []), *value]
+        elif value is None:
             result.pop(key, None)
         elif isinstance(value, dict) and isinstance(result.get(key), dict):
             result[key] = _merged(result[key], value)

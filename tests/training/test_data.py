@@ -107,18 +107,26 @@ def test_recipe_sections() -> None:
 
 def test_a_recipe_extends_another(tmp_path: Path) -> None:
     (tmp_path / "first.yaml").write_text(
-        "prepare: {output: a, examples: {seed: 1, spm_share: 0.75}, exclude_lists: []}\n"
+        "prepare: {output: a, examples: {seed: 1, spm_share: 0.75}, exclude_lists: [], sources: [{path: x}]}\n"
         "sft: {max_steps: 500, lora: {r: 16, alpha: 32}}\npairs: {holes: 4}\n"
     )
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub/second.yaml").write_text(
-        "extends: ../first.yaml\nprepare: {output: b, examples: {seed: 2}, exclude_lists: null}\n"
+        "extends: ../first.yaml\nprepare: {output: b, examples: {seed: 2}, exclude_lists: null,"
+        " sources+: [{path: y}]}\n"
         "sft: {lora: {alpha: 8}}\npairs: null\n"
     )
     assert load_yaml(tmp_path / "sub/second.yaml") == {
-        "prepare": {"output": "b", "examples": {"seed": 2, "spm_share": 0.75}},
+        "prepare": {
+            "output": "b",
+            "examples": {"seed": 2, "spm_share": 0.75},
+            "sources": [{"path": "x"}, {"path": "y"}],
+        },
         "sft": {"max_steps": 500, "lora": {"r": 16, "alpha": 8}},
     }
+    (tmp_path / "third.yaml").write_text("extends: sub/second.yaml\nsft+: [{lora: 1}]\n")
+    with pytest.raises(ConfigError, match="sft\\+ adds a list to a list"):
+        load_yaml(tmp_path / "third.yaml")
     (tmp_path / "first.yaml").write_text("extends: sub/second.yaml\n")
     with pytest.raises(ConfigError, match="circle"):
         load_yaml(tmp_path / "sub/second.yaml")
