@@ -126,6 +126,15 @@ class RawServer:
             if "method" not in message and message.get("id") == msg_id:
                 self.seen.remove(message)
                 return message
+        if not self._reader.is_alive() and not self._stop_reading.is_set():  # the server closed stdout
+            try:
+                code: int | None = self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise TimeoutError(
+                f"no response to {msg_id!r}: the server closed its output (exit code {code}); "
+                f"stderr:\n{self.stderr[-3000:]}"
+            )
         raise TimeoutError(f"no response to {msg_id!r} within {timeout}s; stderr:\n{self.stderr[-3000:]}")
 
     def notifications(self, method: str) -> list[Any]:
