@@ -77,6 +77,37 @@ def init_backend() -> None:
             _backend_ready = True
 
 
+AMX_CRASH = "https://github.com/ggml-org/llama.cpp/issues/20824"
+_amx_reported = False
+
+
+def model_params(*, vocab_only: bool = False) -> llama_cpp.llama_model_params:
+    """llama.cpp's model parameters, minus its AMX weight buffers where the build has them.
+
+    A llama.cpp built on a CPU with AMX (Sapphire Rapids and later) moves Q4_K
+    weights into AMX buffers, and its AMX matrix multiply crashes the process
+    on the first decode on some such machines (`AMX_CRASH`; seen here on a
+    2-core VM: a segfault in `ggml_backend_amx_mul_mat`). A crash would take
+    the editor's server down with it, so those builds load weights into plain
+    CPU memory instead (`use_extra_bufts` off: no AMX, no repacking). Elsewhere
+    the defaults stay."""
+    global _amx_reported  # noqa: PLW0603 - said once per process
+    init_backend()
+    params: llama_cpp.llama_model_params = llama_cpp.llama_model_default_params()
+    params.vocab_only = vocab_only
+    if not vocab_only and builds_amx():
+        params.use_extra_bufts = False
+        if not _amx_reported:
+            log.info("llama.cpp has AMX kernels: weights stay in plain CPU buffers (%s)", AMX_CRASH)
+            _amx_reported = True
+    return params
+
+
+def builds_amx() -> bool:
+    """Whether this llama.cpp build would use AMX (its system line says AMX_INT8 = 1)."""
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
 _FIM_GETTERS = {
     "pre": llama_cpp.llama_vocab_fim_pre,
     "suf": llama_cpp.llama_vocab_fim_suf,
@@ -158,15 +189,14 @@ class LlamaModel:
         self._ctx: ctypes.c_void_p | None = None
         self._batch: llama_cpp.llama_batch | None = None
 
-        model_params = llama_cpp.llama_model_default_params()
-        model_params.vocab_only = vocab_only
+        params = model_params(vocab_only=vocab_only)
         # Keep a reference: llama.cpp calls it during loading.
         self._progress_cb = llama_cpp.llama_progress_callback(
             lambda value, _data: self._report_progress(on_progress, value)
         )
-        model_params.progress_callback = self._progress_cb
+        params.progress_callback = self._progress_cb
         _recent_errors.clear()
-        model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
+        model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), params)
         if not model:
             reason = "; ".join(_recent_errors) or "no reason given"
             raise ModelError(f"llama.cpp could not load {path}: {reason}")

@@ -42,6 +42,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from unittest import mock
 from urllib.parse import unquote, urlparse
 
 import llama_cpp
@@ -62,7 +63,7 @@ from lsp_server.engine import (
     next_token,
 )
 from lsp_server.engine import GenerationRequest as Request
-from lsp_server.llama_model import LlamaModel
+from lsp_server.llama_model import LlamaModel, model_params
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.settings import Settings, effective_threads
@@ -95,22 +96,29 @@ class FloorEngine(Engine):
 
     def _load_llama(self) -> llama_cpp.Llama:
         if self._llama is None:
-            self._llama = llama_cpp.Llama(
-                str(self.config.model_path),
-                n_ctx=self.config.n_ctx,
-                n_threads=self.config.n_threads,
-                n_threads_batch=self.config.n_threads,
-                n_batch=self.config.n_batch,
-                n_ubatch=self.config.n_batch,
-                swa_full=True,  # as the server: lets Gemma 3 drop a KV tail instead of restarting
-                # The server keeps llama.cpp's default (auto), which picks flash attention on
-                # CPU; `Llama` turns it off unless asked. Other kernels, other near-ties.
-                flash_attn=True,
-                # The LoRA layers the model file names, applied as the server applies them.
-                lora_path=str(self._lora) if self._lora else None,
-                verbose=False,
-            )
+            # `Llama` takes no model parameters of ours: give it the server's (no AMX buffers
+            # where they crash) through the one function it builds them with.
+            params = model_params()
+            with mock.patch.object(llama_cpp.llama_cpp, "llama_model_default_params", lambda: params):
+                self._llama = self._new_llama()
         return self._llama
+
+    def _new_llama(self) -> llama_cpp.Llama:
+        return llama_cpp.Llama(
+            str(self.config.model_path),
+            n_ctx=self.config.n_ctx,
+            n_threads=self.config.n_threads,
+            n_threads_batch=self.config.n_threads,
+            n_batch=self.config.n_batch,
+            n_ubatch=self.config.n_batch,
+            swa_full=True,  # as the server: lets Gemma 3 drop a KV tail instead of restarting
+            # The server keeps llama.cpp's default (auto), which picks flash attention on
+            # CPU; `Llama` turns it off unless asked. Other kernels, other near-ties.
+            flash_attn=True,
+            # The LoRA layers the model file names, applied as the server applies them.
+            lora_path=str(self._lora) if self._lora else None,
+            verbose=False,
+        )
 
     def submit(self, request: Request, cancel: CancelToken | None = None) -> Future[Generation]:
         future: Future[Generation] = Future()
