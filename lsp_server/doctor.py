@@ -115,6 +115,7 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
     report.info["model_sha256"] = _sha256(resolved.path)
     report.add("model file", True, f"{resolved.path} ({size / 2**20:.0f} MiB, from {resolved.source})")
 
+    from lsp_server.llama_model import builds_amx
     from lsp_server.loading import load_engine
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
@@ -135,7 +136,8 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
                 f"; LoRA {model.lora.name} ({model.lora.stat().st_size / 2**20:.1f} MiB) applied"
                 if model.lora
                 else ""
-            ),
+            )
+            + ("; AMX build: weights in plain CPU buffers (llama.cpp#20824)" if builds_amx() else ""),
         )
         pipeline = Pipeline(engine)
         template = pipeline.template
