@@ -77,16 +77,22 @@ def test_background_evaluation_yields_to_a_newer_request(fresh_engine: Engine) -
     assert running.result() in (-1, *range(0, len(tokens)))  # superseded, or it had finished
 
 
-BLOCK_OPENER = "    def _split_chunks(self, text):\n"
-BLOCK_START = ORIGINAL.index(BLOCK_OPENER) + len(BLOCK_OPENER)
-BLOCK_END = ORIGINAL.index("\n\n", BLOCK_START)
-BLOCK_SOURCE = ORIGINAL[:BLOCK_START] + " " * 8 + ORIGINAL[BLOCK_END:]  # the body taken out
-BLOCK_CURSOR = BLOCK_START + 8
+# A long class of getters, each counting the read and returning its field, one left empty:
+# a body any model writes the same way, whatever kernels compute its logits (on textwrap's
+# `_split_chunks` the base model wrote a docstring, or nothing usable, depending on
+# whether llama.cpp repacked the weights). The mechanics are under test, not the model.
+FIELDS = [f"{a}{b}" for a in "abcdefgh" for b in "xyz"]
+GETTERS = "".join(
+    f"    def get_{f}(self):\n        self.reads += 1\n        return self._{f}\n\n" for f in FIELDS
+)
+BLOCK_OPENER = "    def get_last(self):\n"
+BLOCK_SOURCE = "class Record:\n" + GETTERS + BLOCK_OPENER + " " * 8 + "\n"
+BLOCK_CURSOR = len(BLOCK_SOURCE) - 1
 
 
 def test_a_cold_block_gets_its_first_statement_then_the_whole_body(fresh_engine: Engine) -> None:
     pipeline = Pipeline(fresh_engine)
-    request = CompletionRequest(BLOCK_SOURCE, BLOCK_CURSOR, "python", "/textwrap.py")
+    request = CompletionRequest(BLOCK_SOURCE, BLOCK_CURSOR, "python", "/record.py")
     first = pipeline.complete(request, SETTINGS)
     second = pipeline.complete(request, SETTINGS)
     assert first.mode.value == "block" and first.generation is not None and second.generation is not None
