@@ -79,12 +79,33 @@ def finish(
             text, errors = closed
             steps.append("balance")
         if errors > parses.baseline:
-            shorter = _longest_parsing_prefix(context, text, parses)
+            shorter = _longest_parsing_prefix(context, text, parses, parses.baseline)
             if shorter is None:
                 return None
             text = shorter
             steps.append("parse")
+        elif errors:
+            shorter = _fewer_errors_prefix(context, text, parses, errors)
+            if shorter is not None:
+                text = shorter
+                steps.append("parse-tail")
     return Finished(text, tuple(steps))
+
+
+def _fewer_errors_prefix(
+    context: CompletionContext, text: str, parses: ParseCheck, errors: int
+) -> str | None:
+    """A shorter completion that leaves fewer errors in the file than the whole one does.
+
+    The file with the hole often has an error of its own (an unfinished line), and a
+    completion that fixes it and then adds one of its own (`digest, p []byte) { ... }`
+    ending a Go declaration that has no body) breaks the file no more than the hole
+    did: the rule above keeps it. Its tail is what the shorter one does without. Plain
+    prefixes only, leaving no more brackets open than the whole: closing what the tail
+    opened (`{}`), or stopping inside it (`subscribe(x, (`), would be a new guess."""
+    comment = context.language.line_comment if context.language else None
+    opened = len(unclosed(text, comment)[0])
+    return _longest_parsing_prefix(context, text, parses, errors - 1, plain_opening=opened)
 
 
 def trim_suffix_overlap(text: str, line_suffix: str) -> str:
@@ -142,26 +163,42 @@ def _is_repetition(context: CompletionContext, text: str) -> bool:
     return False
 
 
-def _longest_parsing_prefix(context: CompletionContext, text: str, parses: ParseCheck) -> str | None:
-    """Shorten line by line (block) or word by word (inline) until the file parses."""
+def _longest_parsing_prefix(
+    context: CompletionContext,
+    text: str,
+    parses: ParseCheck,
+    limit: int,
+    *,
+    plain_opening: int | None = None,
+) -> str | None:
+    """Shorten line by line (block) or word by word (inline) until the file has at most
+    `limit` errors, closing a prefix's open brackets where that helps; `plain_opening`:
+    plain prefixes only, none with more than that many brackets left open."""
+    comment = context.language.line_comment if context.language else None
+
+    def fitting(candidate: str) -> str | None:
+        if not candidate.strip():
+            return None
+        if plain_opening is not None:
+            if len(unclosed(candidate, comment)[0]) > plain_opening:
+                return None
+            return candidate if parses(candidate) <= limit else None
+        if parses(candidate) <= limit:
+            return candidate
+        return _closed_that_parses(context, candidate, parses, limit)
+
     if context.mode is Mode.BLOCK:
         lines = text.split("\n")
         for end in range(len(lines) - 1, 0, -1):
-            candidate = _strip_trailing_whitespace("\n".join(lines[:end]))
-            if candidate.strip() and parses(candidate) <= parses.baseline:
-                return candidate
-            balanced = _closed_that_parses(context, candidate, parses) if candidate.strip() else None
-            if balanced is not None:
-                return balanced
+            found = fitting(_strip_trailing_whitespace("\n".join(lines[:end])))
+            if found is not None:
+                return found
         return None
     cuts = sorted({i for i, ch in enumerate(text) if ch in " ,;)" and i > 0}, reverse=True)
     for cut in cuts[:12]:
-        candidate = text[:cut].rstrip()
-        if candidate.strip() and parses(candidate) <= parses.baseline:
-            return candidate
-        balanced = _closed_that_parses(context, candidate, parses) if candidate.strip() else None
-        if balanced is not None:
-            return balanced
+        found = fitting(text[:cut].rstrip())
+        if found is not None:
+            return found
     return None
 
 
@@ -239,6 +276,6 @@ def _best_closing(context: CompletionContext, text: str, parses: ParseCheck) -> 
     return variant, errors
 
 
-def _closed_that_parses(context: CompletionContext, text: str, parses: ParseCheck) -> str | None:
+def _closed_that_parses(context: CompletionContext, text: str, parses: ParseCheck, limit: int) -> str | None:
     best = _best_closing(context, text, parses)
-    return best[0] if best is not None and best[1] <= parses.baseline else None
+    return best[0] if best is not None and best[1] <= limit else None

@@ -103,3 +103,46 @@ def test_a_truncated_block_is_closed_instead_of_dropped() -> None:
     parses = Parses()
     done = finish(context, "if (a > 0) {\n        a = a * 2;\n        return", complete=False, parses=parses)
     assert done is not None and done.text == "if (a > 0) {\n        a = a * 2;\n    }"
+
+
+def test_a_tail_that_adds_its_own_error_is_cut_where_the_hole_had_one() -> None:
+    """The holed file has errors (an unfinished declaration); the completion fixes them
+    and adds one with a body that is not Go: no more errors than the hole left, so the
+    rule for new errors keeps it, yet a prefix leaves fewer."""
+    from lsp_server.languages import language_for_id
+    from lsp_server.syntax import error_count_in
+
+    spec = language_for_id("go")
+    source = "package sha256\n\n//go:noescape\n\nfunc block(dig *|\n\nfunc other() int { return 1 }\n"
+    context = ctx(source, "go")
+    baseline = error_count_in(spec, source.replace("|", "").encode())
+
+    class Parses:
+        def __init__(self) -> None:
+            self.baseline = baseline
+
+        def __call__(self, candidate: str) -> int:
+            return error_count_in(spec, (context.prefix + candidate + context.suffix).encode())
+
+    parses = Parses()
+    assert baseline >= parses("digest, p []byte) { ... }") > parses("digest, p []byte)")
+    done = finish(context, "digest, p []byte) { ... }", parses=parses)
+    assert done is not None and done.text == "digest, p []byte)" and "parse-tail" in done.steps
+    whole = finish(context, "digest, p []byte)", parses=parses)
+    assert whole is not None and whole.text == "digest, p []byte)" and not whole.steps
+
+
+class FewerWhenOpen:
+    """A stand-in parser that (like tree-sitter, at times) counts fewer errors for a prefix
+    that stops inside a bracket than for the whole completion."""
+
+    baseline = 1
+
+    def __call__(self, candidate: str) -> int:
+        return 0 if candidate.endswith("(") else 1
+
+
+def test_the_tail_cut_never_stops_inside_a_bracket_the_whole_closed() -> None:
+    context = ctx("    notifier = |\n")
+    done = finish(context, "subscribe(subscriber, () => 1)", parses=FewerWhenOpen())
+    assert done is not None and done.text == "subscribe(subscriber, () => 1)"
