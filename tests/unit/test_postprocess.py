@@ -1,6 +1,7 @@
 from lsp_server.context import build_context
 from lsp_server.languages import language_for_id
 from lsp_server.postprocess import finish, trim_suffix_overlap
+from lsp_server.syntax import error_count_in
 
 
 def ctx(source: str, language: str = "python"):
@@ -38,6 +39,18 @@ def test_block_drops_lines_that_exist_below_and_incomplete_lines() -> None:
     assert truncated is not None and truncated.text == "y = x + 1"
 
 
+class Parses:
+    """The real parser's error count with a candidate at the cursor (and without one)."""
+
+    def __init__(self, context, language: str) -> None:
+        self.spec = language_for_id(language)
+        self.context = context
+        self.baseline = self("")
+
+    def __call__(self, candidate: str) -> int:
+        return error_count_in(self.spec, (self.context.prefix + candidate + self.context.suffix).encode())
+
+
 class Errors:
     """A stand-in parser: one error per '(' in the candidate."""
 
@@ -65,42 +78,14 @@ def test_closing_variants_from_all_to_fewer() -> None:
 
 
 def test_the_parser_picks_how_much_to_close() -> None:
-    from lsp_server.languages import language_for_id
-    from lsp_server.syntax import error_count_in
-
-    spec = language_for_id("python")
-    source = "total = |)\n"  # the hole removed an opening bracket: the suffix closes one
-    context = ctx(source)
-    baseline = error_count_in(spec, source.replace("|", "").encode())
-
-    class Parses:
-        def __init__(self) -> None:
-            self.baseline = baseline
-
-        def __call__(self, candidate: str) -> int:
-            return error_count_in(spec, (context.prefix + candidate + context.suffix).encode())
-
-    done = finish(context, "compute(a, [b", parses=Parses())
+    context = ctx("total = |)\n")  # the hole removed an opening bracket: the suffix closes one
+    done = finish(context, "compute(a, [b", parses=Parses(context, "python"))
     assert done is not None and done.text == "compute(a, [b]"
 
 
 def test_a_truncated_block_is_closed_instead_of_dropped() -> None:
-    from lsp_server.languages import language_for_id
-    from lsp_server.syntax import error_count_in
-
-    source = "int f(int a) {\n    |\n}\n"
-    context = ctx(source, "c")
-    spec = language_for_id("c")
-    baseline = error_count_in(spec, source.replace("|", "").encode())
-
-    class Parses:
-        def __init__(self) -> None:
-            self.baseline = baseline
-
-        def __call__(self, candidate: str) -> int:
-            return error_count_in(spec, (context.prefix + candidate + context.suffix).encode())
-
-    parses = Parses()
+    context = ctx("int f(int a) {\n    |\n}\n", "c")
+    parses = Parses(context, "c")
     done = finish(context, "if (a > 0) {\n        a = a * 2;\n        return", complete=False, parses=parses)
     assert done is not None and done.text == "if (a > 0) {\n        a = a * 2;\n    }"
 
@@ -109,23 +94,10 @@ def test_a_tail_that_adds_its_own_error_is_cut_where_the_hole_had_one() -> None:
     """The holed file has errors (an unfinished declaration); the completion fixes them
     and adds one with a body that is not Go: no more errors than the hole left, so the
     rule for new errors keeps it, yet a prefix leaves fewer."""
-    from lsp_server.languages import language_for_id
-    from lsp_server.syntax import error_count_in
-
-    spec = language_for_id("go")
     source = "package sha256\n\n//go:noescape\n\nfunc block(dig *|\n\nfunc other() int { return 1 }\n"
     context = ctx(source, "go")
-    baseline = error_count_in(spec, source.replace("|", "").encode())
-
-    class Parses:
-        def __init__(self) -> None:
-            self.baseline = baseline
-
-        def __call__(self, candidate: str) -> int:
-            return error_count_in(spec, (context.prefix + candidate + context.suffix).encode())
-
-    parses = Parses()
-    assert baseline >= parses("digest, p []byte) { ... }") > parses("digest, p []byte)")
+    parses = Parses(context, "go")
+    assert parses.baseline >= parses("digest, p []byte) { ... }") > parses("digest, p []byte)")
     done = finish(context, "digest, p []byte) { ... }", parses=parses)
     assert done is not None and done.text == "digest, p []byte)" and "parse-tail" in done.steps
     whole = finish(context, "digest, p []byte)", parses=parses)
