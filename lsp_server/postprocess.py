@@ -103,9 +103,7 @@ def _fewer_errors_prefix(
     did: the rule above keeps it. Its tail is what the shorter one does without. Plain
     prefixes only, leaving no more brackets open than the whole: closing what the tail
     opened (`{}`), or stopping inside it (`subscribe(x, (`), would be a new guess."""
-    comment = context.language.line_comment if context.language else None
-    opened = len(unclosed(text, comment)[0])
-    return _longest_parsing_prefix(context, text, parses, errors - 1, plain_opening=opened)
+    return _longest_parsing_prefix(context, text, parses, errors - 1, plain=True)
 
 
 def trim_suffix_overlap(text: str, line_suffix: str) -> str:
@@ -169,18 +167,19 @@ def _longest_parsing_prefix(
     parses: ParseCheck,
     limit: int,
     *,
-    plain_opening: int | None = None,
+    plain: bool = False,
 ) -> str | None:
     """Shorten line by line (block) or word by word (inline) until the file has at most
-    `limit` errors, closing a prefix's open brackets where that helps; `plain_opening`:
-    plain prefixes only, none with more than that many brackets left open."""
+    `limit` errors, closing a prefix's open brackets where that helps; `plain`: plain
+    prefixes only, none leaving more brackets open than `text` does."""
     comment = context.language.line_comment if context.language else None
+    opened = len(unclosed(text, comment)[0]) if plain else 0
 
     def fitting(candidate: str) -> str | None:
         if not candidate.strip():
             return None
-        if plain_opening is not None:
-            if len(unclosed(candidate, comment)[0]) > plain_opening:
+        if plain:
+            if len(unclosed(candidate, comment)[0]) > opened:
                 return None
             return candidate if parses(candidate) <= limit else None
         if parses(candidate) <= limit:
