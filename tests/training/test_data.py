@@ -11,10 +11,11 @@ import pytest
 
 from lsp_server import syntax
 from lsp_server.context import Mode, build_context
-from lsp_server.evaluation.corpus import HeldOut, fingerprint
+from lsp_server.evaluation.corpus import CorpusError, DebianSource, HeldOut, fingerprint
 from lsp_server.evaluation.corpus import split_of as split_of_evaluation
 from lsp_server.languages import language_for_id
 from training.config import ConfigError, apply_overrides, build, load_yaml, section
+from training.data import sources
 from training.data.dedup import DedupConfig, duplicates
 from training.data.docs import code_blocks
 from training.data.examples import ExampleConfig, examples_for_file, fim_example
@@ -461,6 +462,24 @@ def test_an_optional_source_that_is_missing_is_reported_and_skipped(tmp_path: Pa
     required.sources[0].optional = False
     with pytest.raises(ConfigError, match="does not exist"):
         prepare(required, progress=False)
+
+
+def test_go_stdlib_names_the_installed_go_source_whatever_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "proc.go").write_text("package runtime\n\nfunc main() {}\n")
+    installed = DebianSource("golang-1.24-src", "go-stdlib", "go", str(tmp_path), (".go",))
+    monkeypatch.setattr(sources, "go_source", lambda: installed)
+    files = list(iter_source(SourceConfig(path="go-stdlib/runtime", name="go-runtime")))
+    assert [f.path for f in files] == ["go-runtime/proc.go"]
+    assert sources.source_root("go-stdlib") == tmp_path
+
+    def not_installed() -> DebianSource:
+        raise CorpusError("the go corpus needs `apt-get install golang-src`")
+
+    monkeypatch.setattr(sources, "go_source", not_installed)
+    assert not sources.source_root("go-stdlib/runtime").exists()
 
 
 GEOMETRY = '''"""Shapes."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from lsp_server.evaluation.corpus import CorpusError, go_source
 from training.config import ConfigError, expand_path
 from training.data.docs import DOC_EXTENSIONS, code_blocks
 
@@ -26,7 +27,8 @@ SourceKind = Literal["auto", "directory", "git", "dataset"]
 class SourceConfig:
     path: str
     """A directory, a git work tree, a `save_to_disk` directory, a .jsonl/.parquet file or directory,
-    or 'python-stdlib' (this interpreter's standard library)."""
+    'python-stdlib' (this interpreter's standard library) or 'go-stdlib[/folder]' (the newest
+    installed Go standard library source)."""
     name: str = ""
     """Prefix of every path from this source (default: the directory's name)."""
     kind: SourceKind = "auto"
@@ -62,10 +64,26 @@ PYTHON_STDLIB = "python-stdlib"
 """A source path that names this interpreter's standard library, wherever it is installed."""
 
 
+GO_STDLIB = "go-stdlib"
+"""A source path (or its first part, `go-stdlib/runtime`) that names the newest installed
+golang-X.Y-src, the one the evaluation reads: a recipe naming `/usr/share/go-1.19/src` finds
+nothing on a machine with another Go version."""
+
+
 def source_root(path: str) -> Path:
     if path == PYTHON_STDLIB:
         return Path(sysconfig.get_paths()["stdlib"])
+    first, _, rest = path.partition("/")
+    if first == GO_STDLIB:
+        return _go_root() / rest
     return Path(expand_path(path))
+
+
+def _go_root() -> Path:
+    try:
+        return Path(go_source().root)
+    except CorpusError:
+        return Path("/nonexistent/golang-src")  # not installed: an optional source is skipped
 
 
 def source_name(config: SourceConfig) -> str:
