@@ -299,8 +299,17 @@ class _ParseCheck:
         self._suffix = context.suffix.encode("utf-8", "surrogatepass")
         line_start = self._prefix.rfind(b"\n") + 1
         self._start_point = (context.prefix.count("\n"), len(self._prefix) - line_start)
+        self._last: tuple[str, syntax.Tree] | None = None
 
     def __call__(self, candidate: str) -> int:
+        return syntax.error_count(self._reparsed(candidate).root_node)
+
+    def errors_from_cursor(self, candidate: str) -> int:
+        return syntax.error_count(self._reparsed(candidate).root_node, from_byte=len(self._prefix))
+
+    def _reparsed(self, candidate: str) -> syntax.Tree:
+        if self._last is not None and self._last[0] == candidate:
+            return self._last[1]  # finish() counts a completion's errors, then where they are
         inserted = candidate.encode("utf-8", "surrogatepass")
         start = len(self._prefix)
         row, column = self._start_point
@@ -312,7 +321,8 @@ class _ParseCheck:
         edited = self.tree.copy()
         syntax.edit_tree(edited, start, start, start + len(inserted), (row, column), (row, column), end_point)
         reparsed = syntax.parse(self.language, self._prefix + inserted + self._suffix, edited)
-        return syntax.error_count(reparsed.root_node)
+        self._last = (candidate, reparsed)
+        return reparsed
 
 
 ParseCheckFn = _ParseCheck

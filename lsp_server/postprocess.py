@@ -21,6 +21,11 @@ class ParseCheck(Protocol):
 
     def __call__(self, candidate: str) -> int: ...
 
+    def errors_from_cursor(self, candidate: str) -> int:
+        """Those of the errors that end at or after the cursor: the only ones a shorter
+        candidate can mend (an unfinished line elsewhere in the file is not one)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -84,7 +89,7 @@ def finish(
                 return None
             text = shorter
             steps.append("parse")
-        elif errors:
+        elif errors and parses.errors_from_cursor(text):
             shorter = _fewer_errors_prefix(context, text, parses, errors)
             if shorter is not None:
                 text = shorter

@@ -122,13 +122,14 @@ def matches(spec: LanguageSpec, source: str, node: Node) -> list[tuple[int, dict
     return [(index, captures) for index, captures in cursor.matches(node)]
 
 
-def error_count(node: Node) -> int:
-    """ERROR and MISSING nodes under `node`, visiting only subtrees that have them."""
+def error_count(node: Node, from_byte: int = 0) -> int:
+    """ERROR and MISSING nodes under `node` that end at or after `from_byte`, visiting only
+    subtrees that have them."""
     count = 0
     stack = [node]
     while stack:  # iterative: deeply nested code must not hit the recursion limit
         current = stack.pop()
-        if not current.has_error:
+        if not current.has_error or current.end_byte < from_byte:
             continue
         if current.is_error or current.is_missing:
             count += 1

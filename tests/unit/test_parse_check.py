@@ -43,4 +43,7 @@ def test_incremental_counts_equal_full_parse_counts(language_id: str) -> None:
     for candidate in CANDIDATES:
         full = syntax.error_count_in(spec, (text[:offset] + candidate + text[offset:]).encode())
         assert check(candidate) == full, (language_id, candidate)
+        full_tree = syntax.parse(spec, (text[:offset] + candidate + text[offset:]).encode())
+        late = syntax.error_count(full_tree.root_node, from_byte=len(text[:offset].encode()))
+        assert check.errors_from_cursor(candidate) == late <= full, (language_id, candidate)
     assert syntax.error_count(tree.root_node) == check.baseline  # the document's own tree is untouched

@@ -1,7 +1,7 @@
 from lsp_server.context import build_context
 from lsp_server.languages import language_for_id
 from lsp_server.postprocess import finish, trim_suffix_overlap
-from lsp_server.syntax import error_count_in
+from lsp_server.syntax import Tree, error_count, parse
 
 
 def ctx(source: str, language: str = "python"):
@@ -48,7 +48,13 @@ class Parses:
         self.baseline = self("")
 
     def __call__(self, candidate: str) -> int:
-        return error_count_in(self.spec, (self.context.prefix + candidate + self.context.suffix).encode())
+        return error_count(self._tree(candidate).root_node)
+
+    def errors_from_cursor(self, candidate: str) -> int:
+        return error_count(self._tree(candidate).root_node, from_byte=len(self.context.prefix.encode()))
+
+    def _tree(self, candidate: str) -> Tree:
+        return parse(self.spec, (self.context.prefix + candidate + self.context.suffix).encode())
 
 
 class Errors:
@@ -58,6 +64,9 @@ class Errors:
 
     def __call__(self, candidate: str) -> int:
         return candidate.count("(")
+
+    def errors_from_cursor(self, candidate: str) -> int:
+        return self(candidate)
 
 
 def test_parse_check_shortens_to_what_parses() -> None:
@@ -104,6 +113,28 @@ def test_a_tail_that_adds_its_own_error_is_cut_where_the_hole_had_one() -> None:
     assert whole is not None and whole.text == "digest, p []byte)" and not whole.steps
 
 
+class Asked(Parses):
+    def __init__(self, context, language: str) -> None:
+        self.asked: list[str] = []
+        super().__init__(context, language)
+
+    def __call__(self, candidate: str) -> int:
+        self.asked.append(candidate)
+        return super().__call__(candidate)
+
+
+def test_an_error_elsewhere_in_the_file_costs_no_search_for_a_shorter_completion() -> None:
+    """Cutting the tail can only mend errors at or after the cursor: with the only error
+    on an unfinished line above, each completion is checked once, not prefix by prefix."""
+    context = ctx("def broken(:\n\n\ndef area(w, h):\n    result = |\n    return result\n")
+    parses = Asked(context, "python")
+    assert parses.baseline >= 1 and parses.errors_from_cursor("compute(w, h) * scale(w)") == 0
+    parses.asked.clear()
+    done = finish(context, "compute(w, h) * scale(w)", parses=parses)
+    assert done is not None and done.text == "compute(w, h) * scale(w)" and not done.steps
+    assert parses.asked == ["compute(w, h) * scale(w)"]
+
+
 class FewerWhenOpen:
     """A stand-in parser that (like tree-sitter, at times) counts fewer errors for a prefix
     that stops inside a bracket than for the whole completion."""
@@ -112,6 +143,9 @@ class FewerWhenOpen:
 
     def __call__(self, candidate: str) -> int:
         return 0 if candidate.endswith("(") else 1
+
+    def errors_from_cursor(self, candidate: str) -> int:
+        return self(candidate)
 
 
 def test_the_tail_cut_never_stops_inside_a_bracket_the_whole_closed() -> None:
