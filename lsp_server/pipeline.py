@@ -299,17 +299,25 @@ class _ParseCheck:
         self._suffix = context.suffix.encode("utf-8", "surrogatepass")
         line_start = self._prefix.rfind(b"\n") + 1
         self._start_point = (context.prefix.count("\n"), len(self._prefix) - line_start)
-        self._last: tuple[str, syntax.Tree] | None = None
+        self._counts: dict[str, tuple[int, int]] = {}
 
     def __call__(self, candidate: str) -> int:
-        return syntax.error_count(self._reparsed(candidate).root_node)
+        return self._count(candidate)[0]
 
     def errors_from_cursor(self, candidate: str) -> int:
-        return syntax.error_count(self._reparsed(candidate).root_node, from_byte=len(self._prefix))
+        return self._count(candidate)[1]
 
-    def _reparsed(self, candidate: str) -> syntax.Tree:
-        if self._last is not None and self._last[0] == candidate:
-            return self._last[1]  # finish() counts a completion's errors, then where they are
+    def _count(self, candidate: str) -> tuple[int, int]:
+        """All errors and those from the cursor on, counted once per candidate: post-processing
+        asks about the same text more than once (its errors, closing variants, where they are)."""
+        counts = self._counts.get(candidate)
+        if counts is None:
+            root = self._reparse(candidate).root_node
+            counts = (syntax.error_count(root), syntax.error_count(root, from_byte=len(self._prefix)))
+            self._counts[candidate] = counts
+        return counts
+
+    def _reparse(self, candidate: str) -> syntax.Tree:
         inserted = candidate.encode("utf-8", "surrogatepass")
         start = len(self._prefix)
         row, column = self._start_point
@@ -320,9 +328,7 @@ class _ParseCheck:
             end_point = (row + inserted.count(b"\n"), len(inserted) - last_newline - 1)
         edited = self.tree.copy()
         syntax.edit_tree(edited, start, start, start + len(inserted), (row, column), (row, column), end_point)
-        reparsed = syntax.parse(self.language, self._prefix + inserted + self._suffix, edited)
-        self._last = (candidate, reparsed)
-        return reparsed
+        return syntax.parse(self.language, self._prefix + inserted + self._suffix, edited)
 
 
 ParseCheckFn = _ParseCheck
