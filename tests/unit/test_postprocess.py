@@ -57,16 +57,23 @@ class Parses:
         return parse(self.spec, (self.context.prefix + candidate + self.context.suffix).encode())
 
 
-class Errors:
-    """A stand-in parser: one error per '(' in the candidate."""
+class StandIn:
+    """A stand-in parser whose errors all lie at or after the cursor."""
 
     baseline = 0
 
     def __call__(self, candidate: str) -> int:
-        return candidate.count("(")
+        raise NotImplementedError
 
     def errors_from_cursor(self, candidate: str) -> int:
         return self(candidate)
+
+
+class Errors(StandIn):
+    """One error per '(' in the candidate."""
+
+    def __call__(self, candidate: str) -> int:
+        return candidate.count("(")
 
 
 def test_parse_check_shortens_to_what_parses() -> None:
@@ -135,17 +142,14 @@ def test_an_error_elsewhere_in_the_file_costs_no_search_for_a_shorter_completion
     assert parses.asked == ["compute(w, h) * scale(w)"]
 
 
-class FewerWhenOpen:
-    """A stand-in parser that (like tree-sitter, at times) counts fewer errors for a prefix
-    that stops inside a bracket than for the whole completion."""
+class FewerWhenOpen(StandIn):
+    """Like tree-sitter at times: fewer errors for a prefix that stops inside a bracket
+    than for the whole completion."""
 
     baseline = 1
 
     def __call__(self, candidate: str) -> int:
         return 0 if candidate.endswith("(") else 1
-
-    def errors_from_cursor(self, candidate: str) -> int:
-        return self(candidate)
 
 
 def test_the_tail_cut_never_stops_inside_a_bracket_the_whole_closed() -> None:
