@@ -481,6 +481,12 @@ def test_go_stdlib_names_the_installed_go_source_whatever_its_version(
     monkeypatch.setattr(sources, "go_source", not_installed)
     assert not sources.source_root("go-stdlib/runtime").exists()
 
+    def no_dpkg() -> DebianSource:
+        raise FileNotFoundError("dpkg-query")  # not a Debian machine
+
+    monkeypatch.setattr(sources, "go_source", no_dpkg)
+    assert not sources.source_root("go-stdlib").exists()
+
 
 GEOMETRY = '''"""Shapes."""
 

@@ -82,8 +82,8 @@ def source_root(path: str) -> Path:
 def _go_root() -> Path:
     try:
         return Path(go_source().root)
-    except CorpusError:
-        return Path("/nonexistent/golang-src")  # not installed: an optional source is skipped
+    except (CorpusError, OSError):  # not installed, or no dpkg to ask: an optional source is skipped
+        return Path("/nonexistent/golang-src")
 
 
 def source_name(config: SourceConfig) -> str:
