@@ -9,49 +9,17 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from lsp_server.llama_model import LlamaModel
+from lsp_server.generator import FinishReason, GenerationRequest
 
-FinishReason = Literal["stop", "eos", "length", "budget", "cancelled", "context"]
-INCOMPLETE: frozenset[FinishReason] = frozenset({"budget", "length", "context"})
-"""Reasons that cut a completion short of where it meant to end."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    prompt: Sequence[int]
-    max_tokens: int
-    time_budget_s: float = 10.0
-    stop: Callable[[str], int | None] | None = None
-    """Called with the text so far; returns where to cut it to stop, or None."""
-    stop_token_ids: frozenset[int] = frozenset()
-    forced_prefix: str = ""
-    """Text the completion must start with (token healing): the first tokens are
-    the most likely ones consistent with it, not simply the most likely."""
-    forced_as_written: bool = False
-    """Force `forced_prefix` as the tokenizer writes it, not as any tokens that agree
-    with it: for healed indentation, which training renders as one run of spaces (split
-    in two, the model reads a deeper indentation and answers with more spaces)."""
-    start_on_line: bool = False
-    """The first token may not end the completion or begin with a line break: when
-    finishing a line, an answer that starts on the next line is cut to nothing."""
-    candidates: int = 1
-    """Completions to decode side by side and judge (`lsp_server.ranking`); 1: greedy."""
-    forks: int = 0
-    """Ranking: at most this many more candidates, each branched off one where its next
-    token was a near tie."""
-    finalize: Callable[[str, bool], str | None] | None = None
-    """Ranking: what a candidate would insert, given its text and whether it ended by
-    itself (post-processed, healed text included); None or "": nothing usable."""
-    judged_text: str = ""
-    """Ranking: the text after the hole, whose likelihood after each candidate judges it."""
-
+if TYPE_CHECKING:
+    from lsp_server.llama_model import LlamaModel
 
 _HEALING_CANDIDATES = 512
 

@@ -18,93 +18,22 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from lsp_server.decoding import Branch, FinishReason, GenerationRequest, forced_tokens, next_token
-from lsp_server.errors import CancelledError, ModelError, ModelNotReadyError
+from lsp_server.decoding import Branch, forced_tokens, next_token
+from lsp_server.errors import ModelError, ModelNotReadyError, RequestCancelledError
+from lsp_server.generator import CancelToken, Candidate, Generation, GenerationRequest
 from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
-from lsp_server.ranking import Candidate, rank
+from lsp_server.ranking import rank
 from lsp_server.settings import MAX_CANDIDATES, MAX_FORKS
-
-__all__ = [
-    "CancelToken",
-    "Engine",
-    "EngineConfig",
-    "FinishReason",
-    "Generation",
-    "GenerationRequest",
-    "forced_tokens",
-    "next_token",
-]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class Flag(Protocol):
-    """What a token sets when cancelled: a threading.Event, or llama.cpp's AbortFlag."""
-
-    def set(self) -> None: ...
-
-
-class CancelToken:
-    """Set once, from any thread; checked by the engine between tokens and batches.
-
-    A hard cancel also stops the prompt batch llama.cpp is evaluating (through
-    the linked abort flag). A soft one (`finish_batch`: superseded by a newer
-    keystroke, cancelled by the editor) lets that batch finish: the next prompt
-    almost always starts with the same tokens, and while the user types faster
-    than one batch takes, aborting every batch would keep the cache from ever
-    growing. The engine hardens a soft cancel when the prompt that supersedes
-    it does not share the batch in flight."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
-        self._hard = False
-        self._watchers: list[tuple[Flag, bool]] = []
-        self._lock = threading.Lock()
-
-    def cancel(self, reason: str = "cancelled", *, finish_batch: bool = False) -> None:
-        with self._lock:
-            if not self._event.is_set():
-                self.reason = reason
-                self._event.set()
-                for watcher, soft in self._watchers:
-                    if soft:
-                        watcher.set()
-            if not finish_batch:
-                self._harden()
-
-    def abort_batch(self) -> None:
-        """Stop the batch in flight too (a cancel that was soft becomes hard)."""
-        with self._lock:
-            self._harden()
-
-    def _harden(self) -> None:
-        self._hard = True
-        for watcher, _ in self._watchers:
-            watcher.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def link(self, flag: Flag, *, soft: bool = False) -> None:
-        """Also set `flag` on a hard cancel (llama.cpp's abort flag), or on any (`soft`)."""
-        with self._lock:
-            self._watchers.append((flag, soft))
-            if self._hard or (soft and self._event.is_set()):
-                flag.set()
-
-    def unlink(self, flag: Flag) -> None:
-        with self._lock:
-            self._watchers = [(f, soft) for f, soft in self._watchers if f is not flag]
 
 
 @dataclass(frozen=True)
@@ -117,24 +46,6 @@ class EngineConfig:
     """Shift cached runs of at least this many tokens into place (0: prefix reuse only)."""
     n_seq_max: int = MAX_CANDIDATES + MAX_FORKS
     """KV sequences: the most candidates a request may have decoded side by side."""
-
-
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    finish_reason: FinishReason
-    prompt_tokens: int
-    reused_tokens: int
-    generated_tokens: int
-    prompt_ms: float
-    generate_ms: float
-    token_ids: tuple[int, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
-    """Ranked requests: every candidate with its scores (the chosen one is `text`)."""
-
-    @property
-    def evaluated_tokens(self) -> int:
-        return self.prompt_tokens - self.reused_tokens
 
 
 class EngineState(enum.Enum):
@@ -165,7 +76,7 @@ class EngineStats:
 
 
 class Engine:
-    """Owns one `LlamaModel` on one thread."""
+    """Owns one `LlamaModel` on one thread; a `generator.Generator`."""
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -412,10 +323,10 @@ class Engine:
                     try:
                         with self._lock:  # a request superseding this one sees the batch it may keep
                             if cancel.cancelled:
-                                raise CancelledError(cancel.reason)
+                                raise RequestCancelledError(cancel.reason)
                             self._in_flight = (prompt, position + len(chunk))
                         model.decode(chunk, position)
-                    except CancelledError:
+                    except RequestCancelledError:
                         # Keep only what is valid in order: later shifted runs go too.
                         model.kv_truncate(position)
                         self._cached = prompt[:position]

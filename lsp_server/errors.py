@@ -27,5 +27,6 @@ class DocumentError(InklingError):
     """A request named a document the client never opened, or a bad position."""
 
 
-class CancelledError(InklingError):
-    """Work stopped because the request was cancelled or superseded."""
+class RequestCancelledError(InklingError):
+    """Work stopped because the request was cancelled or superseded (named apart from
+    `asyncio.CancelledError`, which the front ends meet too)."""

@@ -20,7 +20,7 @@ import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
-from lsp_server.errors import CancelledError, ModelError
+from lsp_server.errors import ModelError, RequestCancelledError
 from lsp_server.token_cache import TokenCache
 
 LORA_KEY = "inkling.lora.file"
@@ -447,7 +447,7 @@ class LlamaModel:
         finally:
             _decoding.abort = None
         if status == DECODE_ABORTED:
-            raise CancelledError("prompt evaluation aborted")
+            raise RequestCancelledError("prompt evaluation aborted")
         if status != 0:
             raise ModelError(f"llama_decode failed with status {status}")
 

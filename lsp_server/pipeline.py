@@ -6,6 +6,7 @@ The server, `inkling complete`, `inkling eval` and `inkling bench` all call
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -13,14 +14,13 @@ from pathlib import Path
 
 from lsp_server import syntax
 from lsp_server.context import CompletionContext, Mode, build_context, first_statement_end, stop_cut
-from lsp_server.decoding import INCOMPLETE
 from lsp_server.documents import looks_binary
-from lsp_server.engine import CancelToken, Engine, Generation, GenerationRequest
+from lsp_server.generator import INCOMPLETE, CancelToken, Candidate, Generation, GenerationRequest, Generator
 from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.prompt import Budget, Prompt, build_prompt
-from lsp_server.ranking import JUDGED_TOKENS, Candidate
+from lsp_server.ranking import JUDGED_TOKENS
 from lsp_server.settings import Settings
 from lsp_server.templates import ContextFile, Order, Template, detect_template
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CompletionRequest:
-    """A request in domain terms: text, cursor (str index), language."""
+    """A request in domain terms: text, cursor (str index), language (resolved once, here)."""
 
     text: str
     offset: int
@@ -37,6 +37,28 @@ class CompletionRequest:
     path: str = ""
     tree: syntax.Tree | None = None
     """The document's current parse tree, if the caller keeps one in step."""
+    language: LanguageSpec | None = field(default=None, compare=False)
+    """The grammar and rules for `language_id` (None: text rules only); looked up from
+    `language_id` when not given."""
+
+    def __post_init__(self) -> None:
+        if self.language is None:
+            object.__setattr__(self, "language", language_for_id(self.language_id))
+
+
+class Status(enum.Enum):
+    """What became of a request (`Completion.reason` says why, in words)."""
+
+    OFFERED = "offered"
+    """Text to insert."""
+    EMPTY = "empty"
+    """The model ran; nothing usable came of it."""
+    SKIPPED = "skipped"
+    """Not a place to complete (the context rules, a binary file): no model was asked."""
+    CANCELLED = "cancelled"
+    """Superseded or cancelled before it finished."""
+    CACHED = "cached"
+    """Answered from the completion cache: the user typed what an earlier answer predicted."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,7 @@ class Completion:
     offset: int
     mode: Mode
     reason: str
+    status: Status
     generation: Generation | None = None
     steps: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -60,7 +83,7 @@ class Completion:
 
 
 class Pipeline:
-    def __init__(self, engine: Engine, project: ProjectContext | None = None) -> None:
+    def __init__(self, engine: Generator, project: ProjectContext | None = None) -> None:
         self.engine = engine
         self.project = project
         self._template: Template | None = None
@@ -81,7 +104,7 @@ class Pipeline:
         request: CompletionRequest, settings: Settings
     ) -> tuple[CompletionContext, syntax.Tree | None]:
         """The mode decision, and the tree it was made on (the parse check starts from it)."""
-        language = language_for_id(request.language_id)
+        language = request.language
         tree = request.tree
         if tree is None and language is not None:
             data = request.text.encode("utf-8", "surrogatepass")
@@ -95,10 +118,11 @@ class Pipeline:
         started = time.perf_counter()
         cancel = cancel or CancelToken()
         if looks_binary(request.text):
-            return Completion("", request.offset, Mode.SKIP, "binary file (it contains NUL characters)")
+            binary = "binary file (it contains NUL characters)"
+            return Completion("", request.offset, Mode.SKIP, binary, Status.SKIPPED)
         context, tree = self._context_and_tree(request, settings)
         if context.mode is Mode.SKIP:
-            return Completion("", request.offset, context.mode, context.reason)
+            return Completion("", request.offset, context.mode, context.reason, Status.SKIPPED)
         template = self.template
         model = self.engine.model
         budget, prompt = self._prompt(request, settings, context)
@@ -167,7 +191,9 @@ class Pipeline:
             "generate": generation.generate_ms,
         }
         if generation.finish_reason == "cancelled":
-            return Completion("", request.offset, context.mode, "cancelled", generation, (), timings)
+            return Completion(
+                "", request.offset, context.mode, "cancelled", Status.CANCELLED, generation, (), timings
+            )
         body = prompt.unheal(generation.text)
         finished = finish(
             context, body or "", complete=generation.finish_reason not in INCOMPLETE, parses=parses
@@ -225,7 +251,7 @@ class Pipeline:
             return []
         return self.project.gather(
             Path(request.path),
-            request.language_id,
+            request.language,
             request.text,
             request.offset,
             ContextBudget.from_settings(settings),
@@ -342,14 +368,14 @@ def _result(
     timings: dict[str, float],
 ) -> Completion:
     if finished is None:
-        return Completion(
-            "", request.offset, context.mode, "nothing useful generated", generation, (), timings
-        )
+        nothing = "nothing useful generated"
+        return Completion("", request.offset, context.mode, nothing, Status.EMPTY, generation, (), timings)
     return Completion(
         finished.text,
         request.offset,
         context.mode,
         context.reason,
+        Status.OFFERED if finished.text else Status.EMPTY,
         generation,
         finished.steps,
         timings,

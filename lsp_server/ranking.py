@@ -17,22 +17,16 @@ leads into the code below.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from lsp_server.decoding import (
-    INCOMPLETE,
-    Branch,
-    FinishReason,
-    GenerationRequest,
-    log_probability,
-    next_token,
-    tokens_on_this_line,
-)
-from lsp_server.llama_model import LlamaModel
+from lsp_server.decoding import Branch, log_probability, next_token, tokens_on_this_line
+from lsp_server.generator import INCOMPLETE, Candidate, GenerationRequest
+
+if TYPE_CHECKING:
+    from lsp_server.llama_model import LlamaModel
 
 JUDGED_TOKENS = 32
 """Most tokens of the text after the hole that judge a candidate."""
@@ -47,26 +41,6 @@ class Cancel(Protocol):
 
     @property
     def cancelled(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Candidate:
-    text: str
-    """As generated (healed text included), cut where the stop rule cut it."""
-    final: str
-    """What it would insert, post-processed ("" if nothing usable)."""
-    logprob: float
-    judged: float
-    """Log-probability of the text after the hole, read after `final`."""
-    reason: FinishReason
-    tokens: int = 0
-    """Tokens generated (whose log-probabilities `logprob` adds up)."""
-    judged_tokens: int = 0
-    """Tokens of the text after the hole that `judged` adds up (0: not judged)."""
-
-    @property
-    def score(self) -> float:
-        return self.logprob + self.judged
 
 
 def rank(

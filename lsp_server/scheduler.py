@@ -14,8 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from lsp_server.engine import CancelToken
-from lsp_server.errors import CancelledError
+from lsp_server.errors import RequestCancelledError
+from lsp_server.generator import CancelToken
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ class Scheduler:
     @staticmethod
     def _run(job: Callable[[CancelToken], T], token: CancelToken) -> T:
         if token.cancelled:
-            raise CancelledError(token.reason or "cancelled")
+            raise RequestCancelledError(token.reason or "cancelled")
         return job(token)
 
     def cancel_all(self, reason: str, *, finish_batch: bool = False) -> None:

@@ -77,7 +77,7 @@ def register(commands: Any) -> None:
 def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from lsp_server.bench.floor import FloorRun, Workload, classify, floor_engine, run_floor
+    from lsp_server.bench.floor import FloorRun, Workload, classify, floor_generator, run_floor
     from lsp_server.bench.replay import RequestRecord, run_server
     from lsp_server.bench.report import build_report, plot_histogram, render_table
     from lsp_server.bench.sessions import Session, save_sessions
@@ -103,7 +103,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.sessions is None or args.sessions.resolve() != sessions_path.resolve():
         save_sessions(sessions_path, sessions)
     log_path = out.with_suffix(".server.log")
-    engine = floor_engine(settings)  # resolves the model the server will load, and its vocabulary
+    engine = floor_generator(settings)  # resolves the model the server will load, and its vocabulary
     workload = Workload(sessions)
     pipeline = Pipeline(engine)
     floor_parts: list[FloorRun] = []

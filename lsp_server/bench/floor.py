@@ -1,6 +1,6 @@
 """The floor: the server's own prompts run straight through llama-cpp-python.
 
-`FloorEngine` stands in for the server's `Engine` under the very same
+`FloorGenerator` stands in for the server's `Engine` under the very same
 `Pipeline`: the context rules, `build_prompt` with the detected template, the
 stop rules and the post-processing are the server's code, unchanged; only
 the generation goes through llama-cpp-python's high-level `Llama`:
@@ -52,17 +52,11 @@ from tqdm import tqdm
 from lsp_server.bench.replay import RequestRecord
 from lsp_server.bench.sessions import PAUSE_MS, Session
 from lsp_server.context import Mode
-from lsp_server.engine import (
-    CancelToken,
-    Engine,
-    EngineConfig,
-    EngineState,
-    FinishReason,
-    Generation,
-    forced_tokens,
-    next_token,
-)
-from lsp_server.engine import GenerationRequest as Request
+from lsp_server.decoding import forced_tokens, next_token
+from lsp_server.engine import EngineConfig
+from lsp_server.errors import ModelNotReadyError
+from lsp_server.generator import CancelToken, FinishReason, Generation
+from lsp_server.generator import GenerationRequest as Request
 from lsp_server.llama_model import LlamaModel, model_params
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
@@ -72,27 +66,41 @@ PAIRED_OUTCOMES = frozenset({"shown", "empty", "late"})
 """Outcomes of requests the server computed to the end (late_empty may be a superseded one)."""
 
 
-class FloorEngine(Engine):
-    """The pipeline's generation requests, served by `llama_cpp.Llama`."""
+class FloorGenerator:
+    """The pipeline's generation requests, served by `llama_cpp.Llama` (a `Generator`)."""
 
     def __init__(self, config: EngineConfig) -> None:
-        super().__init__(config)
+        self.config = config
         # The server's own tokenizer and vocabulary checks (vocab only: no weights in memory).
-        self._model = LlamaModel(
+        self._vocab: LlamaModel | None = LlamaModel(
             config.model_path,
             n_ctx=config.n_ctx,
             n_threads=config.n_threads,
             n_batch=config.n_batch,
             vocab_only=True,
         )
-        self._lora = self._model.declared_lora()
-        self.state = EngineState.READY
+        self._lora = self._vocab.declared_lora()
         self._llama: llama_cpp.Llama | None = None
+        self.primed = False
+        """As the server's engine: only its first prompt is a cold start."""
         self.priming = False
         """Evaluate the prompt only (untimed set-up of the KV cache)."""
         self.ranked = False
         """The last request asked for candidate lines: the floor answers it greedily
         (`Llama` holds one sequence), so its time is the greedy line's."""
+
+    @property
+    def model(self) -> LlamaModel:
+        if self._vocab is None:
+            raise ModelNotReadyError("the floor is closed")
+        return self._vocab
+
+    def generate(self, request: Request, cancel: CancelToken) -> Generation:
+        return self._serve(request)
+
+    def prefill(self, prompt: Sequence[int], after: CancelToken | None = None) -> Future[int] | None:
+        """The floor does no background work: a cold start is answered and left at that."""
+        return None
 
     def _load_llama(self) -> llama_cpp.Llama:
         if self._llama is None:
@@ -119,14 +127,6 @@ class FloorEngine(Engine):
             lora_path=str(self._lora) if self._lora else None,
             verbose=False,
         )
-
-    def submit(self, request: Request, cancel: CancelToken | None = None) -> Future[Generation]:
-        future: Future[Generation] = Future()
-        try:
-            future.set_result(self._serve(request))
-        except Exception as exc:  # the pipeline sees it as the engine's failure
-            future.set_exception(exc)
-        return future
 
     def _serve(self, request: Request) -> Generation:
         self.ranked = request.candidates > 1
@@ -174,7 +174,7 @@ class FloorEngine(Engine):
                 break
             llama.eval([token])
         finished = time.perf_counter()
-        self.primed = True  # as the server's engine: only its first prompt is a cold start
+        self.primed = True
         return Generation(
             text=text,
             finish_reason=_reason(reason),
@@ -187,14 +187,12 @@ class FloorEngine(Engine):
         )
 
     def close(self) -> None:
-        self.state = EngineState.CLOSED
         if self._llama is not None:
             self._llama.close()
             self._llama = None
-        if self._model is not None:
-            self._model.close()
-            self._model = None
-        self._executor.shutdown(wait=True)
+        if self._vocab is not None:
+            self._vocab.close()
+            self._vocab = None
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -276,8 +274,8 @@ class Workload:
         return CompletionRequest(text, cursor, session.language_id, path=_path_of(session.uri))
 
 
-def floor_engine(settings: Settings) -> FloorEngine:
-    return FloorEngine(
+def floor_generator(settings: Settings) -> FloorGenerator:
+    return FloorGenerator(
         EngineConfig(
             model_path=resolve_model(settings.model_path).path,
             n_ctx=settings.context_size,
@@ -303,7 +301,7 @@ def classify(
 
 
 def run_floor(
-    engine: FloorEngine,
+    engine: FloorGenerator,
     workload: Workload,
     records: Sequence[RequestRecord],
     settings: Settings,

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 
 from lsp_server.context import Mode
 from lsp_server.documents import Document
-from lsp_server.engine import Engine, GenerationRequest
+from lsp_server.engine import Engine
 from lsp_server.errors import InklingError
 from lsp_server.evaluation.tasks import HoleKind, Task
+from lsp_server.generator import GenerationRequest
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.project_context import ProjectContext
 from lsp_server.project_index import ProjectIndex

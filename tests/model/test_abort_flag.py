@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lsp_server import llama_model
-from lsp_server.errors import CancelledError
+from lsp_server.errors import RequestCancelledError
 from lsp_server.llama_model import LlamaModel
 from lsp_server.models import resolve_model
 
@@ -31,7 +31,7 @@ def test_a_set_flag_aborts_the_decode_and_a_cleared_one_lets_it_run(model: Llama
     model.kv_clear()
     model.abort_flag.set()
     assert model.abort_flag.is_set()
-    with pytest.raises(CancelledError):
+    with pytest.raises(RequestCancelledError):
         model.decode(tokens, 0)
     model.abort_flag.clear()
     model.kv_clear()
@@ -51,7 +51,7 @@ def test_setting_the_flag_from_another_thread_stops_a_running_batch(model: Llama
     timer = threading.Timer(whole / 10, model.abort_flag.set)  # a tenth of the way in
     timer.start()
     try:
-        with pytest.raises(CancelledError):
+        with pytest.raises(RequestCancelledError):
             model.decode(tokens, 0)
     finally:
         timer.cancel()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.bench.floor import FloorEngine
+from lsp_server.bench.floor import FloorGenerator
 from lsp_server.engine import Engine
-from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.pipeline import CompletionRequest, Pipeline, Status
 from lsp_server.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -20,8 +20,8 @@ SETTINGS = Settings(time_budget_inline_ms=60_000, time_budget_block_ms=60_000)
 
 
 @pytest.fixture(scope="module")
-def floor(engine: Engine) -> Iterator[FloorEngine]:
-    floor = FloorEngine(engine.config)  # the same file, context size, threads and batch
+def floor(engine: Engine) -> Iterator[FloorGenerator]:
+    floor = FloorGenerator(engine.config)  # the same file, context size, threads and batch
     yield floor
     floor.close()
 
@@ -36,7 +36,7 @@ def at(marker: str, typed: str = "") -> CompletionRequest:
     [("    sy = ", ""), ("    sy = ", "su"), ("    dy = ", ""), ("    return (dx", "")],
 )
 def test_the_floor_generates_what_the_server_engine_generates(
-    engine: Engine, floor: FloorEngine, marker: str, typed: str
+    engine: Engine, floor: FloorGenerator, marker: str, typed: str
 ) -> None:
     request = at(marker, typed)
     served = Pipeline(engine).complete(request, SETTINGS)
@@ -50,12 +50,12 @@ def test_the_floor_generates_what_the_server_engine_generates(
     )
 
 
-def test_priming_leaves_the_cache_one_keystroke_behind(floor: FloorEngine) -> None:
+def test_priming_leaves_the_cache_one_keystroke_behind(floor: FloorGenerator) -> None:
     pipeline = Pipeline(floor)
     floor.priming = True
     primed = pipeline.complete(at("    sy = ", "su"), SETTINGS)
     floor.priming = False
-    assert primed.reason == "cancelled" and primed.text == ""  # evaluated, nothing generated
+    assert primed.status is Status.CANCELLED and primed.text == ""  # evaluated, nothing generated
     after = pipeline.complete(at("    sy = ", "sum"), SETTINGS).generation
     assert after is not None
     assert after.prompt_tokens - after.reused_tokens <= 3, after  # only the new keystroke's tokens

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from lsp_server.context import first_statement_end
-from lsp_server.engine import CancelToken, Engine, EngineConfig, GenerationRequest
+from lsp_server.engine import Engine, EngineConfig
+from lsp_server.generator import CancelToken, GenerationRequest
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.settings import Settings

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from lsp_server.engine import CancelToken, Engine
-from lsp_server.engine import GenerationRequest as Request
+from lsp_server.engine import Engine
+from lsp_server.generator import CancelToken
+from lsp_server.generator import GenerationRequest as Request
 
 pytestmark = pytest.mark.model
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from lsp_server import ranking
-from lsp_server.engine import CancelToken, Engine
-from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.engine import Engine
+from lsp_server.generator import CancelToken
+from lsp_server.pipeline import CompletionRequest, Pipeline, Status
 from lsp_server.settings import Settings
 
 pytestmark = pytest.mark.model
@@ -102,7 +103,7 @@ def test_a_cancelled_ranking_answers_cancelled_and_the_next_request_is_whole(pip
         cancelled = _complete(pipeline, 3, cancel)
     finally:
         del pipeline.engine.model.decode_each
-    assert cancelled.reason == "cancelled" and not cancelled.text, cancelled
+    assert cancelled.status is Status.CANCELLED and not cancelled.text, cancelled
     after = _complete(pipeline, 3)
     assert after.generation is not None and len(after.generation.candidates) == 3
     assert after.text

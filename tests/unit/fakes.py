@@ -1,8 +1,13 @@
-"""A word-level tokenizer/vocabulary for testing prompt layout without a model."""
+"""A word-level vocabulary and a scripted generator: the pipeline tested without a model."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from lsp_server.generator import CancelToken, FinishReason, Generation, GenerationRequest
 
 
 class FakeVocab:
@@ -25,6 +30,7 @@ class FakeVocab:
 
     add_bos = True
     bos_id = 1
+    n_ctx = 4096
 
     @property
     def architecture(self) -> str:
@@ -45,6 +51,9 @@ class FakeVocab:
     def token_piece(self, token: int) -> str:
         return self._pieces.get(token, "?")
 
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return "".join(self.token_piece(token) for token in tokens)
+
     def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
         self.calls += 1
         pieces = re.findall(r"\w+|\s|[^\w\s]", text)
@@ -59,3 +68,48 @@ class FakeVocab:
             self._ids[piece] = number if number < 1000 else number + 1000  # clear of the specials
             self._pieces[self._ids[piece]] = piece
         return self._ids[piece]
+
+
+@dataclass
+class FakeGenerator:
+    """A `Generator` that answers every request with `script`, as the engine would: the
+    healed text first (the engine forces it), then the script, cut where the request's
+    stop rule cuts it, within `max_tokens` (one character a token). It records what it
+    was asked."""
+
+    script: str = ""
+    vocab: FakeVocab = field(default_factory=FakeVocab)
+    primed: bool = True
+    requests: list[GenerationRequest] = field(default_factory=list)
+    prefilled: list[list[int]] = field(default_factory=list)
+
+    @property
+    def model(self) -> FakeVocab:
+        return self.vocab
+
+    def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
+        self.requests.append(request)
+        if cancel.cancelled:
+            return Generation("", "cancelled", len(request.prompt), 0, 0, 0.0, 0.0)
+        self.primed = True
+        written = request.forced_prefix + self.script
+        text, reason = written[: request.max_tokens], "eos"
+        if len(written) > request.max_tokens:
+            reason = "length"
+        for end in range(1, len(text) + 1):
+            cut = request.stop(text[:end]) if request.stop is not None else None
+            if cut is not None:
+                text, reason = text[:cut], "stop"
+                break
+        return _generation(text, reason, len(request.prompt))
+
+    def prefill(self, prompt: Sequence[int], after: CancelToken | None = None) -> Future[int] | None:
+        self.prefilled.append(list(prompt))
+        self.primed = True
+        done: Future[int] = Future()
+        done.set_result(0)
+        return done
+
+
+def _generation(text: str, reason: FinishReason, prompt_tokens: int) -> Generation:
+    return Generation(text, reason, prompt_tokens, 0, len(text), 1.0, 1.0)

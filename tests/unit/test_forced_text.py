@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsp_server.engine import GenerationRequest, forced_tokens, next_token
+from lsp_server.decoding import forced_tokens, next_token
+from lsp_server.generator import GenerationRequest
 from lsp_server.pipeline import _heals_indentation
 
 PIECES = {0: "<eos>", 1: " ", 2: "  ", 3: "    ", 4: " p", 5: "        ", 6: "x"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from lsp_server.engine import CancelToken, Engine, EngineConfig
+from lsp_server.engine import Engine, EngineConfig
+from lsp_server.generator import CancelToken
 
 
 def _token_and_abort_flag() -> tuple[CancelToken, threading.Event, threading.Event]:
