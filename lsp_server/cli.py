@@ -116,7 +116,7 @@ STOP_TIMEOUT_S = 10.0
 def _on_sigterm(server: Any) -> None:
     """Stop on the event loop when one runs: a signal handler must not take locks
     that the code it interrupted may hold."""
-    loop = getattr(server, "_loop", None)
+    loop = getattr(server, "event_loop", None)
     if loop is not None and loop.is_running():
         loop.call_soon_threadsafe(_stop_and_exit, server)
     else:

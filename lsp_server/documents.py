@@ -13,7 +13,7 @@ import codecs
 import hashlib
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lsp_server import syntax
 from lsp_server.errors import DocumentError
@@ -63,16 +63,22 @@ def _index_for_units(line: str, units: int, encoding: str) -> int:
 
 @dataclass(frozen=True)
 class DocumentSnapshot:
-    """An immutable view of a buffer at one version: what a request works on."""
+    """An immutable view of a buffer at one version: what a request works on, and what
+    its answer's positions are converted with (the buffer may have moved on meanwhile)."""
 
     uri: str
     language_id: str
     version: int
     text: str
+    language: LanguageSpec | None = field(default=None, compare=False)
+    """Looked up once, when the buffer was opened."""
+    line_starts: list[int] = field(default_factory=list, compare=False, repr=False)
 
-    @property
-    def language(self) -> LanguageSpec | None:
-        return language_for_id(self.language_id)
+    def offset_at(self, line: int, character: int, encoding: str = UTF16) -> int:
+        return _offset_at(self.text, self.line_starts or _line_starts(self.text), line, character, encoding)
+
+    def position_at(self, offset: int, encoding: str = UTF16) -> tuple[int, int]:
+        return _position_at(self.text, self.line_starts or _line_starts(self.text), offset, encoding)
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class Document:
     def __init__(self, uri: str, language_id: str, version: int, text: str) -> None:
         self.uri = uri
         self.language_id = language_id
+        self.language = language_for_id(language_id)
         self.version = version
         self.text = text
         self._line_starts: list[int] | None = None
@@ -105,38 +112,18 @@ class Document:
     @property
     def line_starts(self) -> list[int]:
         if self._line_starts is None:
-            self._line_starts = [0, *(m.end() for m in _EOL.finditer(self.text))]
+            self._line_starts = _line_starts(self.text)
         return self._line_starts
 
     def line_count(self) -> int:
         return len(self.line_starts)
 
-    def _line_bounds(self, line: int) -> tuple[int, int]:
-        """Start and end (before the line break) of a line, as str indices."""
-        starts = self.line_starts
-        start = starts[line]
-        end = starts[line + 1] if line + 1 < len(starts) else len(self.text)
-        while end > start and self.text[end - 1] in "\r\n":
-            end -= 1
-        return start, end
-
     def offset_at(self, line: int, character: int, encoding: str = UTF16) -> int:
         """str index of an LSP position; past-the-end values are clamped."""
-        if line < 0 or character < 0:
-            raise DocumentError(f"negative position {line}:{character}")
-        starts = self.line_starts
-        if line >= len(starts):
-            return len(self.text)
-        start, end = self._line_bounds(line)
-        return start + _index_for_units(self.text[start:end], character, encoding)
+        return _offset_at(self.text, self.line_starts, line, character, encoding)
 
     def position_at(self, offset: int, encoding: str = UTF16) -> tuple[int, int]:
-        offset = max(0, min(offset, len(self.text)))
-        starts = self.line_starts
-        line = _bisect_right(starts, offset) - 1
-        start, end = self._line_bounds(line)
-        offset = min(offset, end)
-        return line, _units(self.text[start:offset], encoding)
+        return _position_at(self.text, self.line_starts, offset, encoding)
 
     # -- edits ---------------------------------------------------------------
 
@@ -194,7 +181,7 @@ class Document:
     def syntax_tree(self, max_bytes: int) -> syntax.Tree | None:
         """The parse tree for the current text, reparsed incrementally; None if too big
         or binary (tree-sitter's error recovery takes seconds on megabytes of noise)."""
-        spec = language_for_id(self.language_id)
+        spec = self.language
         if spec is None:
             return None
         source = self.text.encode("utf-8", "surrogatepass")
@@ -207,7 +194,39 @@ class Document:
         return self._tree
 
     def snapshot(self) -> DocumentSnapshot:
-        return DocumentSnapshot(self.uri, self.language_id, self.version, self.text)
+        return DocumentSnapshot(
+            self.uri, self.language_id, self.version, self.text, self.language, self.line_starts
+        )
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in _EOL.finditer(text))]
+
+
+def _line_bounds(text: str, starts: list[int], line: int) -> tuple[int, int]:
+    """Start and end (before the line break) of a line, as str indices."""
+    start = starts[line]
+    end = starts[line + 1] if line + 1 < len(starts) else len(text)
+    while end > start and text[end - 1] in "\r\n":
+        end -= 1
+    return start, end
+
+
+def _offset_at(text: str, starts: list[int], line: int, character: int, encoding: str) -> int:
+    if line < 0 or character < 0:
+        raise DocumentError(f"negative position {line}:{character}")
+    if line >= len(starts):
+        return len(text)
+    start, end = _line_bounds(text, starts, line)
+    return start + _index_for_units(text[start:end], character, encoding)
+
+
+def _position_at(text: str, starts: list[int], offset: int, encoding: str) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    line = _bisect_right(starts, offset) - 1
+    start, end = _line_bounds(text, starts, line)
+    offset = min(offset, end)
+    return line, _units(text[start:offset], encoding)
 
 
 def looks_binary(text: str) -> bool:

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsp_server import snippets
-from lsp_server.languages import language_for_id, language_for_path
+from lsp_server.languages import LanguageSpec, language_for_path
 from lsp_server.project_index import ProjectIndex
+from lsp_server.prompt import CHARS_PER_TOKEN
 from lsp_server.symbols import Definition, FileSymbols, read_symbols, supported
 from lsp_server.templates import ContextFile
 
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 CHUNK_LINES = 32
 WINDOW_LINES = 40
-CHARS_PER_TOKEN = 3.2
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class ProjectContext:
     # -- one request -------------------------------------------------------------------------
 
     def gather(
-        self, path: Path, language_id: str, text: str, offset: int, budget: ContextBudget
+        self, path: Path, language: LanguageSpec | None, text: str, offset: int, budget: ContextBudget
     ) -> list[ContextFile]:
         if budget.tokens <= 0:
             return []
@@ -157,7 +157,7 @@ class ProjectContext:
         deadline = time.perf_counter() + budget.time_limit_s
         chars = int(budget.tokens * CHARS_PER_TOKEN)
         picked: list[tuple[float, ContextFile]] = []
-        spec = language_for_id(language_id)
+        spec = language
         symbols = None
         related: list[Path] = []
         if spec is not None and supported(spec) and (budget.definitions or budget.similar):

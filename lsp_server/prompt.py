@@ -23,7 +23,9 @@ _WORD_END = re.compile(r"\w$")
 _HEALABLE = re.compile(r" ?[A-Za-z0-9_]+")
 """A word token (SentencePiece-style leading space allowed) that can be regenerated."""
 CHARS_PER_TOKEN = 3.0
-"""A deliberately low guess for code: the first window is too big rather than too small."""
+"""Inkling's one estimate of characters per token of code, deliberately low: a prompt
+window sized from it starts too big rather than too small (then it is measured), and
+project context sized from it stays within its token budget."""
 MAX_CHARS_PER_TOKEN = 64
 """More than any vocabulary packs into one token of real text: a window longer than
 budget * this cannot fit and is not tokenized (a 5 MB minified line took seconds)."""

@@ -63,7 +63,7 @@ async def test_keystrokes_leave_no_bookkeeping_behind() -> None:
         if column % 100 == 0:
             _feed(server, {"jsonrpc": "2.0", "id": f"s{column}", "method": "inkling/status"})
     await asyncio.sleep(0.1)
-    assert server.documents.snapshot(uri).text == "x" * 2000
+    assert server.service.documents.snapshot(uri).text == "x" * 2000
     assert len(server.protocol._request_futures) == 0
     answered = {frame.get("id") for frame in writer.frames}
     assert {f"s{c}" for c in range(0, 2000, 100)} <= answered  # requests were answered meanwhile
@@ -83,6 +83,7 @@ async def test_edits_in_another_buffer_reach_project_context(tmp_path: Any) -> N
     edited region joins the ring of recent chunks (didChange feeds the index)."""
     from pathlib import Path
 
+    from lsp_server.languages import language_for_id
     from lsp_server.project_context import ContextBudget
 
     server = create_server([])
@@ -119,7 +120,11 @@ async def test_edits_in_another_buffer_reach_project_context(tmp_path: Any) -> N
         },
     )
     await asyncio.sleep(0.05)
-    context = server.project.gather(main, "python", main_text, len(main_text) - 1, ContextBudget(tokens=400))
+    context = server.service.project.gather(
+        main, language_for_id("python"), main_text, len(main_text) - 1, ContextBudget(tokens=400)
+    )
     joined = "\n".join(piece.text for piece in context)
     assert "def total_with_tax(prices: list[float], rate: float = RATE) -> float" in joined
-    assert any(chunk.kind == "edit" and chunk.path == helper for chunk in server.project._ring.values())
+    assert any(
+        chunk.kind == "edit" and chunk.path == helper for chunk in server.service.project._ring.values()
+    )

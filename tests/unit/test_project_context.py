@@ -1,7 +1,9 @@
 from pathlib import Path
 
+from lsp_server.languages import language_for_id
 from lsp_server.project_context import ContextBudget, ProjectContext, _still_covers
 from lsp_server.project_index import ProjectIndex
+from lsp_server.prompt import CHARS_PER_TOKEN
 from lsp_server.templates import ContextFile
 
 BILLING = '''"""Billing."""
@@ -52,7 +54,11 @@ def test_gather_brings_the_imported_signatures(tmp_path: Path) -> None:
     context = ProjectContext(ProjectIndex([root]))
     offset = REPORT.index("total = ") + len("total = ")
     files = context.gather(
-        root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(tokens=300, similar=False)
+        root.resolve() / "shop/report.py",
+        language_for_id("python"),
+        REPORT,
+        offset,
+        ContextBudget(tokens=300, similar=False),
     )
     assert [f.path for f in files] == ["shop/billing.py"]
     assert "def compute_total(invoice, tax_rate=0.2):" in files[0].text
@@ -64,12 +70,14 @@ def test_selection_is_stable_while_typing_and_within_budget(tmp_path: Path) -> N
     context = ProjectContext(ProjectIndex([root]))
     path = root.resolve() / "shop/report.py"
     offset = REPORT.index("total = ") + len("total = ")
-    first = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=300))
+    first = context.gather(path, language_for_id("python"), REPORT, offset, ContextBudget(tokens=300))
     typed = REPORT[:offset] + "comp" + REPORT[offset:]
-    assert context.gather(path, "python", typed, offset + 4, ContextBudget(tokens=300)) is first
-    tiny = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=20))
-    assert sum(len(f.text) for f in tiny) <= 20 * 3.2
-    assert context.gather(path, "python", REPORT, offset, ContextBudget(tokens=0)) == []
+    assert (
+        context.gather(path, language_for_id("python"), typed, offset + 4, ContextBudget(tokens=300)) is first
+    )
+    tiny = context.gather(path, language_for_id("python"), REPORT, offset, ContextBudget(tokens=20))
+    assert sum(len(f.text) for f in tiny) <= 20 * CHARS_PER_TOKEN
+    assert context.gather(path, language_for_id("python"), REPORT, offset, ContextBudget(tokens=0)) == []
 
 
 def test_similar_code_from_other_buffers(tmp_path: Path) -> None:
@@ -81,7 +89,11 @@ def test_similar_code_from_other_buffers(tmp_path: Path) -> None:
     context.note_open(tmp_path / "unrelated.py", "python", "x = 1\n")
     here = "def save_config(path, config):\n    with open(path, 'w') as handle:\n        \n"
     files = context.gather(
-        tmp_path / "main.py", "python", here, len(here) - 1, ContextBudget(tokens=300, definitions=False)
+        tmp_path / "main.py",
+        language_for_id("python"),
+        here,
+        len(here) - 1,
+        ContextBudget(tokens=300, definitions=False),
     )
     assert [f.path for f in files] == ["config.py"]
 
@@ -91,10 +103,10 @@ def test_a_covering_selection_is_kept_across_new_lines(tmp_path: Path) -> None:
     context = ProjectContext(ProjectIndex([root]))
     path = root.resolve() / "shop/report.py"
     offset = REPORT.index("total = ") + len("total = ")
-    first = context.gather(path, "python", REPORT, offset, ContextBudget(tokens=300))
+    first = context.gather(path, language_for_id("python"), REPORT, offset, ContextBudget(tokens=300))
     # A new line with new names above the cursor: nothing new is relevant.
     moved = REPORT[:offset] + "compute_total(invoice)\n        other_name = 1\n        x = "
-    again = context.gather(path, "python", moved, len(moved), ContextBudget(tokens=300))
+    again = context.gather(path, language_for_id("python"), moved, len(moved), ContextBudget(tokens=300))
     assert again is first
 
 
@@ -106,18 +118,18 @@ def test_the_shown_selection_stays_while_it_holds_the_best_item(tmp_path: Path) 
     path = root.resolve() / "shop/report.py"
     offset = REPORT.index("total = ") + len("total = ")
     budget = ContextBudget(tokens=300, similar=False)
-    first = context.gather(path, "python", REPORT, offset, budget)
+    first = context.gather(path, language_for_id("python"), REPORT, offset, budget)
     assert [f.path for f in first] == ["shop/billing.py"]
     # The new line above shares words with the open buffer: the fresh choice adds it in
     # front of billing.py, its best item; the prompt keeps the context it has.
     moved = REPORT[:offset] + "ledger_rows = ledger_totals\n        x = "
     fresh = ProjectContext(ProjectIndex([root]))
     fresh.note_open(root.resolve() / "notes.py", "python", notes)
-    assert [f.path for f in fresh.gather(path, "python", moved, len(moved), budget)] == [
+    assert [f.path for f in fresh.gather(path, language_for_id("python"), moved, len(moved), budget)] == [
         "notes.py",
         "shop/billing.py",
     ]
-    assert context.gather(path, "python", moved, len(moved), budget) is first
+    assert context.gather(path, language_for_id("python"), moved, len(moved), budget) is first
 
 
 def test_a_new_best_item_replaces_the_shown_selection() -> None:
@@ -154,7 +166,9 @@ def test_a_name_imported_one_by_one_is_not_crowded_out_by_the_rest_of_a_large_fi
     (tmp_path / "big.py").write_text(filler + "def wanted(first, second):\n    return first\n")
     here = "from big import wanted\n\n\ndef run(items):\n    for item in items:\n        \n"
     context = ProjectContext(ProjectIndex([tmp_path]))
-    files = context.gather(tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(200))
+    files = context.gather(
+        tmp_path.resolve() / "main.py", language_for_id("python"), here, len(here) - 1, ContextBudget(200)
+    )
     assert [f.path for f in files] == ["big.py"]
     assert "def wanted(first, second):" in files[0].text
     assert sum(len(f.text) for f in files) <= 200 * 3.2
@@ -168,7 +182,9 @@ def test_name_lookups_stay_within_the_language(tmp_path: Path) -> None:
     assert index.lookup("checksum")
     here = "package main\n\nfunc run(data string) int {\n\treturn checksum(data)\n}\n\nfunc f() {\n\t\n"
     context = ProjectContext(index)
-    files = context.gather(tmp_path.resolve() / "main.go", "go", here, len(here) - 1, ContextBudget(300))
+    files = context.gather(
+        tmp_path.resolve() / "main.go", language_for_id("go"), here, len(here) - 1, ContextBudget(300)
+    )
     assert files == []
 
 
@@ -184,7 +200,7 @@ def test_a_name_imported_from_a_barrel_that_re_exports_it_is_looked_up(tmp_path:
     index.crawl_now()
     context = ProjectContext(index)
     path = tmp_path.resolve() / "src" / "core" / "app.ts"
-    files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
+    files = context.gather(path, language_for_id("typescript"), here, len(here) - 1, ContextBudget(300))
     assert [f.path for f in files] == ["src/utils/errors.ts"]
     assert "export function die(code: number, ...args: any[]): never" in files[0].text
 
@@ -203,7 +219,7 @@ def test_a_long_class_is_abridged_and_the_short_imports_beside_it_still_fit(tmp_
     )
     context = ProjectContext(ProjectIndex([tmp_path]))
     path = tmp_path.resolve() / "Action.ts"
-    files = context.gather(path, "typescript", here, len(here) - 1, ContextBudget(300))
+    files = context.gather(path, language_for_id("typescript"), here, len(here) - 1, ContextBudget(300))
     by_path = {f.path: f.text for f in files}
     assert "export type TimerHandle" in by_path["timerHandle.ts"]
     scheduler = by_path["Scheduler.ts"]
@@ -221,7 +237,9 @@ def test_go_brings_the_package_functions_the_file_uses_elsewhere(tmp_path: Path)
     here = "package noder\n\nfunc build(a, b int) int {\n\t\n}\n\nfunc later(t *Type, n Node) Node {\n\treturn typed(t, n)\n}\n"
     context = ProjectContext(ProjectIndex([tmp_path]))
     offset = here.index("{\n\t\n") + 3
-    files = context.gather(tmp_path.resolve() / "object.go", "go", here, offset, ContextBudget(200))
+    files = context.gather(
+        tmp_path.resolve() / "object.go", language_for_id("go"), here, offset, ContextBudget(200)
+    )
     assert any("func typed(t *Type, n Node) Node" in f.text for f in files)
 
 
@@ -234,7 +252,11 @@ def test_a_bare_name_in_python_does_not_pull_in_a_namesake_from_elsewhere(tmp_pa
     context = ProjectContext(index)
     assert (
         context.gather(
-            tmp_path.resolve() / "main.py", "python", here, len(here) - 1, ContextBudget(300, similar=False)
+            tmp_path.resolve() / "main.py",
+            language_for_id("python"),
+            here,
+            len(here) - 1,
+            ContextBudget(300, similar=False),
         )
         == []
     )
@@ -252,7 +274,7 @@ def test_an_imported_name_means_the_definition_under_the_imported_package(tmp_pa
     index.crawl_now()
     context = ProjectContext(index)
     path = tmp_path.resolve() / "streams" / "stapled.py"
-    files = context.gather(path, "python", here, len(here) - 1, ContextBudget(300))
+    files = context.gather(path, language_for_id("python"), here, len(here) - 1, ContextBudget(300))
     assert [f.path for f in files] == ["abc/_tasks.py"]
 
 
@@ -260,7 +282,9 @@ def test_a_file_shown_for_its_signatures_and_for_similar_code_has_one_header(tmp
     root = make_project(tmp_path)
     context = ProjectContext(ProjectIndex([root]))
     offset = REPORT.index("total = ") + len("total = ")
-    files = context.gather(root.resolve() / "shop/report.py", "python", REPORT, offset, ContextBudget(300))
+    files = context.gather(
+        root.resolve() / "shop/report.py", language_for_id("python"), REPORT, offset, ContextBudget(300)
+    )
     assert [f.path for f in files] == ["shop/billing.py"]
     text = files[0].text
     assert "def compute_total(invoice, tax_rate=0.2):" in text and "return 1" in text
