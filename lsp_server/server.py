@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -25,6 +24,7 @@ from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
 from lsp_server.documents import UTF8, UTF16, UTF32, DocumentSnapshot
 from lsp_server.early_load import EarlyLoad
 from lsp_server.errors import DocumentError, InklingError
+from lsp_server.load_progress import LoadProgress
 from lsp_server.model_slot import ModelSlot, ModelState
 from lsp_server.pipeline import Completion
 from lsp_server.protocol import InklingProtocol, is_unparseable, quiet_client_errors
@@ -91,7 +91,7 @@ class InklingServer(LanguageServer):
         self._shown[message] = None
         if len(self._shown) > _SHOWN_LIMIT:  # a hostile client can make endless distinct messages
             del self._shown[next(iter(self._shown))]
-        self._in_loop(
+        self.in_loop(
             self.window_show_message,
             types.ShowMessageParams(type=kind, message=f"Inkling: {message}"),
         )
@@ -102,7 +102,7 @@ class InklingServer(LanguageServer):
             return
         super().report_server_error(error, source)
 
-    def _in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+    def in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn` on the event loop thread (pygls' writer is not thread-safe)."""
         loop = self.event_loop
         if loop is None or loop.is_closed() or self.protocol._shutdown:
@@ -139,7 +139,7 @@ class InklingServer(LanguageServer):
         }
 
     def send_status(self) -> None:
-        self._in_loop(self.protocol.notify, STATUS_NOTIFICATION, self.status())
+        self.in_loop(self.protocol.notify, STATUS_NOTIFICATION, self.status())
 
     # -- settings and the model ------------------------------------------------------
 
@@ -158,15 +158,15 @@ class InklingServer(LanguageServer):
 
     def start_model_load(self) -> None:
         self.event_loop = self.event_loop or asyncio.get_running_loop()
-        progress = _LoadProgress(self)
+        progress = LoadProgress(self)
 
         def done(slot: ModelSlot) -> None:  # on the loading thread
-            self._in_loop(self._model_loaded, slot, slot.loads, progress)
+            self.in_loop(self._model_loaded, slot, slot.loads, progress)
 
         self.service.load_model(progress.report, done)
         self.send_status()
 
-    def _model_loaded(self, slot: ModelSlot, load: int, progress: _LoadProgress) -> None:
+    def _model_loaded(self, slot: ModelSlot, load: int, progress: LoadProgress) -> None:
         if load != slot.loads:  # settings changed again meanwhile: a newer load is under way
             progress.end("replaced by a newer load")
             return
@@ -205,47 +205,6 @@ class InklingServer(LanguageServer):
             self.tell(str(exc))
             return None
         return None if answer is None else (answer.completion, answer.document)
-
-
-class _LoadProgress:
-    """`$/progress` for one model load, in steps of 10%, when the client supports it."""
-
-    def __init__(self, server: InklingServer) -> None:
-        self.server = server
-        self.token: str | None = None
-        self._last = -1
-        capabilities = server.client_capabilities.window
-        if capabilities is None or not capabilities.work_done_progress:
-            return
-        token = self.token = f"inkling-load-{uuid.uuid4().hex[:8]}"
-        begin = types.WorkDoneProgressBegin(
-            title="Inkling", message="loading the model", percentage=0, cancellable=False
-        )
-        server.work_done_progress.create(token, lambda *_: server.work_done_progress.begin(token, begin))
-
-    def report(self, value: float) -> None:
-        """From the loading thread."""
-        percent = int(value * 100)
-        if self.token is not None and percent >= self._last + 10:
-            self._last = percent
-            self.server._in_loop(self._send, percent)
-
-    def _send(self, percent: int) -> None:
-        progress = self.server.work_done_progress
-        if self.token in progress.tokens:
-            message = types.WorkDoneProgressReport(message="loading the model", percentage=percent)
-            progress.report(self.token, message)
-
-    def end(self, message: str) -> None:
-        token, server = self.token, self.server
-        if token is None or server.protocol._shutdown:
-            return
-        progress = server.work_done_progress
-        if token in progress.tokens:
-            progress.end(token, types.WorkDoneProgressEnd(message=message))
-            progress.tokens.pop(token, None)
-        elif server.event_loop is not None:  # the client has not answered the create request yet
-            server.event_loop.call_later(0.2, lambda: self.end(message))
 
 
 # -- conversions ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lsp_server.evaluation.runners import Workspaces, holds_definition, shows_answer
 from lsp_server.evaluation.tasks import Task
+from lsp_server.languages import language_for_id
 from lsp_server.project_context import ContextBudget
 from lsp_server.settings import Settings
 
@@ -45,7 +46,9 @@ def retrieve(tasks: Iterable[Task], settings: Settings) -> Iterable[Retrieved]:
         path, project = workspaces.open(task)
         started = time.perf_counter()
         try:
-            files = project.gather(path, task.lsp_language_id, task.text, task.offset, budget)
+            files = project.gather(
+                path, language_for_id(task.lsp_language_id), task.text, task.offset, budget
+            )
         finally:
             project.note_close(path)
         yield Retrieved(
