@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from export.errors import ExportError
 from lsp_server.templates import PREFIX_LAST
 
 METADATA_FILE = "inkling_adapter.json"
@@ -22,7 +23,7 @@ PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
 FIM_LAYOUTS = ("", PREFIX_LAST)
 
 
-class AdapterError(Exception):
+class AdapterError(ExportError):
     """The directory is not a usable Inkling adapter; the message says what is missing."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from export.adapter import METADATA_FILE, file_sha256
+from export.errors import ExportError
 from export.imatrix import IMATRIX_FILE
 from export.lora_gguf import lora_file_name
 from lsp_server.models import TUNED_MODEL_NAME, models_dir
@@ -33,7 +34,7 @@ QUANT = "Q4_K_M"
 NAME = TUNED_MODEL_NAME.removesuffix(f"-{QUANT.lower()}.gguf")
 
 
-class BuildError(Exception):
+class BuildError(ExportError):
     pass
 
 

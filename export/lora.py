@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from export.errors import ExportError
+
 F32Array = npt.NDArray[np.float32]
 PREFIX = "base_model.model."
 TOKEN_KEY = ".token_adapter.trainable_tokens_delta"
 
 
-class UnsupportedAdapterError(Exception):
+class UnsupportedAdapterError(ExportError):
     """The adapter uses a peft feature this merge does not implement (peft's merge can)."""
 
 

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from export.errors import ExportError
+
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
 
-class MergeError(Exception):
+class MergeError(ExportError):
     """The base or the adapter cannot be loaded or do not fit together."""
 
 

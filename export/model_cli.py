@@ -62,8 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from export.build import DEFAULT_ADAPTER_DIR, BuildError, build_default_model, has_adapter
-    from export.run import ExportError
+    from export.build import DEFAULT_ADAPTER_DIR, build_default_model, has_adapter
     from lsp_server.errors import InklingError
 
     adapter = Path(args.adapter).expanduser() if args.adapter else DEFAULT_ADAPTER_DIR
@@ -79,7 +78,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             record=args.record,
             threads=args.threads,
         )
-    except (BuildError, ExportError, InklingError, OSError, ValueError) as exc:
+    except (InklingError, OSError, ValueError) as exc:
         print(f"inkling model build: {exc}", file=sys.stderr)
         return 1
     verb = "recorded" if result.recorded else "verified"
@@ -96,8 +95,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_adopt(args: argparse.Namespace) -> int:
     from export.adopt import adopt_adapter
     from export.build import DEFAULT_ADAPTER_DIR
-    from export.imatrix import ImatrixError, read_imatrix
-    from export.lora import UnsupportedAdapterError
+    from export.imatrix import read_imatrix
+    from lsp_server.errors import InklingError
 
     target = Path(args.to).expanduser() if args.to else DEFAULT_ADAPTER_DIR
     try:
@@ -105,7 +104,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         if imatrix is not None:
             read_imatrix(imatrix)  # refuse anything else before copying
         sizes = adopt_adapter(Path(args.adapter).expanduser(), target, imatrix)
-    except (OSError, ValueError, UnsupportedAdapterError, ImatrixError) as exc:
+    except (InklingError, OSError, ValueError) as exc:
         print(f"inkling model adopt: {exc}", file=sys.stderr)
         return 1
     print(f"adopted into {target}: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()))
@@ -137,11 +136,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_converter(args: argparse.Namespace) -> int:
-    from export.hf_convert import ConverterError, install_converter
+    from export.hf_convert import install_converter
+    from lsp_server.errors import InklingError
 
     try:
         path = install_converter()
-    except (ConverterError, OSError) as exc:
+    except (InklingError, OSError) as exc:
         print(f"inkling model converter: {exc}", file=sys.stderr)
         return 1
     print(f"llama.cpp's converter: {path}")

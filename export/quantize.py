@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from export.errors import ExportError
+
 QUANT_TYPES = {
     # name -> llama_ftype (llama.h)
     "Q4_K_M": 15,
@@ -29,7 +31,7 @@ QUANT_TYPES = {
 DEFAULT_QUANT = "Q4_K_M"
 
 
-class QuantizeError(Exception):
+class QuantizeError(ExportError):
     pass
 
 

@@ -23,6 +23,7 @@ from gguf import GGMLQuantizationType, GGUFValueType, Keys
 
 from export.adapter import AdapterInfo, file_sha256, read_adapter
 from export.card import write_card
+from export.errors import ExportError
 from export.fim_vocab import fim_edits
 from export.gguf_file import Edits, MetadataValue, TemplateModel, read_template, write_gguf
 from export.imatrix import Imatrix, calibration_texts, compute_imatrix, read_imatrix, write_imatrix
@@ -40,10 +41,6 @@ ADAPTER_SHA_KEY = "inkling.adapter.sha256"
 BASE_SHA_KEY = "inkling.base.sha256"
 LORA = "LoRA"
 """`ExportResult.files` key of the adapter file applied at load time."""
-
-
-class ExportError(Exception):
-    """An export that cannot go on; the message says what to change."""
 
 
 @dataclass(frozen=True)
