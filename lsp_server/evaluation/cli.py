@@ -109,6 +109,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lsp_server.corpora import STANDARD_LANGUAGES, Split
     from lsp_server.errors import InklingError
     from lsp_server.evaluation import corpus
     from lsp_server.evaluation.crossfile import build_crossfile_tasks
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rescore:
         return _rescore(args.rescore, args.out or args.rescore)
     crossfile = args.track == "crossfile"
-    default_languages = "python,go,typescript" if crossfile else ",".join(corpus.STANDARD_LANGUAGES)
+    default_languages = "python,go,typescript" if crossfile else ",".join(STANDARD_LANGUAGES)
     languages = [item.strip() for item in (args.lang or default_languages).split(",") if item.strip()]
     try:
         kinds = [HoleKind(item.strip()) for item in args.kinds.split(",") if item.strip()]
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         raise InklingError("--lsp is not available on the crossfile track")
     if args.context_only and not crossfile:
         raise InklingError("--context-only measures project context: use it with --track crossfile")
-    splits: list[corpus.Split] = ["dev", "test"] if args.split == "both" else [args.split]
+    splits: list[Split] = ["dev", "test"] if args.split == "both" else [args.split]
     started = time.perf_counter()
     if crossfile:
         corpora = _repositories(languages, args.source)
@@ -170,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _repositories(languages: list[str], sources: list[Path]) -> list[Any]:
     """The crossfile track's repositories: the given directories, else the installed ones."""
+    from lsp_server.corpora import CorpusError
     from lsp_server.evaluation import corpus
     from lsp_server.evaluation.repositories import repositories
 
@@ -179,19 +181,19 @@ def _repositories(languages: list[str], sources: list[Path]) -> list[Any]:
     for language in languages:
         try:
             found.extend(repositories(language))
-        except corpus.CorpusError as exc:
+        except CorpusError as exc:
             problems.append(str(exc))
     if problems:
-        raise corpus.CorpusError("missing repositories:\n  " + "\n  ".join(problems))
+        raise CorpusError("missing repositories:\n  " + "\n  ".join(problems))
     return found
 
 
 def _prepare() -> int:
-    from lsp_server.evaluation import corpus
+    from lsp_server import corpora
 
-    for line in corpus.install_npm_packages():
+    for line in corpora.install_npm_packages():
         print(line)
-    missing = corpus.missing_debian_packages()
+    missing = corpora.missing_debian_packages()
     if missing:
         print(f"missing Debian packages: apt-get install {' '.join(missing)}", file=sys.stderr)
         return 1

@@ -15,8 +15,8 @@ import sysconfig
 from importlib import metadata
 from pathlib import Path
 
-from lsp_server.evaluation import corpus
-from lsp_server.evaluation.corpus import Corpus, CorpusError, SourceFile
+from lsp_server import corpora
+from lsp_server.corpora import Corpus, CorpusError, SourceFile
 from lsp_server.languages import language_for_path
 
 CROSSFILE_LANGUAGES = ("python", "go", "typescript")
@@ -70,7 +70,7 @@ def repositories(language: str) -> list[Corpus]:
     elif language == "go":
         found = _go_repositories()
     elif language == "typescript":
-        found = corpus.standard_corpora("typescript")
+        found = corpora.standard_corpora("typescript")
     else:
         raise CorpusError(
             f"no cross-file repositories for {language!r} (known: {', '.join(CROSSFILE_LANGUAGES)})"
@@ -97,7 +97,7 @@ def _subset(name: str, base: Corpus, root: Path, version: str) -> Corpus:
 
 
 def _python_repositories() -> list[Corpus]:
-    stdlib = corpus.standard_corpora("python")[0]
+    stdlib = corpora.standard_corpora("python")[0]
     found = [
         _subset(f"python-stdlib/{name}", stdlib, stdlib.root / name, stdlib.version)
         for name in PYTHON_STDLIB_PACKAGES
@@ -115,8 +115,8 @@ def _python_repositories() -> list[Corpus]:
         files = tuple(
             SourceFile("python", path, f"site-packages/{name}/{path.relative_to(root).as_posix()}", name)
             for path in sorted(root.rglob("*.py"))
-            if not set(path.relative_to(root).parts[:-1]) & set(corpus.PYTHON_EXCLUDE)
-            and corpus.MIN_FILE_BYTES <= path.stat().st_size <= corpus.MAX_FILE_BYTES
+            if not set(path.relative_to(root).parts[:-1]) & set(corpora.PYTHON_EXCLUDE)
+            and corpora.MIN_FILE_BYTES <= path.stat().st_size <= corpora.MAX_FILE_BYTES
         )
         found.append(
             Corpus(f"site-packages/{name}", "python", root, version or platform.python_version(), files)
@@ -126,7 +126,7 @@ def _python_repositories() -> list[Corpus]:
 
 def _go_repositories() -> list[Corpus]:
     """One repository per package directory (Go's unit of name sharing), tests left out."""
-    stdlib = corpus.standard_corpora("go")[0]
+    stdlib = corpora.standard_corpora("go")[0]
     by_directory: dict[Path, list[SourceFile]] = {}
     for source in stdlib.files:
         if not source.path.name.endswith("_test.go"):

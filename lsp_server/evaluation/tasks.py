@@ -2,7 +2,8 @@
 
 Every task removes one stretch `original[start:end]` and puts the cursor at
 `start`, so `text[:offset] + expected + text[offset:]` is the original file.
-The kinds:
+The kinds, cut by `lsp_server.holes.tokens` (the vocabulary is shared with
+training, `lsp_server.holes.HoleKind`):
 
 * line    - a whole line's code; the cursor is after its indentation.
 * midline - the rest of a line from a random token boundary (either side of
@@ -25,8 +26,6 @@ measured against a file whose only problem is the hole.
 
 from __future__ import annotations
 
-import enum
-import itertools
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -34,82 +33,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsp_server import syntax
+from lsp_server.corpora import Corpus, SourceFile, Split, read_source
 from lsp_server.errors import InklingError
-from lsp_server.evaluation.corpus import Corpus, SourceFile, Split, read_source
 from lsp_server.evaluation.metrics import repeats_suffix
-from lsp_server.languages import LanguageSpec, language_for_id, lsp_language_id_for_path
+from lsp_server.holes import Hole, HoleKind
+from lsp_server.holes.parsed import ParsedFile, parse_text
+from lsp_server.holes.tokens import block_holes, line_holes, midline_holes, span_holes
+from lsp_server.languages import lsp_language_id_for_path
+
+__all__ = [
+    "ALL_KINDS",
+    "HOLE_FINDERS",
+    "HoleKind",
+    "Task",
+    "build_tasks",
+    "make_task",
+    "parse_clean",
+    "task_from_record",
+]
+"""HoleKind (a Task's kind) is the shared vocabulary's, re-exported for the evaluation's modules."""
 
 _WORD = re.compile(r"\w")
-MAX_SPAN_CHARS = 160
-MAX_SPAN_LINES = 3
-MAX_BLOCK_LINES = 12
-MAX_BLOCK_CHARS = 600
-"""Bodies a completion of the server's token budget (160) can plausibly write."""
-
-
-class HoleKind(enum.StrEnum):
-    LINE = "line"
-    MIDLINE = "midline"
-    BLOCK = "block"
-    SPAN = "span"
-    CROSSFILE = "crossfile"
-    """Made by crossfile.py from whole repositories, not from one file: not in ALL_KINDS."""
-
-
 ALL_KINDS = (HoleKind.LINE, HoleKind.MIDLINE, HoleKind.BLOCK, HoleKind.SPAN)
-
-_BRACE_BODY_QUERY = """
-(function_declaration body: (statement_block) @function)
-(function_expression body: (statement_block) @function)
-(generator_function_declaration body: (statement_block) @function)
-(method_definition body: (statement_block) @function)
-(arrow_function body: (statement_block) @function)
-(for_statement body: (statement_block) @loop)
-(for_in_statement body: (statement_block) @loop)
-(while_statement body: (statement_block) @loop)
-(do_statement body: (statement_block) @loop)
-(if_statement consequence: (statement_block) @branch)
-(else_clause (statement_block) @branch)
-"""
-
-BODY_QUERIES: dict[str, str] = {
-    "python": """
-(function_definition body: (block) @function)
-(for_statement body: (block) @loop)
-(while_statement body: (block) @loop)
-(if_statement consequence: (block) @branch)
-(elif_clause consequence: (block) @branch)
-(else_clause body: (block) @branch)
-""",
-    "go": """
-(function_declaration body: (block) @function)
-(method_declaration body: (block) @function)
-(func_literal body: (block) @function)
-(for_statement body: (block) @loop)
-(if_statement consequence: (block) @branch)
-(if_statement alternative: (block) @branch)
-""",
-    "javascript": _BRACE_BODY_QUERY,
-    "typescript": _BRACE_BODY_QUERY,
-    "tsx": _BRACE_BODY_QUERY,
-    "c": """
-(function_definition body: (compound_statement) @function)
-(for_statement body: (compound_statement) @loop)
-(while_statement body: (compound_statement) @loop)
-(do_statement body: (compound_statement) @loop)
-(if_statement consequence: (compound_statement) @branch)
-(else_clause (compound_statement) @branch)
-""",
+"""The kinds cut from single files; crossfile holes come from whole repositories (crossfile.py)."""
+HOLE_FINDERS: dict[HoleKind, Callable[[ParsedFile], list[Hole]]] = {
+    HoleKind.LINE: line_holes,
+    HoleKind.MIDLINE: midline_holes,
+    HoleKind.BLOCK: block_holes,
+    HoleKind.SPAN: span_holes,
 }
-"""Bodies a block hole may empty, captured as function, loop or branch."""
-
-
-@dataclass(frozen=True)
-class Hole:
-    start: int
-    end: int
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -174,205 +126,16 @@ class Task:
         return record
 
 
-# -- the file, as tokens and lines ---------------------------------------------------------
-
-
-class _File:
-    """A parsed source file with character offsets for its tokens and lines."""
-
-    def __init__(self, spec: LanguageSpec, text: str, tree: syntax.Tree) -> None:
-        self.spec = spec
-        self.text = text
-        self.tree = tree
-        self.line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-        self._char_of: list[int] | None = None if text.isascii() else _byte_to_char(text)
-        self.comment_kinds = spec.comment_kinds
-        atomic = spec.string_kinds | spec.comment_kinds
-        self.tokens: list[tuple[int, int, str]] = [
-            (self.char(leaf.start_byte), self.char(leaf.end_byte), leaf.type)
-            for leaf in syntax.leaves(tree.root_node, atomic)
-        ]
-
-    def char(self, byte_offset: int) -> int:
-        return byte_offset if self._char_of is None else self._char_of[byte_offset]
-
-    def line_of(self, offset: int) -> int:
-        low, high = 0, len(self.line_starts) - 1
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.line_starts[middle] <= offset:
-                low = middle
-            else:
-                high = middle - 1
-        return low
-
-    def line_end(self, line: int) -> int:
-        return self.line_starts[line + 1] - 1 if line + 1 < len(self.line_starts) else len(self.text)
-
-    def is_comment(self, kind: str) -> bool:
-        return kind in self.comment_kinds
-
-
-def _byte_to_char(text: str) -> list[int]:
-    table: list[int] = []
-    for index, char in enumerate(text):
-        table.extend([index] * len(char.encode("utf-8", "surrogatepass")))
-    table.append(len(text))
-    return table
-
-
-# -- candidates per kind -----------------------------------------------------------------------
-
-
-def _tokens_by_line(file: _File) -> dict[int, list[tuple[int, int, str]]]:
-    lines: dict[int, list[tuple[int, int, str]]] = {}
-    for token in file.tokens:
-        lines.setdefault(file.line_of(token[0]), []).append(token)
-    return lines
-
-
-def _clean_lines(file: _File) -> dict[int, list[tuple[int, int, str]]]:
-    """Lines whose tokens all start and end on the line, with no comment: line-hole material."""
-    clean = {}
-    for line, tokens in _tokens_by_line(file).items():
-        start, end = file.line_starts[line], file.line_end(line)
-        if tokens[-1][1] > end or any(file.is_comment(kind) for _, _, kind in tokens):
-            continue
-        code_start = start + len(file.text[start:end]) - len(file.text[start:end].lstrip(" \t"))
-        if tokens[0][0] != code_start:  # the line starts inside a multi-line token
-            continue
-        clean[line] = tokens
-    return clean
-
-
-def line_holes(file: _File) -> list[Hole]:
-    holes = []
-    for line, tokens in _clean_lines(file).items():
-        end = file.line_end(line)
-        code = file.text[tokens[0][0] : end]
-        if len(code.strip()) >= 3 and _WORD.search(code):
-            holes.append(Hole(tokens[0][0], end, "line"))
-    return holes
-
-
-def midline_holes(file: _File) -> list[Hole]:
-    holes = []
-    for line, tokens in _clean_lines(file).items():
-        end = file.line_end(line)
-        for previous, token in itertools.pairwise(tokens):
-            if previous[1] == token[0]:
-                starts = [(token[0], "adjacent")]
-            else:  # either side of the blank: before it, the model must write it
-                starts = [(previous[1], "before-blank"), (token[0], "after-blank")]
-            for start, detail in starts:
-                if _WORD.search(file.text[start:end]):
-                    holes.append(Hole(start, end, detail))
-    return holes
-
-
-def span_holes(file: _File) -> list[Hole]:
-    """Every (start token, end token) pair is too many; one random length per start token."""
-    holes = []
-    tokens = file.tokens
-    for index, (start, _, kind) in enumerate(tokens):
-        if file.is_comment(kind):
-            continue
-        first_line = file.line_of(start)
-        ends = []
-        for _, end, later_kind in tokens[index:]:
-            if file.is_comment(later_kind) or end - start > MAX_SPAN_CHARS:
-                break
-            if file.line_of(end) - first_line >= MAX_SPAN_LINES:
-                break
-            ends.append(end)
-        # A deterministic pseudo-random length per start keeps this linear in the file size.
-        if ends:
-            end = ends[(start * 2654435761) % len(ends)]
-            if _WORD.search(file.text[start:end]):
-                detail = "multi-line" if "\n" in file.text[start:end] else "single-line"
-                holes.append(Hole(start, end, detail))
-    return holes
-
-
-def block_holes(file: _File) -> list[Hole]:
-    query = BODY_QUERIES.get(file.spec.id)
-    if query is None:
-        return []
-    holes = []
-    for detail, nodes in syntax.captures(file.spec, file.tree.root_node, query).items():
-        for node in nodes:
-            hole = _body_hole(file, file.char(node.start_byte), file.char(node.end_byte))
-            if hole is not None:
-                holes.append(Hole(hole[0], hole[1], detail))
-    return sorted(holes, key=lambda h: h.start)
-
-
-def _body_hole(file: _File, start: int, end: int) -> tuple[int, int] | None:
-    """The body's statements from the first one's code to the last one's line end.
-
-    Brace bodies need `{` to end its line and `}` to start its own; indented
-    bodies (Python) must start on a new line after the `:` line."""
-    text = file.text
-    if file.spec.indent_blocks:
-        first_line, last_line = file.line_of(start), file.line_of(max(start, end - 1))
-        opener_line = first_line - 1
-        if opener_line < 0 or text[file.line_starts[first_line] : start].strip():
-            return None  # `if x: return` on one line
-    else:
-        open_line, close_line = file.line_of(start), file.line_of(max(start, end - 1))
-        if text[start + 1 : file.line_end(open_line)].strip():
-            return None  # code after `{` on its line
-        if text[file.line_starts[close_line] : end - 1].strip():
-            return None  # code before `}` on its line
-        first_line, last_line = open_line + 1, close_line - 1
-    while (
-        first_line <= last_line and not text[file.line_starts[first_line] : file.line_end(first_line)].strip()
-    ):
-        first_line += 1
-    while (
-        last_line >= first_line and not text[file.line_starts[last_line] : file.line_end(last_line)].strip()
-    ):
-        last_line -= 1
-    if first_line > last_line:
-        return None
-    line_text = text[file.line_starts[first_line] : file.line_end(first_line)]
-    hole_start = file.line_starts[first_line] + len(line_text) - len(line_text.lstrip(" \t"))
-    hole_end = file.line_end(last_line)
-    body = text[hole_start:hole_end]
-    if body.count("\n") + 1 > MAX_BLOCK_LINES or len(body) > MAX_BLOCK_CHARS:
-        return None
-    return hole_start, hole_end
-
-
-HOLE_FINDERS: dict[HoleKind, Callable[[_File], list[Hole]]] = {
-    HoleKind.LINE: line_holes,
-    HoleKind.MIDLINE: midline_holes,
-    HoleKind.BLOCK: block_holes,
-    HoleKind.SPAN: span_holes,
-}
-
-
 # -- tasks ------------------------------------------------------------------------------------------
 
 
-def parse_clean(source: SourceFile) -> _File | None:
+def parse_clean(source: SourceFile) -> ParsedFile | None:
     """The parsed file, or None when it cannot be read or does not parse without errors."""
     text = read_source(source.path)
     return None if text is None else parse_text(source.language, text)
 
 
-def parse_text(language: str, text: str) -> _File | None:
-    """The parsed text, or None for a language without a grammar or text with syntax errors."""
-    spec = language_for_id(language)
-    if spec is None:
-        return None
-    tree = syntax.parse(spec, text.encode("utf-8"))
-    if tree.root_node.has_error:
-        return None
-    return _File(spec, text, tree)
-
-
-def make_task(source: SourceFile, file: _File, kind: HoleKind, hole: Hole) -> Task | None:
+def make_task(source: SourceFile, file: ParsedFile, hole: Hole) -> Task | None:
     """The task for one hole, or None when the right answer would itself repeat the
     suffix, or when removing it glues two words into one (`_tempfile|path`): no
     one edits code into that state, and the cursor would sit inside an identifier."""
@@ -389,10 +152,10 @@ def make_task(source: SourceFile, file: _File, kind: HoleKind, hole: Hole) -> Ta
     line = file.line_of(hole.start)
     column = hole.start - file.line_starts[line]
     return Task(
-        id=f"{kind.value}:{source.key}:{line + 1}:{column + 1}",
+        id=f"{hole.kind.value}:{source.key}:{line + 1}:{column + 1}",
         language=source.language,
         lsp_language_id=lsp_language_id_for_path(str(source.path)),
-        kind=kind,
+        kind=hole.kind,
         detail=hole.detail,
         split=source.split,
         path=str(source.path),
@@ -487,7 +250,7 @@ def _tasks_for(
             for hole in holes:
                 if picked == per_file or len(found[kind]) == per_group:
                     break
-                task = make_task(source, file, kind, hole)
+                task = make_task(source, file, hole)
                 if task is not None:
                     found[kind].append(task)
                     picked += 1

@@ -11,8 +11,10 @@ import pytest
 
 from lsp_server import syntax
 from lsp_server.context import Mode, build_context
-from lsp_server.evaluation.corpus import CorpusError, DebianSource, HeldOut, fingerprint
-from lsp_server.evaluation.corpus import split_of as split_of_evaluation
+from lsp_server.corpora import CorpusError, DebianSource, HeldOut, fingerprint
+from lsp_server.corpora import split_of as split_of_evaluation
+from lsp_server.holes import Hole, HoleKind
+from lsp_server.holes.nodes import find_spans
 from lsp_server.languages import language_for_id
 from training.config import ConfigError, apply_overrides, build, load_yaml, section
 from training.data import sources
@@ -20,7 +22,6 @@ from training.data.dedup import DedupConfig, duplicates
 from training.data.docs import code_blocks
 from training.data.examples import ExampleConfig, examples_for_file, fim_example
 from training.data.filters import FilterConfig, detect_language, rejection
-from training.data.holes import Hole, find_spans
 from training.data.prepare import PrepareConfig, format_stats, prepare
 from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source
@@ -269,7 +270,7 @@ def _mode_at(text: str, hole: Hole, language: str) -> Mode:
 @pytest.mark.parametrize(("text", "language"), [(PYTHON, "python"), (GO, "go")])
 def test_block_holes_are_what_the_server_completes_in_block_mode(text: str, language: str) -> None:
     spans = find_spans(text, language)
-    blocks = spans.by_kind["block"]
+    blocks = spans.by_kind[HoleKind.BLOCK]
     assert blocks
     for hole in blocks:
         assert _mode_at(text, hole, language) is Mode.BLOCK, text[hole.start : hole.end]
@@ -278,12 +279,12 @@ def test_block_holes_are_what_the_server_completes_in_block_mode(text: str, lang
 @pytest.mark.parametrize(("text", "language"), [(PYTHON, "python"), (GO, "go")])
 def test_line_holes_are_whole_lines_and_expressions_are_nodes(text: str, language: str) -> None:
     spans = find_spans(text, language)
-    for hole in spans.by_kind["line"]:
+    for hole in spans.by_kind[HoleKind.LINE]:
         assert hole.start == 0 or text[hole.start - 1] == "\n"
         assert hole.end == len(text) or text[hole.end] == "\n"
         # A hole that empties a whole body is a block-mode completion; never a skipped one.
         assert _mode_at(text, hole, language) is not Mode.SKIP
-    expressions = {text[h.start : h.end] for h in spans.by_kind["expression"]}
+    expressions = {text[h.start : h.end] for h in spans.by_kind[HoleKind.EXPRESSION]}
     assert expressions & {"width * height", "Sum([]int{1, 2, 3})"}
     for cut, end in spans.line_cuts:
         assert text[end] == "\n" and "\n" not in text[cut:end]
@@ -299,13 +300,15 @@ def test_comment_to_code_holes_follow_a_docstring_or_comment() -> None:
 def test_prefix_never_ends_in_blanks_and_windows_are_whole_lines() -> None:
     start = PYTHON.index("width * height")
     example = fim_example(
-        "a.py", PYTHON, "python", Hole(start, start + 14, "expression"), "psm", ExampleConfig()
+        "a.py", PYTHON, "python", Hole(start, start + 14, HoleKind.EXPRESSION), "psm", ExampleConfig()
     )
     assert example is not None
     assert example.prefix.endswith("result =") and example.middle == " width * height"
     assert example.prefix + example.middle + example.suffix == PYTHON
     small = ExampleConfig(prefix_chars=60, suffix_chars=40)
-    windowed = fim_example("a.py", PYTHON, "python", Hole(start, start + 14, "expression"), "spm", small)
+    windowed = fim_example(
+        "a.py", PYTHON, "python", Hole(start, start + 14, HoleKind.EXPRESSION), "spm", small
+    )
     assert windowed is not None and len(windowed.prefix) <= 60 and len(windowed.suffix) <= 40
     assert windowed.prefix.startswith(" ") or windowed.prefix[0].isalpha()
     assert PYTHON[: start - 1].endswith(windowed.prefix) or windowed.prefix in PYTHON
@@ -324,6 +327,73 @@ def test_examples_mix_kinds_orders_and_are_reproducible() -> None:
     for example in first:
         assert not example.prefix.endswith((" ", "\t"))
         assert example.prefix + example.middle + example.suffix in text
+
+
+SEEDED_EXAMPLES = {
+    7: [
+        [
+            ("fim", "line_rest", "psm", " height"),
+            ("fim", "line", "psm", '    """Return the area of a rectangle."""\n    result = width * height'),
+            ("comment_code", "comment_code", "spm", "    result = width * height\n    return result"),
+            ("fim", "line_rest", "spm", '("negative")'),
+            ("fim", "line", "psm", '            raise ValueError("negative")\n        self.count += by'),
+            (
+                "fim",
+                "random",
+                "psm",
+                "    return result\n\n\nclass Counter:\n    def __init__(self):\n        self.count = 0\n\n"
+                "    def bump(self, by=1):\n        if by <",
+            ),
+        ],
+        [
+            ("fim", "expression", "psm", "([]int{1, 2, 3})"),
+            ("fim", "random", "psm", "func Sum(xs []int) int {\n\ttotal := 0\n\tfor _, x :="),
+            (
+                "comment_code",
+                "comment_code",
+                "spm",
+                "\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total",
+            ),
+        ],
+    ],
+    22: [
+        [
+            (
+                "fim",
+                "block",
+                "spm",
+                '    """Return the area of a rectangle."""\n    result = width * height\n    return result',
+            ),
+            ("comment_code", "comment_code", "psm", "    result = width * height\n    return result"),
+            ("fim", "line", "psm", "    return result"),
+            ("fim", "line", "spm", "    def __init__(self):\n        self.count = 0"),
+            ("fim", "line_rest", "spm", " height"),
+            ("fim", "line", "psm", "    result = width * height\n    return result"),
+        ],
+        [
+            (
+                "comment_code",
+                "comment_code",
+                "psm",
+                "\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total",
+            ),
+            ("fim", "line", "spm", "func main() {\n\tfmt.Println(Sum([]int{1, 2, 3}))\n}"),
+            ("fim", "line", "psm", 'import "fmt"'),
+        ],
+    ],
+}
+"""(kind, hole, order, middle) of each file's examples, as made before the hole cutters moved into
+`lsp_server.holes`: for a fixed seed, a refactoring leaves the training data as it was."""
+
+
+@pytest.mark.parametrize("seed", sorted(SEEDED_EXAMPLES))
+def test_a_seed_gives_the_same_examples_as_before(seed: int) -> None:
+    config = ExampleConfig(chars_per_example=60, max_examples_per_file=8, seed=seed)
+    made = [
+        [(e.kind, e.hole, e.order, e.middle) for e in examples_for_file(path, text, language, config)]
+        for path, text, language in (("a.py", PYTHON, "python"), ("main.go", GO, "go"))
+    ]
+    assert made == SEEDED_EXAMPLES[seed]
 
 
 # -- sources and the whole preparation ----------------------------------------------------
@@ -411,9 +481,6 @@ def test_prepare_writes_a_dataset_and_a_report(tmp_path: Path) -> None:
 
 
 def test_files_the_evaluation_tests_on_are_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
-
     from training.data import prepare as prepare_module
 
     source = tmp_path / "python-stdlib"
@@ -424,11 +491,8 @@ def test_files_the_evaluation_tests_on_are_left_out(tmp_path: Path, monkeypatch:
     copied.mkdir()
     (copied / "renamed.py").write_text(PYTHON.replace("area", "copy") + "\n\n")
     (copied / "own.py").write_text(PYTHON.replace("area", "mine"))
-    fake = types.ModuleType(prepare_module.EVALUATION_CORPUS)
-    fake.held_out = lambda: HeldOut(  # type: ignore[attr-defined]
-        frozenset({"python-stdlib"}), frozenset({fingerprint(PYTHON.replace("area", "copy"))})
-    )
-    monkeypatch.setitem(sys.modules, prepare_module.EVALUATION_CORPUS, fake)
+    held = HeldOut(frozenset({"python-stdlib"}), frozenset({fingerprint(PYTHON.replace("area", "copy"))}))
+    monkeypatch.setattr(prepare_module, "held_out", lambda: held)
     sources = [{"path": str(source)}, {"path": str(copied)}]
     config = build(PrepareConfig, {"sources": sources, "output": str(tmp_path / "out")})
     stats = prepare(config, progress=False)

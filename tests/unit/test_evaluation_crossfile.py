@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.evaluation.corpus import directory_corpora
-from lsp_server.evaluation.crossfile import build_crossfile_tasks, find_uses, repository_symbols
+from lsp_server.evaluation.crossfile import build_crossfile_tasks, repository_symbols
 from lsp_server.evaluation.metrics import score
 from lsp_server.evaluation.report import (
     TaskResult,
@@ -20,6 +20,7 @@ from lsp_server.evaluation.report import (
 )
 from lsp_server.evaluation.runners import Answer
 from lsp_server.evaluation.tasks import HoleKind, parse_clean, task_from_record
+from lsp_server.holes.crossfile import find_uses
 from lsp_server.languages import language_for_id
 
 BILLING = '''"""Billing."""

@@ -10,7 +10,8 @@ import pytest
 
 from lsp_server import syntax
 from lsp_server.context import Mode, build_context
-from lsp_server.evaluation.corpus import directory_corpora, split_of
+from lsp_server.corpora import split_of
+from lsp_server.evaluation.corpus import directory_corpora
 from lsp_server.evaluation.metrics import repeats_suffix
 from lsp_server.evaluation.tasks import ALL_KINDS, HoleKind, Task, build_tasks
 from lsp_server.languages import language_for_id

@@ -10,7 +10,8 @@ the server's `ProjectIndex`, and asked with `ProjectContext.gather`.
 
 Most random holes do not need another file, so the model would rarely learn
 to read the context; cross-file holes (the first use of a name another file
-defines, found by the cross-file evaluation's own code) are those that do.
+defines, cut by `lsp_server.holes.crossfile` as for the evaluation's cross-file
+track) are those that do.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from lsp_server.evaluation.crossfile import RepositorySymbols, crossfile_holes, find_uses, symbols_under
-from lsp_server.evaluation.tasks import parse_text
+from lsp_server.holes.crossfile import RepositorySymbols, crossfile_holes, find_uses, symbols_under
+from lsp_server.holes.parsed import parse_text
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.project_index import ProjectIndex
 from lsp_server.templates import ContextFile

@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lsp_server.holes import Hole, HoleKind
+from lsp_server.holes.nodes import Spans, find_spans
 from lsp_server.templates import ContextFile
 from training.config import ConfigError
-from training.data.holes import Hole, Spans, find_spans, pick
+from training.data.holes import TRAINING_KINDS, pick
 
 EXAMPLE_KINDS = ("fim", "comment_code", "next_token")
-HOLE_SHAPES = ("random", "line", "line_rest", "expression", "block", "crossfile")
+HOLE_SHAPES = tuple(kind.value for kind in TRAINING_KINDS)
 
 
 @dataclass
@@ -163,14 +165,14 @@ def examples_for_file(
             spans = find_spans(text, language, max_middle_chars=config.max_middle_chars)
         hole: Hole | None = None
         if kind == "comment_code":
-            hole = pick(spans, "comment_code", text, rng, config.max_random_chars)
+            hole = pick(spans, HoleKind.COMMENT_CODE, text, rng, config.max_random_chars)
         if hole is None:
             kind = "fim"
-            shape = _weighted(rng, config.holes)
-            if shape == "crossfile":
+            shape = HoleKind(_weighted(rng, config.holes))
+            if shape == HoleKind.CROSSFILE:
                 if crossfile is None:
                     crossfile = [] if context is None else context.crossfile_holes(path, language, text, rng)
-                hole = Hole(*rng.choice(crossfile), "crossfile") if crossfile else None
+                hole = Hole(*rng.choice(crossfile), HoleKind.CROSSFILE) if crossfile else None
             else:
                 hole = pick(spans, shape, text, rng, config.max_random_chars)
         if hole is None or (hole.start, hole.end, hole.kind) in seen:
@@ -181,7 +183,7 @@ def examples_for_file(
         if (
             example is not None
             and context is not None
-            and (hole.kind == "crossfile" or rng.random() < config.context_share)
+            and (hole.kind == HoleKind.CROSSFILE or rng.random() < config.context_share)
         ):
             where, found = context(path, language, text, hole.start, hole.end)
             if found:
@@ -204,7 +206,7 @@ def fim_example(
         path=path,
         language=language,
         kind=kind,
-        hole=hole.kind,
+        hole=hole.kind.value,
         order=order,
         prefix=_tail_lines(prefix, config.prefix_chars),
         suffix=_head_lines(suffix, config.suffix_chars),

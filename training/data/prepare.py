@@ -6,18 +6,18 @@ each split (files.json).
 
 from __future__ import annotations
 
-import importlib
 import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from lsp_server.corpora import held_out
 from training.config import ConfigError, expand_path, to_dict
 from training.data.context import RepositoryContext
 from training.data.dedup import DedupConfig, duplicates
@@ -47,7 +47,7 @@ class PrepareConfig:
     exclude_lists: list[str] = field(default_factory=list)
     """Files with one path or glob a line, for the same purpose."""
     exclude_evaluation_test: bool = True
-    """Leave out the files `inkling eval` holds out for testing, when that instrument is installed: any
+    """Leave out the files `inkling eval` holds out for testing (`lsp_server.corpora.held_out`): any
     file with the content of one of them, and, for a source named like its corpus (e.g. `python-stdlib`),
     every file whose path is a test key (other versions of those files too)."""
     examples: ExampleConfig = field(default_factory=ExampleConfig)
@@ -76,22 +76,6 @@ def _percentiles(values: list[int]) -> dict[str, float]:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     return {"p10": pick(0.1), "p50": pick(0.5), "p90": pick(0.9), "mean": round(statistics.fmean(values), 1)}
-
-
-EVALUATION_CORPUS = "lsp_server.evaluation.corpus"
-
-
-def evaluation_held_out() -> Callable[[str, str | None], bool] | None:
-    """The evaluation instrument's test files (by corpus key and by content), if it is installed."""
-    try:
-        module = importlib.import_module(EVALUATION_CORPUS)
-    except ImportError:
-        return None
-    held_out = getattr(module, "held_out", None)
-    if held_out is None:
-        return None
-    holds: Callable[[str, str | None], bool] = held_out().holds
-    return holds
 
 
 def _dataset(datasets: Any, rows: list[dict[str, Any]], columns: tuple[str, ...], features: Any) -> Any:
@@ -133,14 +117,10 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     exclusions.exact |= extra.exact
     exclusions.globs += extra.globs
 
-    held_out = evaluation_held_out() if config.exclude_evaluation_test else None
+    evaluation_test = held_out().holds if config.exclude_evaluation_test else None
     stats: dict[str, Any] = {"sources": {}, "dropped": Counter()}
     stats["evaluation_test_files"] = (
-        "excluded"
-        if held_out
-        else "not excluded (no evaluation instrument installed)"
-        if config.exclude_evaluation_test
-        else "not excluded (exclude_evaluation_test: false)"
+        "excluded" if evaluation_test else "not excluded (exclude_evaluation_test: false)"
     )
     files: list[_File] = []
     for source in config.sources:
@@ -154,7 +134,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
             if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
                 stats["dropped"]["excluded"] += 1
                 continue
-            if held_out is not None and held_out(item.path.split("#", 1)[0], item.text):
+            if evaluation_test is not None and evaluation_test(item.path.split("#", 1)[0], item.text):
                 stats["dropped"]["evaluation test"] += 1
                 continue
             language = detect_language(item.path, item.text or "", item.declared_language)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from lsp_server.evaluation.corpus import CorpusError, go_source
+from lsp_server.corpora import CorpusError, go_source
 from training.config import ConfigError, expand_path
 from training.data.docs import DOC_EXTENSIONS, code_blocks
 
