@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lsp_server.holes.crossfile import RepositorySymbols, crossfile_holes, find_uses, symbols_under
 from lsp_server.holes.parsed import parse_text
+from lsp_server.languages import language_for_id
 from lsp_server.project_context import ContextBudget, ProjectContext
 from lsp_server.project_index import ProjectIndex
 from lsp_server.templates import ContextFile
@@ -67,7 +68,7 @@ class RepositoryContext:
         around = text[:start] + text[end:]  # the buffer, as the editor has it: the hole is not written yet
         project.note_open(file_path, language_id, around)
         try:
-            found = project.gather(file_path, language_id, around, start, self._budget)
+            found = project.gather(file_path, language_for_id(language_id), around, start, self._budget)
         finally:
             project.note_close(file_path)
         return project.display(file_path), found
