@@ -4,6 +4,11 @@ A recipe file may hold one section per command (`prepare:`, `sft:`, `pairs:`,
 `dpo:`) or be a single command's config. Unknown keys and values of the wrong
 type are errors that name the key and the keys that exist, so a typo in a
 recipe never silently trains with a default.
+
+A config may also take another library's fields as they are: a mapping field
+marked with `passthrough(...)` collects the section's keys that the dataclass
+lacks but the library's config has (trl's `SFTConfig` for `sft:`), so those
+keys mean what the library says, checked by name and simple type.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import dataclasses
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +30,29 @@ T = TypeVar("T")
 
 class ConfigError(InklingError):
     """A recipe or override that does not fit the config's fields."""
+
+
+PASSTHROUGH = "inkling.passthrough"
+_SIMPLE_TYPES = (bool, int, float, str)
+
+
+@dataclasses.dataclass(frozen=True)
+class Passthrough:
+    """Where a config's pass-through keys come from."""
+
+    fields: Callable[[], Mapping[str, Any]]
+    """The library config's field names and type hints (imported when first needed)."""
+    owner: str
+    """The library config, for messages: "trl's SFTConfig"."""
+    refused: Mapping[str, str]
+    """Keys a recipe may not give, and why: fields set from the config's own keys, former names."""
+
+
+def passthrough(
+    fields: Callable[[], Mapping[str, Any]], owner: str, refused: Mapping[str, str]
+) -> dict[str, Passthrough]:
+    """`dataclasses.field` metadata for a mapping that collects `owner`'s keys from the section."""
+    return {PASSTHROUGH: Passthrough(fields, owner, refused)}
 
 
 def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -110,21 +138,58 @@ def build(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         raise ConfigError(f"{where or 'config'} must be a mapping, not {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
+    through = next((f for f in fields.values() if PASSTHROUGH in f.metadata), None)
+    own = {name: field for name, field in fields.items() if field is not through}
+    unknown = sorted(set(data) - set(own))
+    values = {name: _convert(hints[name], data[name], _join(where, name)) for name in data if name in own}
+    if through is not None:
+        values[through.name] = _passed_through(through, {k: data[k] for k in unknown}, where)
+        unknown = sorted(set(unknown) - set(values[through.name]))
+    refused = through.metadata[PASSTHROUGH].refused if through is not None else {}
+    if set(unknown) & set(refused):
+        raise ConfigError("; ".join(f"{_join(where, k)}: {refused[k]}" for k in unknown if k in refused))
     if unknown:
+        also = f", and the fields of {through.metadata[PASSTHROUGH].owner}" if through is not None else ""
         raise ConfigError(
             f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(_join(where, k) for k in unknown)}; "
-            f"known keys{' of ' + where if where else ''}: {', '.join(sorted(fields))}"
+            f"known keys{' of ' + where if where else ''}: {', '.join(sorted(own))}{also}"
         )
-    values = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
     try:
         return cls(**values)
     except ValueError as exc:
         raise ConfigError(f"{where or 'config'}: {exc}") from exc
 
 
+def _passed_through(through: dataclasses.Field[Any], given: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The field's defaults, updated with the `given` keys the library has (others are left for
+    the unknown-key error); values are checked against simple type hints and kept as given."""
+    assert through.default_factory is not dataclasses.MISSING, "a pass-through field needs a default_factory"
+    collected: dict[str, Any] = dict(through.default_factory())
+    if not given:
+        return collected
+    library = through.metadata[PASSTHROUGH].fields()
+    refused = through.metadata[PASSTHROUGH].refused
+    for key, value in given.items():
+        if key not in library or key in refused:
+            continue
+        hint = library[key]
+        options = [a for a in typing.get_args(hint) if a is not type(None)] if _is_optional(hint) else [hint]
+        if len(options) == 1 and options[0] in _SIMPLE_TYPES and not (value is None and _is_optional(hint)):
+            _convert(options[0], value, _join(where, key))  # the check only: the library converts
+        collected[key] = value
+    return collected
+
+
+def _is_optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
 def to_dict(config: Any) -> dict[str, Any]:
+    """The config as a recipe section: pass-through keys sit beside the config's own."""
     result: dict[str, Any] = dataclasses.asdict(config)
+    for field in dataclasses.fields(config):
+        if PASSTHROUGH in field.metadata:
+            result.update(result.pop(field.name))
     return result
 
 

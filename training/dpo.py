@@ -10,7 +10,8 @@ adapter as reference copies the LoRA weights but not the trained token rows,
 so it is not used.) Reference log-probabilities are computed once, before
 training.
 Prompts are tokenized like SFT's (`training.tokens`), so the pairs' prompts
-are exactly the served ones.
+are exactly the served ones. The `dpo:` section holds Inkling's keys
+(`DpoConfig`) beside any field of trl's `DPOConfig` (`beta`, `max_steps`...).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from training.config import ConfigError, expand_path, to_dict
+from training.trainer_args import DPO_DEFAULTS, DPO_KEYS, build_trl_config
 
 
 @dataclass
 class DpoConfig:
+    """Inkling's keys of the `dpo:` section; trl's DPOConfig fields sit beside them (`trainer`)."""
+
     adapter: str = ""
     """The SFT adapter to continue."""
     pairs: str = ""
@@ -35,17 +39,15 @@ class DpoConfig:
     base: str = ""
     """Empty: the base the adapter was trained on."""
     reference: Literal["sft", "base"] = "sft"
-    beta: float = 0.1
-    learning_rate: float = 2e-5
-    max_steps: int = 40
-    batch_size: int = 1
-    gradient_accumulation: int = 4
-    max_length: int = 512
-    save_steps: int = 20
-    logging_steps: int = 5
     resume: bool = False
     threads: int = 0
-    seed: int = 42
+    trainer: dict[str, Any] = field(default_factory=lambda: dict(DPO_DEFAULTS), metadata=DPO_KEYS)
+    """trl's DPOConfig fields, written beside the keys above: `DPO_DEFAULTS`, then the recipe's."""
+
+    @property
+    def max_length(self) -> int:
+        """Pairs whose prompt and longer answer do not fit are dropped."""
+        return int(self.trainer["max_length"])
 
 
 def tokenize_pairs(rows: Any, tokenizer: Any, vocab: Any, max_length: int) -> Any:
@@ -71,7 +73,6 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     import torch
     from peft import PeftModel
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import DPOConfig
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base
@@ -110,26 +111,13 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
 
     output = Path(expand_path(config.output))
     cuda = torch.cuda.is_available()
-    args = DPOConfig(
-        output_dir=str(output / "checkpoints"),
-        beta=config.beta,
-        learning_rate=config.learning_rate,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation,
-        max_length=config.max_length,
-        precompute_ref_log_probs=True,
-        logging_steps=config.logging_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        fp16=False,
-        use_cpu=not cuda,
-        report_to="none",
-        seed=config.seed,
-        dataloader_num_workers=0,
-    )
+    decided = {
+        "output_dir": str(output / "checkpoints"),
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        "use_cpu": not cuda,
+    }
+    args = build_trl_config("DPOConfig", config.trainer, decided)
     trainer = _PretokenizedDPOTrainer(
         model=model, ref_model=reference, args=args, train_dataset=train_set, processing_class=tokenizer
     )

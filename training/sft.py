@@ -15,6 +15,10 @@ on several processes.
 A second stage (domain adaptation) starts from a first-stage adapter
 (`init_adapter`) and mixes a share of first-stage data back in
 (`replay_dataset`, `replay_share`) so that it does not forget.
+
+The `sft:` section holds Inkling's keys (`SftConfig`) beside any field of
+trl's `SFTConfig` (`max_steps`, `learning_rate`, `warmup_steps`...), which
+reaches trl as written (`training.trainer_args`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from training.config import ConfigError, expand_path, to_dict
+from training.trainer_args import SFT_DEFAULTS, SFT_KEYS, build_trl_config
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ class LoraSettings:
 
 @dataclass
 class SftConfig:
+    """Inkling's keys of the `sft:` section; trl's SFTConfig fields sit beside them (`trainer`)."""
+
     dataset: str = ""
     """A `prepare` output directory (or its dataset/ directory)."""
     output: str = ""
@@ -61,23 +68,11 @@ class SftConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train_fim_tokens: bool = True
     """Train the embedding rows of the reserved tokens taken over for FIM."""
-    max_length: int = 512
-    max_steps: int = 1000
-    batch_size: int = 1
-    gradient_accumulation: int = 8
-    learning_rate: float = 2e-4
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.0
     max_train_examples: int = 0
     """0: all."""
     eval_examples: int = 200
-    """Validation examples for the loss before and after (and every eval_steps)."""
-    eval_steps: int = 0
-    """0: evaluate only before and after training."""
-    save_steps: int = 100
-    save_total_limit: int = 2
-    logging_steps: int = 10
+    """Validation examples for the loss before and after training (and at trl's eval_steps, with
+    eval_strategy: steps)."""
     resume: bool = False
     """Continue from the last checkpoint in <output>/checkpoints."""
     init_adapter: str = ""
@@ -89,16 +84,27 @@ class SftConfig:
     max_minutes: float = 0.0
     """Stop training after this long (0: no limit), so a recipe keeps its time budget on a slower
     or busier machine; the adapter is saved and evaluated as at the last step."""
-    gradient_checkpointing: bool = False
     threads: int = 0
     """torch CPU threads; 0: torch's default (one per core)."""
-    seed: int = 42
+    trainer: dict[str, Any] = field(default_factory=lambda: dict(SFT_DEFAULTS), metadata=SFT_KEYS)
+    """trl's SFTConfig fields, written beside the keys above: `SFT_DEFAULTS`, then the recipe's.
+    Gradient checkpointing is always on for 4-bit QLoRA."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.replay_share < 1:
             raise ConfigError("replay_share must be in [0, 1)")
-        if self.max_length < 64:
+        if not isinstance(self.trainer.get("max_length"), int) or self.max_length < 64:
             raise ConfigError("max_length must be at least 64")
+
+    @property
+    def max_length(self) -> int:
+        """Examples longer than this are dropped (trl's max_length: they would be cut)."""
+        return int(self.trainer["max_length"])
+
+    @property
+    def seed(self) -> int:
+        """trl's seed, which also orders and samples the examples."""
+        return int(self.trainer["seed"])
 
 
 def dataset_dir(path: str) -> Path:
@@ -222,16 +228,31 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def trainer_arguments(config: SftConfig, output: Path, cuda: bool) -> Any:
+    """trl's SFTConfig: the recipe's trl keys, and what Inkling's own keys decide."""
+    from training.base import use_4bit, use_bf16
+
+    keys = dict(config.trainer)
+    keys["gradient_checkpointing"] = keys.get("gradient_checkpointing") or use_4bit(config.quantization)
+    decided = {
+        "output_dir": str(output / "checkpoints"),
+        "completion_only_loss": True,
+        "bf16": use_bf16(config.precision),
+        "fp16": False,
+        "use_cpu": not cuda,
+    }
+    return build_trl_config("SFTConfig", keys, decided)
+
+
 def train_sft(config: SftConfig) -> dict[str, Any]:
     """Train; returns the report it also writes to <output>/training_report.json."""
     import datasets
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
-    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit, use_bf16
+    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
     from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
 
@@ -292,33 +313,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     apply_rows_sparsely(model)
 
     cuda = torch.cuda.is_available()
-    args = SFTConfig(
-        output_dir=str(output / "checkpoints"),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        eval_strategy="steps" if config.eval_steps else "no",
-        eval_steps=config.eval_steps or None,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        max_length=config.max_length,
-        completion_only_loss=True,
-        bf16=use_bf16(config.precision),
-        fp16=False,
-        use_cpu=not cuda,
-        gradient_checkpointing=config.gradient_checkpointing or use_4bit(config.quantization),
-        report_to="none",
-        seed=config.seed,
-        dataloader_num_workers=0,
-        remove_unused_columns=True,
-    )
+    args = trainer_arguments(config, output, cuda)
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -343,7 +338,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     after = trainer.evaluate()["eval_loss"] if len(eval_set) else None
 
     steps_done = max(1, result.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0))
-    examples_done = steps_done * config.batch_size * config.gradient_accumulation
+    examples_done = steps_done * args.per_device_train_batch_size * args.gradient_accumulation_steps
     report = {
         "base": info.as_dict(),
         "examples": {"train": len(train_set), "validation": len(eval_set)},
