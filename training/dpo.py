@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from training.config import ConfigError, expand_path, to_dict
+from training.private_members import require_members, require_parameters
 from training.trainer_args import DPO_DEFAULTS, DPO_KEYS, build_trl_config
+
+PREPARE_DATASET_PARAMETERS = ("self", "dataset", "processing_class", "args", "dataset_name")
+"""trl's private `DPOTrainer._prepare_dataset`, which the trainer below overrides."""
 
 
 @dataclass
@@ -155,6 +159,9 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
 
 def _trainer_class() -> type:
     from trl import DPOTrainer
+
+    require_members("trl", DPOTrainer, ("_prepare_dataset",))
+    require_parameters("trl", DPOTrainer._prepare_dataset, PREPARE_DATASET_PARAMETERS)
 
     class PretokenizedDPOTrainer(DPOTrainer):  # type: ignore[misc]
         """trl tokenizes prompt/chosen/rejected text itself; ours arrive as ids

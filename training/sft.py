@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from training.config import ConfigError, expand_path, to_dict
+from training.private_members import require_members
 from training.trainer_args import SFT_DEFAULTS, SFT_KEYS, build_trl_config
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         eval_dataset=eval_set,
         processing_class=tokenizer,
     )
+    require_members("trl", trainer, ("_metrics",))  # compute_loss logs its accuracy there
     checkpoint = (
         get_last_checkpoint(str(output / "checkpoints"))
         if config.resume and (output / "checkpoints").is_dir()

@@ -16,6 +16,9 @@ copy of its weight, kept until the weight changes: autocast caches the casts
 of weights that train only, so it converted all 262,144 x 640 floats again
 on every forward pass (279 ms against 61 ms a pass for 41 positions, one
 thread). The arithmetic is the same: autocast multiplies in bf16 either way.
+
+The replacement calls peft's private helpers, so it first checks that the
+installed peft has them (`training.private_members`).
 """
 
 from __future__ import annotations
@@ -26,13 +29,27 @@ from typing import Any
 import torch
 from torch.nn import functional
 
+from training.private_members import require_members, require_parameters, unsupported
+
+LAYER_MEMBERS = ("forward_adapters", "_check_overlapping_tokens", "_get_embed_scale")
+"""What `_forward_adapters` calls on peft's TrainableTokensLayer class (two of them private)."""
+FORWARD_PARAMETERS = ("self", "x", "active_adapters", "args", "kwargs")
+"""peft's `TrainableTokensLayer.forward_adapters`, which `_forward_adapters` stands in for."""
+INSTANCE_MEMBERS = ("base_layer", "token_indices", "trainable_tokens_delta", "disable_adapters", "merged")
+"""What it reads from each layer."""
+
 
 def apply_rows_sparsely(model: Any) -> int:
     """Switch every trainable-token layer of `model` to the sparse forward; returns how many."""
-    from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
-
+    try:
+        from peft.tuners.trainable_tokens.layer import TrainableTokensLayer
+    except ImportError as exc:
+        raise unsupported("peft", "peft.tuners.trainable_tokens.layer.TrainableTokensLayer is gone") from exc
+    require_members("peft", TrainableTokensLayer, LAYER_MEMBERS)
+    require_parameters("peft", TrainableTokensLayer.forward_adapters, FORWARD_PARAMETERS)
     layers = [m for m in model.modules() if isinstance(m, TrainableTokensLayer)]
     for layer in layers:
+        require_members("peft", layer, INSTANCE_MEMBERS)
         layer.forward_adapters = types.MethodType(_forward_adapters, layer)
     return len(layers)
 
