@@ -51,3 +51,8 @@ class Hole:
     kind: HoleKind
     detail: str = ""
     """What a report groups by within a kind: `after-blank`, `loop`, `midline/call`..."""
+
+    def __post_init__(self) -> None:
+        # A kind given by its name (a recipe key, a stored row) becomes the HoleKind; a name
+        # outside the vocabulary is a ValueError here rather than a stray label later.
+        object.__setattr__(self, "kind", HoleKind(self.kind))

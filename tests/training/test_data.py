@@ -297,6 +297,12 @@ def test_comment_to_code_holes_follow_a_docstring_or_comment() -> None:
     assert go == {"\ttotal := 0\n\tfor _, x := range xs {\n\t\ttotal += x\n\t}\n\treturn total"}
 
 
+def test_a_hole_kind_given_by_name_is_the_vocabularys() -> None:
+    assert Hole(0, 3, "line_rest").kind is HoleKind.LINE_REST  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'statement' is not a valid HoleKind"):
+        Hole(0, 3, "statement")  # type: ignore[arg-type]
+
+
 def test_prefix_never_ends_in_blanks_and_windows_are_whole_lines() -> None:
     start = PYTHON.index("width * height")
     example = fim_example(

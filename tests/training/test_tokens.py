@@ -9,11 +9,11 @@ import pytest
 
 from lsp_server import syntax
 from lsp_server.context import build_context
+from lsp_server.holes import Hole, HoleKind
 from lsp_server.languages import language_for_id
 from lsp_server.prompt import Budget, build_prompt
 from lsp_server.templates import INKLING_FIM_TOKENS, ContextFile
 from training.data.examples import ExampleConfig, fim_example
-from training.data.holes import Hole
 from training.tokens import encode_example, encode_text, fim_vocab
 
 SOURCE = "def add(a, b):\n    total = a + b\n    return total\n\n\nprint(add(1, 2))\n"
@@ -55,7 +55,7 @@ def test_training_prompt_is_the_servers_prompt(tiny_tokenizer: Any, order: str, 
     vocab = fim_vocab(tiny_tokenizer, order)  # type: ignore[arg-type]
     start = SOURCE.index("a + b")
     example = fim_example(
-        "m.py", SOURCE, "python", Hole(start, start + 5, "expression"), order, ExampleConfig()
+        "m.py", SOURCE, "python", Hole(start, start + 5, HoleKind.EXPRESSION), order, ExampleConfig()
     )
     assert example is not None
     extra = (
