@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from lsp_server import __version__
 from lsp_server.errors import InklingError
+from lsp_server.net import is_loopback
 from lsp_server.settings import (
     Settings,
     SettingsLayer,
@@ -87,6 +87,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lsp_server.early_load import EarlyLoad
 
     settings, layers = settings_from_args(args)
+    if args.http is not None:
+        from lsp_server.http.serve import serve_http
+
+        return serve_http(settings, args.http)
     early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
     from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
@@ -96,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if args.tcp:
         host = args.host
-        if not _is_loopback(host):
+        if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server", host)
         server.start_tcp(host, args.port)
     else:
@@ -137,15 +141,6 @@ def _stop_and_exit(server: Any) -> None:
     # The thread that reads stdin cannot be woken up; the interpreter would wait
     # for it forever at exit. Everything that matters is done: leave now.
     os._exit(0)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # -- complete --------------------------------------------------------------------------
@@ -256,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", action="store_true", help="listen on TCP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (default: loopback only)")
     serve.add_argument("--port", type=int, default=2087)
+    serve.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=None,
+        help="serve HTTP instead of LSP: llama.cpp's /infill and OpenAI's /v1/completions",
+    )
     add_setting_flags(serve)
     serve.set_defaults(func=cmd_serve)
 

@@ -18,7 +18,7 @@ from lsp_server.documents import looks_binary
 from lsp_server.generator import INCOMPLETE, CancelToken, Candidate, Generation, GenerationRequest, Generator
 from lsp_server.languages import LanguageSpec, language_for_id
 from lsp_server.postprocess import Finished, finish
-from lsp_server.project_context import ContextBudget, ProjectContext
+from lsp_server.project_context import ContextBudget, ProjectContext, within_budget
 from lsp_server.prompt import Budget, Prompt, build_prompt
 from lsp_server.ranking import JUDGED_TOKENS
 from lsp_server.settings import Settings
@@ -40,6 +40,9 @@ class CompletionRequest:
     language: LanguageSpec | None = field(default=None, compare=False)
     """The grammar and rules for `language_id` (None: text rules only); looked up from
     `language_id` when not given."""
+    context: tuple[ContextFile, ...] | None = None
+    """Other files' text the client chose itself (HTTP `input_extra`), used instead of
+    the project context the pipeline would gather; None: gather it."""
 
     def __post_init__(self) -> None:
         if self.language is None:
@@ -76,6 +79,8 @@ class Completion:
     candidates: tuple[Candidate, ...] = ()
     """A blank line's ranked candidates, `final` being what each would insert (the chosen
     one's is `text`, unless post-processing emptied it)."""
+    truncated: bool = False
+    """The prompt held only the end of the text before the cursor (it did not fit)."""
 
     @property
     def empty(self) -> bool:
@@ -204,7 +209,8 @@ class Pipeline:
             log.info("raw completion %r -> %r", generation.text, finished and finished.text)
         result = _result(request, context, generation, finished, timings)
         ranked = tuple(replace(c, final=prompt.unheal(c.final) or "") for c in generation.candidates)
-        return replace(result, candidates=ranked)
+        truncated = len(prompt.prefix_text) + len(prompt.healed) < len(context.prefix)
+        return replace(result, candidates=ranked, truncated=truncated)
 
     def _prompt(
         self, request: CompletionRequest, settings: Settings, context: CompletionContext
@@ -247,7 +253,11 @@ class Pipeline:
 
     def project_context(self, request: CompletionRequest, settings: Settings) -> list[ContextFile]:
         """Other files' text for this request's prompt (none without a project)."""
-        if self.project is None or settings.context_tokens <= 0 or not request.path:
+        if settings.context_tokens <= 0:
+            return []
+        if request.context is not None:
+            return within_budget(request.context, settings.context_tokens)
+        if self.project is None or not request.path:
             return []
         return self.project.gather(
             Path(request.path),

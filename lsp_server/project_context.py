@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -373,6 +374,13 @@ def _relevance(
     header = _words(definition.signature.split("\n", 1)[0]) - {definition.name}
     shared = len(header & window_words) / len(header) if header else 0.0
     return RELATED_SCORE + (0.5 if module_named else 0.0) + 0.4 * shared
+
+
+def within_budget(files: Sequence[ContextFile], tokens: int) -> list[ContextFile]:
+    """Files a client chose, in its order, within `tokens`: the last ones kept (they sit
+    nearest the code, where a client puts what matters most)."""
+    picked = [(float(rank), item) for rank, item in enumerate(files)]
+    return _within_budget(picked, int(tokens * CHARS_PER_TOKEN))
 
 
 def _within_budget(picked: list[tuple[float, ContextFile]], chars: int) -> list[ContextFile]:

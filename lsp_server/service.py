@@ -120,16 +120,11 @@ class CompletionService:
         Raises DocumentError and the pipeline's other InklingErrors for the user to see."""
         settings = self.settings
         snapshot = self.documents.snapshot(uri)
-        if not settings.language_enabled(snapshot.language_id):
-            return None
-        pipeline = self.pipeline
-        if pipeline is None:
-            return None  # still loading, or failed (the user was told)
+        if not settings.language_enabled(snapshot.language_id) or self.pipeline is None:
+            return None  # off for this language; or still loading, or failed (the user was told)
         offset = snapshot.offset_at(line, character, encoding)
-        started = time.perf_counter()
         path = uri_to_path(uri)
         self._note_cursor(uri, path, snapshot.text, line)
-        prefix, suffix = snapshot.text[:offset], snapshot.text[offset:]
 
         def request() -> CompletionRequest:
             tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
@@ -137,42 +132,88 @@ class CompletionService:
                 snapshot.text, offset, snapshot.language_id, path=path, tree=tree, language=snapshot.language
             )
 
-        cached = self.cache.lookup(uri, prefix, suffix)
-        if cached is not None:
-            # The user typed what the completion predicted: no model needed. The idle
-            # model evaluates this document's prompt meanwhile (superseded by the next
-            # request like any job), so that the next keystroke's request finds it cached.
-            _, warming = self.scheduler.submit(lambda cancel: pipeline.warm(request(), settings, cancel))
-            warming.add_done_callback(_log_failure)
-            self.last_latency_ms = (time.perf_counter() - started) * 1000
-            mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
-            return Answer(
-                Completion(cached, offset, mode, "typed into an earlier answer", Status.CACHED), snapshot
-            )
-
-        def job(cancel: CancelToken) -> Completion:
-            return pipeline.complete(request(), settings, cancel)
-
-        token, future = self.scheduler.submit(job)
         try:
-            completion = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            token.cancel("cancelled by the client", finish_batch=True)
-            raise
+            completion = await self._complete(request, snapshot.text, offset, uri, "", settings)
         except (RequestCancelledError, ModelNotReadyError):
             return None
-        if completion.status is not Status.CANCELLED:
-            self.last_latency_ms = (time.perf_counter() - started) * 1000
-        if completion.empty:
+        if completion.empty or completion.status is Status.CANCELLED:
             return None
-        self.cache.store(uri, prefix, suffix, completion.text)
-        if self.documents.version(uri) != snapshot.version:
+        if completion.status is not Status.CACHED and self.documents.version(uri) != snapshot.version:
             # The buffer changed while this was generated: its range would land in the
             # wrong place. Editors ask again after a change; this answer is dropped
             # (the cache keeps it, should the user's typing match it).
             log.debug("dropped a completion for %s: the buffer changed meanwhile", uri)
             return None
         return Answer(completion, snapshot)
+
+    async def complete_text(
+        self, request: CompletionRequest, *, client: str, cache_key: str, settings: Settings | None = None
+    ) -> Completion:
+        """A completion for text that is not an open buffer (HTTP): `client`'s newer request
+        supersedes this one, others' do not; `cache_key` names the file for the completion
+        cache. Raises ModelNotReadyError while the model loads, RequestCancelledError when
+        superseded, and the pipeline's other InklingErrors."""
+        settings = settings or self.settings
+        if self.pipeline is None:
+            raise ModelNotReadyError(self.slot.error or f"the model is {self.slot.state.value}")
+        return await self._complete(
+            lambda: request, request.text, request.offset, cache_key, client, settings
+        )
+
+    async def prefill_text(self, request: CompletionRequest, *, client: str, settings: Settings) -> bool:
+        """Evaluate a request's prompt into the cache without generating (a client warming
+        the cache for what it will ask next); False when there was nothing to evaluate."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise ModelNotReadyError(self.slot.error or f"the model is {self.slot.state.value}")
+        _, future = self.scheduler.submit(lambda cancel: pipeline.warm(request, settings, cancel), client)
+        try:
+            return await asyncio.wrap_future(future)
+        except RequestCancelledError:
+            return False
+
+    async def _complete(
+        self,
+        request: Callable[[], CompletionRequest],
+        text: str,
+        offset: int,
+        cache_key: str,
+        client: str,
+        settings: Settings,
+    ) -> Completion:
+        """The completion cache, else the pipeline on the scheduler's thread."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise ModelNotReadyError("the model is not loaded")
+        started = time.perf_counter()
+        prefix, suffix = text[:offset], text[offset:]
+        cached = self.cache.lookup(cache_key, prefix, suffix)
+        if cached is not None:
+            # The user typed what the completion predicted: no model needed. The idle
+            # model evaluates this document's prompt meanwhile (superseded by the next
+            # request like any job), so that the next keystroke's request finds it cached.
+            _, warming = self.scheduler.submit(
+                lambda cancel: pipeline.warm(request(), settings, cancel), client
+            )
+            warming.add_done_callback(_log_failure)
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+            mode = Mode.BLOCK if "\n" in cached else Mode.INLINE
+            return Completion(cached, offset, mode, "typed into an earlier answer", Status.CACHED)
+
+        def job(cancel: CancelToken) -> Completion:
+            return pipeline.complete(request(), settings, cancel)
+
+        token, future = self.scheduler.submit(job, client)
+        try:
+            completion = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            token.cancel("cancelled by the client", finish_batch=True)
+            raise
+        if completion.status is not Status.CANCELLED:
+            self.last_latency_ms = (time.perf_counter() - started) * 1000
+        if not completion.empty:
+            self.cache.store(cache_key, prefix, suffix, completion.text)
+        return completion
 
     def engine_counters(self) -> dict[str, float] | None:
         """The engine's running totals (requests, tokens, seconds), for `inkling bench`."""

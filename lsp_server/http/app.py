@@ -1,0 +1,175 @@
+"""The Starlette application: routes, body limits, JSON errors, metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from lsp_server.http.errors import HttpError, error_response
+from lsp_server.http.front import Ask, Front
+from lsp_server.http.infill import ask_from_infill, infill_response, pick_fields
+from lsp_server.http.metrics import CONTENT_TYPE
+from lsp_server.http.openai import (
+    ask_from_openai,
+    choices_wanted,
+    completion_response,
+    models_response,
+    stream_events,
+)
+
+log = logging.getLogger(__name__)
+
+_ENDPOINTS = frozenset(
+    {"/infill", "/v1/completions", "/completions", "/v1/models", "/models", "/health", "/metrics"}
+)
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""A request body larger than this is refused (413): far more than any editor sends."""
+
+
+def create_app(front: Front) -> Starlette:
+    started = time.time()
+
+    async def infill(request: Request) -> Response:
+        body = await _json_body(request)
+        ask = ask_from_infill(body, _client(request))
+        answer = await _complete(front, request, "/infill", ask)
+        response = infill_response(answer, front.model_name)
+        return JSONResponse(pick_fields(response, body.get("response_fields")))
+
+    async def completions(request: Request) -> Response:
+        body = await _json_body(request)
+        model = body.get("model")
+        if not front.knows_model(model if isinstance(model, str) else None):
+            raise HttpError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
+        wanted = choices_wanted(body)
+        ask = ask_from_openai(body, _client(request))
+        answer = await _complete(front, request, "/v1/completions", ask)
+        response = completion_response(answer, wanted, front.model_name)
+        if body.get("stream"):
+            return StreamingResponse(stream_events(response), media_type="text/event-stream")
+        return JSONResponse(response)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(models_response(front.model_name, started))
+
+    async def health(request: Request) -> Response:
+        front.ready()
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(front.metrics.text(), media_type=CONTENT_TYPE)
+
+    routes = [
+        Route("/infill", infill, methods=["POST"]),
+        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/completions", completions, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/models", models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            HttpError: _http_error,
+            HTTPException: _starlette_error,
+            Exception: _server_error,
+        },
+    )
+    app.add_middleware(_Counted, front=front)
+    return app
+
+
+async def _complete(front: Front, request: Request, endpoint: str, ask: Ask) -> Any:
+    started = time.perf_counter()
+    answer = await front.complete(ask, request, endpoint)
+    user = _user(request)
+    front.metrics.completed(
+        endpoint, front.model_name, user, answer.completion, time.perf_counter() - started
+    )
+    return answer
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HttpError(413, f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HttpError(413, f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    try:
+        body = json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HttpError(400, f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise HttpError(400, "the body must be a JSON object")
+    return body
+
+
+def _client(request: Request) -> str:
+    """Whose newer request supersedes this one: the API key's name, else the address."""
+    key_name = request.scope.get("inkling.key")
+    if isinstance(key_name, str):
+        return key_name
+    return request.client.host if request.client else "unknown"
+
+
+def _user(request: Request) -> str:
+    key_name = request.scope.get("inkling.key")
+    return key_name if isinstance(key_name, str) else "anonymous"
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    if exc.status >= 500 and exc.retry_after == 0:
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+    return error_response(exc)
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(HttpError(exc.status_code, str(exc.detail)))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path)
+    return error_response(HttpError(500, f"internal error: {type(exc).__name__}"))
+
+
+class _Counted:
+    """Counts every response by endpoint, model, user and status code."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], front: Front) -> None:
+        self.app = app
+        self.front = front
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = [0]
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            user = scope.get("inkling.key", "anonymous")
+            path = scope.get("path", "")
+            path = path if path in _ENDPOINTS else "other"
+            self.front.metrics.requests.labels(path, self.front.model_name, user, str(status[0])).inc()

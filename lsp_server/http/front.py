@@ -1,0 +1,193 @@
+"""What every HTTP endpoint shares: a request in Inkling's terms, run on the service
+with the client's own supersede rule, stopped when the client hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from starlette.requests import Request
+
+from lsp_server.context import Mode
+from lsp_server.errors import InklingError, ModelNotReadyError, RequestCancelledError
+from lsp_server.http.errors import HttpError
+from lsp_server.http.metrics import Metrics
+from lsp_server.languages import language_for_path, lsp_language_id_for_path
+from lsp_server.model_slot import ModelState
+from lsp_server.pipeline import Completion, CompletionRequest, Status
+from lsp_server.service import CompletionService
+from lsp_server.settings import Settings
+from lsp_server.templates import ContextFile
+
+log = logging.getLogger(__name__)
+
+MAX_PREDICT = 1024
+"""The most tokens a request may ask for (n_predict, max_tokens)."""
+DISCONNECT_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One HTTP request in Inkling's terms."""
+
+    prefix: str
+    suffix: str
+    client: str
+    filename: str = ""
+    extra: tuple[ContextFile, ...] | None = None
+    max_tokens: int | None = None
+    """None: the server's settings; 0: evaluate the prompt only (llama.vim's cache warm-up)."""
+    time_budget_ms: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    completion: Completion
+    text: str
+    """The completion cut at the first stop string the client gave."""
+    stopping_word: str = ""
+
+
+class Front:
+    """The service behind every endpoint, the loaded model's names, and the counters."""
+
+    def __init__(self, service: CompletionService, metrics: Metrics, *, max_pending: int = 32) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.max_pending = max_pending
+
+    @property
+    def model_name(self) -> str:
+        path = self.service.slot.model_path
+        return PurePosixPath(path).name.removesuffix(".gguf") if path else "inkling"
+
+    def knows_model(self, name: str | None) -> bool:
+        """Requests name the model they want; this server serves one (or any name that is
+        the server's own: "inkling", the file name with or without `.gguf`)."""
+        return not name or name in {"inkling", self.model_name, f"{self.model_name}.gguf"}
+
+    def ready(self) -> None:
+        """Raises 503 (with Retry-After) unless the model is loaded."""
+        slot = self.service.slot
+        if slot.state is ModelState.FAILED:
+            raise HttpError(503, f"the model failed to load: {slot.error}")
+        if self.service.pipeline is None:
+            raise HttpError(503, "Loading model", retry_after=1)
+
+    async def complete(self, ask: Ask, request: Request, endpoint: str) -> Answer:
+        """Run `ask`; a client that closes the connection cancels it."""
+        self.ready()
+        if self.service.scheduler.pending >= self.max_pending:
+            raise HttpError(503, "too many requests are waiting; try again", retry_after=1)
+        settings = self._settings(ask)
+        text = ask.prefix + ask.suffix
+        language_id = _language_id(ask.filename, ask.extra)
+        completion_request = CompletionRequest(
+            text, len(ask.prefix), language_id, path=ask.filename, context=ask.extra
+        )
+        key = f"{ask.client}\0{ask.filename}"
+        if ask.max_tokens == 0:
+            await self.service.prefill_text(completion_request, client=ask.client, settings=settings)
+            return Answer(Completion("", len(ask.prefix), Mode.SKIP, "prompt evaluated", Status.SKIPPED), "")
+        task = asyncio.ensure_future(
+            self.service.complete_text(
+                completion_request, client=ask.client, cache_key=key, settings=settings
+            )
+        )
+        watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task))
+        try:
+            completion = await task
+        except asyncio.CancelledError:
+            log.info("client %s hung up: its request was cancelled", ask.client)
+            self.metrics.disconnects.labels(endpoint).inc()
+            raise
+        except RequestCancelledError:
+            completion = Completion("", len(ask.prefix), Mode.SKIP, "superseded", Status.CANCELLED)
+        except ModelNotReadyError as exc:
+            raise HttpError(503, str(exc), retry_after=1) from exc
+        except InklingError as exc:
+            raise HttpError(400, str(exc)) from exc
+        finally:
+            watcher.cancel()
+        return _cut_at_stop(completion, ask.stop)
+
+    def _settings(self, ask: Ask) -> Settings:
+        settings = self.service.settings
+        changes: dict[str, Any] = {}
+        if ask.max_tokens is not None and ask.max_tokens > 0:
+            changes["max_tokens_inline"] = changes["max_tokens_block"] = min(ask.max_tokens, MAX_PREDICT)
+        if ask.time_budget_ms is not None and ask.time_budget_ms > 0:
+            changes["time_budget_inline_ms"] = changes["time_budget_block_ms"] = ask.time_budget_ms
+        return dataclasses.replace(settings, **changes) if changes else settings
+
+
+async def _cancel_on_disconnect(request: Request, task: asyncio.Future[Any]) -> None:
+    while not task.done():
+        if await request.is_disconnected():
+            task.cancel()
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+def _language_id(filename: str, extra: Sequence[ContextFile] | None) -> str:
+    """The file's language; without a name, the language most of the client's other
+    files are in (llama.vim and llama.vscode do not send the current file's name)."""
+    if filename:
+        return lsp_language_id_for_path(filename)
+    votes = Counter(
+        lsp_language_id_for_path(item.path) for item in extra or () if language_for_path(item.path)
+    )
+    return votes.most_common(1)[0][0] if votes else "plaintext"
+
+
+def _cut_at_stop(completion: Completion, stop: Iterable[str]) -> Answer:
+    """Cut at the earliest of the client's stop strings (llama.cpp's `stop`, OpenAI's)."""
+    found = [(completion.text.find(word), word) for word in stop if word and word in completion.text]
+    if not found:
+        return Answer(completion, completion.text)
+    at, word = min(found)
+    return Answer(completion, completion.text[:at], word)
+
+
+def context_files(raw: Any) -> tuple[ContextFile, ...] | None:
+    """`input_extra`: a list of `{filename, text}` (llama.cpp) or of strings (older llama.vim)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise HttpError(400, "input_extra must be a list of {filename, text}", param="input_extra")
+    files: list[ContextFile] = []
+    for item in raw:
+        if isinstance(item, str):
+            files.append(ContextFile("", item))
+        elif isinstance(item, dict) and isinstance(item.get("text", ""), str):
+            filename = item.get("filename", "")
+            files.append(ContextFile(filename if isinstance(filename, str) else "", item.get("text", "")))
+        else:
+            raise HttpError(400, "input_extra must be a list of {filename, text}", param="input_extra")
+    return tuple(files)
+
+
+def stop_strings(raw: Any, param: str = "stop") -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (raw,)
+    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        return tuple(raw)
+    raise HttpError(400, f"{param} must be a string or a list of strings", param=param)
+
+
+def number(body: dict[str, Any], key: str, default: int | None = None) -> int | None:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HttpError(400, f"{key} must be a number", param=key)
+    return int(value)

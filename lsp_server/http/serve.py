@@ -1,0 +1,54 @@
+"""`inkling serve --http HOST:PORT`: the HTTP front door under uvicorn.
+
+The model starts loading at once (`/health` answers 503 until it is ready, as
+llama.cpp's server does); uvicorn stops on SIGINT/SIGTERM, and the model is
+freed after it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from lsp_server.errors import InklingError
+from lsp_server.http.app import create_app
+from lsp_server.http.front import Front
+from lsp_server.http.metrics import Metrics
+from lsp_server.model_slot import ModelSlot, ModelState
+from lsp_server.net import is_loopback
+from lsp_server.service import CompletionService
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """HOST:PORT (or [v6]:PORT, or :PORT for loopback)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InklingError(f"--http {address}: expected HOST:PORT, for example 127.0.0.1:8012")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve_http(settings: Settings, address: str) -> int:
+    host, port = parse_address(address)
+    if not is_loopback(host):
+        log.warning("listening on %s: other machines can reach this server", host)
+    service = CompletionService(settings)
+    front = Front(service, Metrics())
+
+    def loaded(slot: ModelSlot) -> None:
+        if slot.state is ModelState.READY:
+            log.info("model ready: %s", slot.model_path)
+        else:
+            log.error("could not load the model: %s", slot.error)
+
+    service.load_model(lambda _: None, loaded)
+    config = uvicorn.Config(create_app(front), host=host, port=port, log_level="warning", access_log=False)
+    log.info("serving HTTP on http://%s:%d (/infill, /v1/completions, /health, /metrics)", host, port)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        service.stop()
+    return 0
