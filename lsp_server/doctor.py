@@ -115,8 +115,19 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
     report.info["model_sha256"] = _sha256(resolved.path)
     report.add("model file", True, f"{resolved.path} ({size / 2**20:.0f} MiB, from {resolved.source})")
 
-    from lsp_server.llama_model import builds_amx
+    from lsp_server.llama_model import build_features, builds_amx
     from lsp_server.loading import load_engine
+
+    features, gpu_offload = build_features()
+    report.info["llama_cpp_features"] = features
+    unused = settings.gpu_layers > 0 and not gpu_offload
+    report.add(
+        "llama.cpp build",
+        True,
+        f"CPU: {' '.join(features) or 'no SIMD'}; "
+        + ("GPU offload built in" if gpu_offload else "CPU only")
+        + f" (gpuLayers={settings.gpu_layers}{', ignored' if unused else ''})",
+    )
     from lsp_server.pipeline import CompletionRequest, Pipeline
 
     try:

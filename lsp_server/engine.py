@@ -42,6 +42,8 @@ class EngineConfig:
     n_ctx: int = 4096
     n_threads: int = 2
     n_batch: int = 128
+    n_gpu_layers: int = 0
+    """Layers offloaded to a GPU (a llama.cpp built with a GPU backend; else ignored)."""
     reuse_min_run: int = 64
     """Shift cached runs of at least this many tokens into place (0: prefix reuse only)."""
     n_seq_max: int = MAX_CANDIDATES + MAX_FORKS
@@ -112,6 +114,7 @@ class Engine:
                 n_batch=self.config.n_batch,
                 on_progress=on_progress,
                 n_seq_max=self.config.n_seq_max,
+                n_gpu_layers=self.config.n_gpu_layers,
             )
             self._warm_up()
         except ModelError as exc:

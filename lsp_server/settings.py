@@ -79,6 +79,17 @@ class Settings:
             reload=True,
         ),
     )
+    gpu_layers: int = field(
+        default=0,
+        metadata=_meta(
+            "Model layers llama.cpp offloads to a GPU, for a llama.cpp built with a GPU backend "
+            "(`inkling bundle --gpu cuda` or `vulkan`); 0 keeps the model on the CPU. A CPU-only build "
+            "(the default) has nothing to offload to and ignores it.",
+            minimum=0,
+            maximum=1000,
+            reload=True,
+        ),
+    )
     max_tokens_inline: int = field(
         default=48,
         metadata=_meta("Most tokens generated when finishing a line.", minimum=1, maximum=1024),
