@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.http is not None:
         from lsp_server.http.serve import serve_http
 
-        return serve_http(settings, args.http)
+        return serve_http(settings, args.http, rate_limit=args.http_rate_limit)
     early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
     from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
@@ -256,6 +256,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         default=None,
         help="serve HTTP instead of LSP: llama.cpp's /infill and OpenAI's /v1/completions",
+    )
+    serve.add_argument(
+        "--http-rate-limit",
+        type=int,
+        default=1200,
+        metavar="N",
+        help="HTTP: at most N requests a minute per client (default 1200; 0: no limit)",
     )
     add_setting_flags(serve)
     serve.set_defaults(func=cmd_serve)

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -16,8 +17,17 @@ from starlette.routing import Route
 
 from lsp_server.http.errors import HttpError, error_response
 from lsp_server.http.front import Ask, Front
+from lsp_server.http.gate import Gate, RateLimit
 from lsp_server.http.infill import ask_from_infill, infill_response, pick_fields
+from lsp_server.http.keys import KeyStore
 from lsp_server.http.metrics import CONTENT_TYPE
+from lsp_server.http.ollama import (
+    ask_from_ollama,
+    generate_response,
+    generate_stream,
+    model_known,
+    tags_response,
+)
 from lsp_server.http.openai import (
     ask_from_openai,
     choices_wanted,
@@ -29,13 +39,27 @@ from lsp_server.http.openai import (
 log = logging.getLogger(__name__)
 
 _ENDPOINTS = frozenset(
-    {"/infill", "/v1/completions", "/completions", "/v1/models", "/models", "/health", "/metrics"}
+    {
+        "/infill",
+        "/v1/completions",
+        "/completions",
+        "/v1/models",
+        "/models",
+        "/v1/events",
+        "/api/generate",
+        "/api/tags",
+        "/health",
+        "/metrics",
+    }
 )
+EVENT_TYPES = frozenset({"view", "select", "dismiss"})
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """A request body larger than this is refused (413): far more than any editor sends."""
 
 
-def create_app(front: Front) -> Starlette:
+def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: int) -> Starlette:
+    """`require_keys`: refuse requests without a valid key (beyond loopback); `rate_limit`:
+    requests a minute per client (0: none)."""
     started = time.time()
 
     async def infill(request: Request) -> Response:
@@ -58,6 +82,32 @@ def create_app(front: Front) -> Starlette:
             return StreamingResponse(stream_events(response), media_type="text/event-stream")
         return JSONResponse(response)
 
+    async def generate(request: Request) -> Response:
+        body = await _json_body(request)
+        if not model_known(body.get("model"), front.model_name):
+            raise HttpError(404, f"model '{body.get('model')}' not found", param="model")
+        began = time.perf_counter()
+        answer = await _complete(front, request, "/api/generate", ask_from_ollama(body, _client(request)))
+        total_ms = (time.perf_counter() - began) * 1000
+        if body.get("stream", True):
+            stream = generate_stream(answer, front.model_name, total_ms)
+            return StreamingResponse(stream, media_type="application/x-ndjson")
+        return JSONResponse(generate_response(answer, front.model_name, total_ms))
+
+    async def tags(request: Request) -> Response:
+        path = front.service.slot.model_path
+        size = Path(path).stat().st_size if path and Path(path).exists() else 0
+        return JSONResponse(tags_response(front.model_name, size))
+
+    async def events(request: Request) -> Response:
+        """An editor says what became of a completion (Tabby's events: view, select, dismiss)."""
+        body = await _json_body(request)
+        kind = body.get("type")
+        if kind not in EVENT_TYPES:
+            raise HttpError(400, f"type must be one of {sorted(EVENT_TYPES)}", param="type")
+        front.metrics.events.labels(kind, _user(request)).inc()
+        return JSONResponse({})
+
     async def models(request: Request) -> Response:
         return JSONResponse(models_response(front.model_name, started))
 
@@ -72,6 +122,9 @@ def create_app(front: Front) -> Starlette:
         Route("/infill", infill, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/completions", completions, methods=["POST"]),
+        Route("/api/generate", generate, methods=["POST"]),
+        Route("/api/tags", tags, methods=["GET"]),
+        Route("/v1/events", events, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -85,6 +138,7 @@ def create_app(front: Front) -> Starlette:
             Exception: _server_error,
         },
     )
+    app.add_middleware(Gate, keys=keys, require_keys=require_keys, limit=RateLimit(rate_limit))
     app.add_middleware(_Counted, front=front)
     return app
 

@@ -3,8 +3,12 @@ server, so that two servers in one process, as in tests, count apart)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from lsp_server.pipeline import Completion, Status
 
@@ -12,9 +16,33 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
+class _EngineCollector(Collector):
+    """The engine's own running totals and the scheduler's queue, read at each scrape."""
+
+    def __init__(self, counters: Callable[[], dict[str, float] | None], pending: Callable[[], int]) -> None:
+        self.counters = counters
+        self.pending = pending
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "inkling_requests_pending", "Completion jobs queued or running.", value=self.pending()
+        )
+        counters = self.counters() or {}
+        for key, name, text in (
+            ("requests", "inkling_engine_generations", "Generations the engine started."),
+            ("cancelled", "inkling_engine_cancelled", "Generations stopped by a cancel or a newer request."),
+        ):
+            yield CounterMetricFamily(name, text, value=counters.get(key, 0))
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        engine_counters: Callable[[], dict[str, float] | None] = lambda: None,
+        pending: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(_EngineCollector(engine_counters, pending))
         self.requests = Counter(
             "inkling_http_requests",
             "HTTP requests answered, by endpoint, model, user and status code.",
@@ -51,6 +79,13 @@ class Metrics:
             "inkling_http_disconnects",
             "Requests whose client closed the connection before the answer (their work stopped).",
             ("endpoint",),
+            registry=self.registry,
+        )
+
+        self.events = Counter(
+            "inkling_http_events",
+            "What editors said became of completions (view, select, dismiss), by user.",
+            ("type", "user"),
             registry=self.registry,
         )
 

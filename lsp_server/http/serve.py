@@ -14,6 +14,7 @@ import uvicorn
 from lsp_server.errors import InklingError
 from lsp_server.http.app import create_app
 from lsp_server.http.front import Front
+from lsp_server.http.keys import KeyStore
 from lsp_server.http.metrics import Metrics
 from lsp_server.model_slot import ModelSlot, ModelState
 from lsp_server.net import is_loopback
@@ -31,12 +32,21 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def serve_http(settings: Settings, address: str) -> int:
+def serve_http(settings: Settings, address: str, *, rate_limit: int = 1200) -> int:
+    """Serve until stopped; beyond loopback only with API keys (`inkling keys add NAME`)."""
     host, port = parse_address(address)
-    if not is_loopback(host):
-        log.warning("listening on %s: other machines can reach this server", host)
+    keys = KeyStore()
+    require_keys = not is_loopback(host)
+    if require_keys:
+        if not keys.records():
+            raise InklingError(
+                f"--http {address} is reachable from other machines: add an API key first "
+                f"(`inkling keys add NAME`; keys are kept in {keys.path})"
+            )
+        log.warning("listening on %s: other machines can reach this server (API keys required)", host)
     service = CompletionService(settings)
-    front = Front(service, Metrics())
+    metrics = Metrics(service.engine_counters, lambda: service.scheduler.pending)
+    front = Front(service, metrics)
 
     def loaded(slot: ModelSlot) -> None:
         if slot.state is ModelState.READY:
@@ -45,7 +55,8 @@ def serve_http(settings: Settings, address: str) -> int:
             log.error("could not load the model: %s", slot.error)
 
     service.load_model(lambda _: None, loaded)
-    config = uvicorn.Config(create_app(front), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(front, keys, require_keys=require_keys, rate_limit=rate_limit)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     log.info("serving HTTP on http://%s:%d (/infill, /v1/completions, /health, /metrics)", host, port)
     try:
         uvicorn.Server(config).run()

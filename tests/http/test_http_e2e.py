@@ -21,6 +21,8 @@ from typing import Any
 import openai
 import pytest
 
+from lsp_server.http.keys import FILE_NAME, KeyStore
+
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 FUNCTION = "def mean(values):\n    total = sum(values)\n"
@@ -34,7 +36,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A key in a keys file of this module's own (the server finds it through INKLING_STATE)."""
+    state = tmp_path_factory.mktemp("state")
+    return state, KeyStore(state / FILE_NAME).add("tester")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, key: tuple[Path, str]) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("http") / "server.log"
     with log.open("w") as out:
@@ -57,7 +66,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "INKLING_LOG_LEVEL": "INFO"},
+            env={**os.environ, "INKLING_STATE": str(key[0])},
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,8 +111,13 @@ def post(url: str, path: str, body: Any, *, raw: bytes | None = None) -> tuple[i
         return error.code, json.load(error)
 
 
-def test_the_openai_package_completes_plain_and_streamed(server: str) -> None:
-    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
+@pytest.fixture
+def api(server: str, key: tuple[Path, str]) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server}/v1", api_key=key[1], max_retries=0)
+
+
+def test_the_openai_package_completes_plain_and_streamed(api: openai.OpenAI) -> None:
+    client = api
     models = [model.id for model in client.models.list()]
     assert len(models) == 1 and models[0].endswith("q4_k_m")
     plain = client.completions.create(
@@ -225,49 +239,61 @@ def _status_of_oversized_body(url: str) -> int:
     return int(status_line.split()[1])
 
 
-def test_a_clients_newer_request_supersedes_its_older_one_only(server: str) -> None:
-    client = openai.OpenAI(base_url=f"{server}/v1", api_key="unused", max_retries=0)
+def metric(url: str, name: str) -> float:
+    """One sample's value from /metrics (0 when absent)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_for(condition: Any, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_clients_newer_request_supersedes_its_older_one_only(server: str, api: openai.OpenAI) -> None:
     answers: dict[str, str] = {}
 
     def ask(name: str, user: str) -> None:
-        answer = client.completions.create(
+        answer = api.completions.create(
             model="inkling", prompt=BLOCK_PREFIX, suffix="\n", max_tokens=256, user=user
         )
         answers[name] = answer.choices[0].text
 
-    older = threading.Thread(target=ask, args=("older", "alice"))
-    older.start()
-    time.sleep(0.3)
-    newer = threading.Thread(target=ask, args=("newer", "alice"))
-    other = threading.Thread(target=ask, args=("other", "bob"))
-    newer.start()
-    other.start()
-    for thread in (older, newer, other):
-        thread.join(60)
+    for _ in range(3):  # the older request must still be running when the newer one comes
+        answers.clear()
+        older = threading.Thread(target=ask, args=("older", "alice"))
+        older.start()
+        assert wait_for(lambda t=older: metric(server, "inkling_requests_pending") >= 1 or not t.is_alive())
+        newer = threading.Thread(target=ask, args=("newer", "alice"))
+        other = threading.Thread(target=ask, args=("other", "bob"))
+        newer.start()
+        other.start()
+        for thread in (older, newer, other):
+            thread.join(120)
+        if answers["older"] == "":
+            break
     assert answers["older"] == "", answers  # superseded by alice's next request
-    assert answers["newer"].strip() and answers["other"].strip(), answers
+    assert answers["newer"].strip() and answers["other"].strip(), answers  # bob's was not
 
 
 def test_a_client_that_hangs_up_stops_its_request(server: str) -> None:
+    cancelled = metric(server, "inkling_engine_cancelled_total")
     body = json.dumps({"model": "inkling", "prompt": BLOCK_PREFIX + "# walk", "max_tokens": 512}).encode()
     connection = http.client.HTTPConnection(server.removeprefix("http://"), timeout=10)
     connection.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
-    time.sleep(0.3)
+    assert wait_for(lambda: metric(server, "inkling_engine_generations_total") > 0)
     connection.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
     connection.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
-            metrics = response.read().decode()
-        found = re.search(r'inkling_http_disconnects_total\{endpoint="/v1/completions"\} (\d+)', metrics)
-        if found and int(found.group(1)) >= 1:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the hang-up was not noticed")
-    started = time.monotonic()
-    status, _ = post(server, "/infill", {"input_prefix": FUNCTION, "prompt": "    return ", "n_predict": 16})
-    assert status == 200 and time.monotonic() - started < 10  # the engine is free again
+    disconnects = 'inkling_http_disconnects_total{endpoint="/v1/completions"}'
+    assert wait_for(lambda: metric(server, disconnects) >= 1), "the hang-up was not noticed"
+    # The engine stopped that generation (it would run for 512 tokens otherwise).
+    assert wait_for(lambda: metric(server, "inkling_engine_cancelled_total") > cancelled)
 
 
 def test_metrics_count_requests_and_tokens(server: str) -> None:
@@ -278,3 +304,58 @@ def test_metrics_count_requests_and_tokens(server: str) -> None:
     assert re.search(r'inkling_http_requests_total\{code="200",endpoint="/infill",.*\} [1-9]', metrics)
     assert re.search(r"inkling_generated_tokens_total\{model=\".*\"\} [1-9]", metrics)
     assert 'inkling_http_request_seconds_bucket{endpoint="/infill",le="+Inf"}' in metrics
+
+
+def test_keys_once_added_are_checked(server: str, key: tuple[Path, str]) -> None:
+    """On loopback a key is optional; a wrong one is refused; a right one names the user."""
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key="ink-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.completions.create(model="inkling", prompt="x = ", max_tokens=4)
+    status, _ = post(server, "/infill", {"input_prefix": FUNCTION, "prompt": "    return ", "n_predict": 8})
+    assert status == 200  # no key at all: a local client
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=key[1], max_retries=0)
+    client.completions.create(model="inkling", prompt=FUNCTION + "    return ", max_tokens=8)
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert re.search(r'inkling_http_requests_total\{code="401",.*user="anonymous"\} [1-9]', metrics)
+    assert re.search(r'inkling_completions_total\{model=".*",outcome="\w+",user="tester"\} [1-9]', metrics)
+
+
+def test_ollamas_generate_plain_and_streamed(server: str) -> None:
+    body = {
+        "model": "inkling:latest",
+        "prompt": "def area(width, height):\n    return ",  # asked nowhere else: not cached
+        "suffix": "\n",
+        "stream": False,
+        "options": {"num_predict": 32, "temperature": 0},
+    }
+    status, plain = post(server, "/api/generate", body)
+    assert status == 200 and plain["done"] is True and plain["response"].strip(), plain
+    assert plain["eval_count"] > 0 and plain["total_duration"] > 0
+    request = urllib.request.Request(
+        f"{server}/api/generate", data=json.dumps({**body, "stream": True}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        lines = [json.loads(line) for line in response.read().decode().splitlines()]
+    assert "".join(line["response"] for line in lines) == plain["response"]
+    assert [line["done"] for line in lines][-1] is True and not any(line["done"] for line in lines[:-1])
+    status, refused = post(server, "/api/generate", {**body, "model": "qwen2.5-coder:1.5b"})
+    assert status == 404 and "not found" in refused["error"]["message"]
+    with urllib.request.urlopen(f"{server}/api/tags", timeout=5) as response:
+        assert json.load(response)["models"][0]["name"].endswith(":latest")
+
+
+def test_events_are_counted_per_user(server: str, key: tuple[Path, str]) -> None:
+    request = urllib.request.Request(
+        f"{server}/v1/events",
+        data=json.dumps({"type": "select", "completion_id": "cmpl-1", "choice_index": 0}).encode(),
+        headers={"Authorization": f"Bearer {key[1]}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    status, refused = post(server, "/v1/events", {"type": "liked"})
+    assert status == 400 and refused["error"]["param"] == "type"
+    with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    assert 'inkling_http_events_total{type="select",user="tester"} 1.0' in metrics
