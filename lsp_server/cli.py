@@ -90,7 +90,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.http is not None:
         from lsp_server.http.serve import serve_http
 
-        return serve_http(settings, args.http, rate_limit=args.http_rate_limit)
+        return serve_http(
+            settings, args.http, rate_limit=args.http_rate_limit, require_keys=args.http_require_keys
+        )
     early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
     from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
@@ -263,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1200,
         metavar="N",
         help="HTTP: at most N requests a minute per client (default 1200; 0: no limit)",
+    )
+    serve.add_argument(
+        "--http-require-keys",
+        action="store_true",
+        help="HTTP: refuse requests without an API key on loopback too (behind a reverse proxy)",
     )
     add_setting_flags(serve)
     serve.set_defaults(func=cmd_serve)

@@ -32,17 +32,21 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def serve_http(settings: Settings, address: str, *, rate_limit: int = 1200) -> int:
-    """Serve until stopped; beyond loopback only with API keys (`inkling keys add NAME`)."""
+def serve_http(
+    settings: Settings, address: str, *, rate_limit: int = 1200, require_keys: bool = False
+) -> int:
+    """Serve until stopped; beyond loopback (or with `require_keys`) only with API keys."""
     host, port = parse_address(address)
     keys = KeyStore()
-    require_keys = not is_loopback(host)
-    if require_keys:
-        if not keys.records():
-            raise InklingError(
-                f"--http {address} is reachable from other machines: add an API key first "
-                f"(`inkling keys add NAME`; keys are kept in {keys.path})"
-            )
+    reachable = not is_loopback(host)
+    require_keys = require_keys or reachable
+    if require_keys and not keys.records():
+        why = "is reachable from other machines" if reachable else "requires API keys"
+        raise InklingError(
+            f"--http {address} {why}: add an API key first "
+            f"(`inkling keys add NAME`; keys are kept in {keys.path})"
+        )
+    if reachable:
         log.warning("listening on %s: other machines can reach this server (API keys required)", host)
     service = CompletionService(settings)
     metrics = Metrics(service.engine_counters, lambda: service.scheduler.pending)

@@ -105,3 +105,16 @@ def test_past_the_rate_limit_the_answer_is_429_with_retry_after(tmp_path: Path) 
     asyncio.run(gate(scope, receive, send))
     assert sent[0]["status"] == 429
     assert (b"retry-after", b"30") in sent[0]["headers"]
+
+
+def test_a_server_other_machines_can_reach_will_not_start_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lsp_server.http.serve import serve_http
+    from lsp_server.settings import Settings
+
+    monkeypatch.setenv("INKLING_STATE", str(tmp_path))
+    with pytest.raises(InklingError, match="inkling keys add NAME"):
+        serve_http(Settings(), "0.0.0.0:18099")
+    with pytest.raises(InklingError, match="requires API keys"):
+        serve_http(Settings(), "127.0.0.1:18099", require_keys=True)
