@@ -88,10 +88,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings, layers = settings_from_args(args)
     if args.http is not None:
+        from lsp_server.http.registry import parse_models
         from lsp_server.http.serve import serve_http
 
         return serve_http(
-            settings, args.http, rate_limit=args.http_rate_limit, require_keys=args.http_require_keys
+            settings,
+            args.http,
+            rate_limit=args.http_rate_limit,
+            require_keys=args.http_require_keys,
+            models=parse_models(args.http_model),
+            memory_limit_mib=args.http_memory_mib,
         )
     early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
     from lsp_server.log_privacy import redact_buffers_in_logs
@@ -270,6 +276,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--http-require-keys",
         action="store_true",
         help="HTTP: refuse requests without an API key on loopback too (behind a reverse proxy)",
+    )
+    serve.add_argument(
+        "--http-model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="HTTP: also offer this GGUF under NAME (repeatable; loaded when first asked for)",
+    )
+    serve.add_argument(
+        "--http-memory-mib",
+        type=int,
+        default=0,
+        metavar="N",
+        help="HTTP: unload the least recently used models to keep loaded model files under N MiB",
     )
     add_setting_flags(serve)
     serve.set_defaults(func=cmd_serve)

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,7 +24,6 @@ from lsp_server.http.ollama import (
     ask_from_ollama,
     generate_response,
     generate_stream,
-    model_known,
     tags_response,
 )
 from lsp_server.http.openai import (
@@ -66,38 +64,31 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
         body = await _json_body(request)
         ask = ask_from_infill(body, _client(request))
         answer = await _complete(front, request, "/infill", ask)
-        response = infill_response(answer, front.model_name)
+        response = infill_response(answer, answer.model)
         return JSONResponse(pick_fields(response, body.get("response_fields")))
 
     async def completions(request: Request) -> Response:
         body = await _json_body(request)
-        model = body.get("model")
-        if not front.knows_model(model if isinstance(model, str) else None):
-            raise HttpError(404, f"The model '{model}' does not exist", param="model", code="model_not_found")
         wanted = choices_wanted(body)
         ask = ask_from_openai(body, _client(request))
         answer = await _complete(front, request, "/v1/completions", ask)
-        response = completion_response(answer, wanted, front.model_name)
+        response = completion_response(answer, wanted, answer.model)
         if body.get("stream"):
             return StreamingResponse(stream_events(response), media_type="text/event-stream")
         return JSONResponse(response)
 
     async def generate(request: Request) -> Response:
         body = await _json_body(request)
-        if not model_known(body.get("model"), front.model_name):
-            raise HttpError(404, f"model '{body.get('model')}' not found", param="model")
         began = time.perf_counter()
         answer = await _complete(front, request, "/api/generate", ask_from_ollama(body, _client(request)))
         total_ms = (time.perf_counter() - began) * 1000
         if body.get("stream", True):
-            stream = generate_stream(answer, front.model_name, total_ms)
+            stream = generate_stream(answer, answer.model, total_ms)
             return StreamingResponse(stream, media_type="application/x-ndjson")
-        return JSONResponse(generate_response(answer, front.model_name, total_ms))
+        return JSONResponse(generate_response(answer, answer.model, total_ms))
 
     async def tags(request: Request) -> Response:
-        path = front.service.slot.model_path
-        size = Path(path).stat().st_size if path and Path(path).exists() else 0
-        return JSONResponse(tags_response(front.model_name, size))
+        return JSONResponse(tags_response(front.registry.paths))
 
     async def events(request: Request) -> Response:
         """An editor says what became of a completion (Tabby's events: view, select, dismiss)."""
@@ -109,7 +100,7 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
         return JSONResponse({})
 
     async def models(request: Request) -> Response:
-        return JSONResponse(models_response(front.model_name, started))
+        return JSONResponse(models_response(front.registry.names(), started))
 
     async def health(request: Request) -> Response:
         front.ready()
@@ -147,9 +138,7 @@ async def _complete(front: Front, request: Request, endpoint: str, ask: Ask) -> 
     started = time.perf_counter()
     answer = await front.complete(ask, request, endpoint)
     user = _user(request)
-    front.metrics.completed(
-        endpoint, front.model_name, user, answer.completion, time.perf_counter() - started
-    )
+    front.metrics.completed(endpoint, answer.model, user, answer.completion, time.perf_counter() - started)
     return answer
 
 
@@ -226,4 +215,4 @@ class _Counted:
             user = scope.get("inkling.key", "anonymous")
             path = scope.get("path", "")
             path = path if path in _ENDPOINTS else "other"
-            self.front.metrics.requests.labels(path, self.front.model_name, user, str(status[0])).inc()
+            self.front.metrics.requests.labels(path, user, str(status[0])).inc()

@@ -9,7 +9,6 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 from starlette.requests import Request
@@ -18,6 +17,7 @@ from lsp_server.context import Mode
 from lsp_server.errors import InklingError, ModelNotReadyError, RequestCancelledError
 from lsp_server.http.errors import HttpError
 from lsp_server.http.metrics import Metrics
+from lsp_server.http.registry import ModelRegistry, UnknownModelError
 from lsp_server.languages import language_for_path, lsp_language_id_for_path
 from lsp_server.model_slot import ModelState
 from lsp_server.pipeline import Completion, CompletionRequest, Status
@@ -45,6 +45,8 @@ class Ask:
     """None: the server's settings; 0: evaluate the prompt only (llama.vim's cache warm-up)."""
     time_budget_ms: int | None = None
     stop: tuple[str, ...] = ()
+    model: str | None = None
+    """The model the request names (None: the server's default)."""
 
 
 @dataclass(frozen=True)
@@ -53,40 +55,48 @@ class Answer:
     text: str
     """The completion cut at the first stop string the client gave."""
     stopping_word: str = ""
+    model: str = ""
+    """The registered name of the model that answered."""
 
 
 class Front:
-    """The service behind every endpoint, the loaded model's names, and the counters."""
+    """The models behind every endpoint, and the counters."""
 
-    def __init__(self, service: CompletionService, metrics: Metrics, *, max_pending: int = 32) -> None:
-        self.service = service
+    def __init__(self, registry: ModelRegistry, metrics: Metrics, *, max_pending: int = 32) -> None:
+        self.registry = registry
         self.metrics = metrics
         self.max_pending = max_pending
 
     @property
     def model_name(self) -> str:
-        path = self.service.slot.model_path
-        return PurePosixPath(path).name.removesuffix(".gguf") if path else "inkling"
+        """The default model's name."""
+        return self.registry.default_name
 
-    def knows_model(self, name: str | None) -> bool:
-        """Requests name the model they want; this server serves one (or any name that is
-        the server's own: "inkling", the file name with or without `.gguf`)."""
-        return not name or name in {"inkling", self.model_name, f"{self.model_name}.gguf"}
+    def model(self, requested: str | None) -> str:
+        """The registered name a request means; 404 `model_not_found` for another."""
+        try:
+            return self.registry.canonical(requested)
+        except UnknownModelError as exc:
+            raise HttpError(404, str(exc), param="model", code="model_not_found") from exc
 
-    def ready(self) -> None:
-        """Raises 503 (with Retry-After) unless the model is loaded."""
-        slot = self.service.slot
+    def ready(self, name: str | None = None) -> CompletionService:
+        """The model's service, loaded; else 503 (with Retry-After while it loads; its
+        load begins on the first request that names it)."""
+        service = self.registry.service(name or self.model_name)
+        slot = service.slot
         if slot.state is ModelState.FAILED:
             raise HttpError(503, f"the model failed to load: {slot.error}")
-        if self.service.pipeline is None:
+        if service.pipeline is None:
             raise HttpError(503, "Loading model", retry_after=1)
+        return service
 
     async def complete(self, ask: Ask, request: Request, endpoint: str) -> Answer:
         """Run `ask`; a client that closes the connection cancels it."""
-        self.ready()
-        if self.service.scheduler.pending >= self.max_pending:
+        model = self.model(ask.model)
+        service = self.ready(model)
+        if service.scheduler.pending >= self.max_pending:
             raise HttpError(503, "too many requests are waiting; try again", retry_after=1)
-        settings = self._settings(ask)
+        settings = self._settings(ask, service.settings)
         text = ask.prefix + ask.suffix
         language_id = _language_id(ask.filename, ask.extra)
         completion_request = CompletionRequest(
@@ -94,12 +104,11 @@ class Front:
         )
         key = f"{ask.client}\0{ask.filename}"
         if ask.max_tokens == 0:
-            await self.service.prefill_text(completion_request, client=ask.client, settings=settings)
-            return Answer(Completion("", len(ask.prefix), Mode.SKIP, "prompt evaluated", Status.SKIPPED), "")
+            await service.prefill_text(completion_request, client=ask.client, settings=settings)
+            evaluated = Completion("", len(ask.prefix), Mode.SKIP, "prompt evaluated", Status.SKIPPED)
+            return Answer(evaluated, "", model=model)
         task = asyncio.ensure_future(
-            self.service.complete_text(
-                completion_request, client=ask.client, cache_key=key, settings=settings
-            )
+            service.complete_text(completion_request, client=ask.client, cache_key=key, settings=settings)
         )
         watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task))
         try:
@@ -116,10 +125,10 @@ class Front:
             raise HttpError(400, str(exc)) from exc
         finally:
             watcher.cancel()
-        return _cut_at_stop(completion, ask.stop)
+        return _cut_at_stop(completion, ask.stop, model)
 
-    def _settings(self, ask: Ask) -> Settings:
-        settings = self.service.settings
+    @staticmethod
+    def _settings(ask: Ask, settings: Settings) -> Settings:
         changes: dict[str, Any] = {}
         if ask.max_tokens is not None and ask.max_tokens > 0:
             changes["max_tokens_inline"] = changes["max_tokens_block"] = min(ask.max_tokens, MAX_PREDICT)
@@ -147,13 +156,13 @@ def _language_id(filename: str, extra: Sequence[ContextFile] | None) -> str:
     return votes.most_common(1)[0][0] if votes else "plaintext"
 
 
-def _cut_at_stop(completion: Completion, stop: Iterable[str]) -> Answer:
+def _cut_at_stop(completion: Completion, stop: Iterable[str], model: str = "") -> Answer:
     """Cut at the earliest of the client's stop strings (llama.cpp's `stop`, OpenAI's)."""
     found = [(completion.text.find(word), word) for word in stop if word and word in completion.text]
     if not found:
-        return Answer(completion, completion.text)
+        return Answer(completion, completion.text, model=model)
     at, word = min(found)
-    return Answer(completion, completion.text[:at], word)
+    return Answer(completion, completion.text[:at], word, model=model)
 
 
 def context_files(raw: Any) -> tuple[ContextFile, ...] | None:

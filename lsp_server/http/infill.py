@@ -38,6 +38,7 @@ def ask_from_infill(body: dict[str, Any], client: str) -> Ask:
         max_tokens=_n_predict(body),
         time_budget_ms=number(body, "t_max_predict_ms"),
         stop=stop_strings(body.get("stop")),
+        model=body.get("model") if isinstance(body.get("model"), str) else None,
     )
 
 

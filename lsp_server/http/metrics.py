@@ -19,14 +19,24 @@ _LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 
 class _EngineCollector(Collector):
     """The engine's own running totals and the scheduler's queue, read at each scrape."""
 
-    def __init__(self, counters: Callable[[], dict[str, float] | None], pending: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        counters: Callable[[], dict[str, float] | None],
+        pending: Callable[[], int],
+        loaded: Callable[[], list[str]],
+    ) -> None:
         self.counters = counters
         self.pending = pending
+        self.loaded = loaded
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "inkling_requests_pending", "Completion jobs queued or running.", value=self.pending()
         )
+        models = GaugeMetricFamily("inkling_model_loaded", "Models loaded (1) now.", labels=["model"])
+        for name in self.loaded():
+            models.add_metric([name], 1)
+        yield models
         counters = self.counters() or {}
         for key, name, text in (
             ("requests", "inkling_engine_generations", "Generations the engine started."),
@@ -40,13 +50,14 @@ class Metrics:
         self,
         engine_counters: Callable[[], dict[str, float] | None] = lambda: None,
         pending: Callable[[], int] = lambda: 0,
+        loaded: Callable[[], list[str]] = list,
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_EngineCollector(engine_counters, pending))
+        self.registry.register(_EngineCollector(engine_counters, pending, loaded))
         self.requests = Counter(
             "inkling_http_requests",
-            "HTTP requests answered, by endpoint, model, user and status code.",
-            ("endpoint", "model", "user", "code"),
+            "HTTP requests answered, by endpoint, user and status code.",
+            ("endpoint", "user", "code"),
             registry=self.registry,
         )
         self.latency = Histogram(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from lsp_server.http.errors import HttpError
@@ -31,21 +32,15 @@ def ask_from_ollama(body: dict[str, Any], client: str) -> Ask:
     predict = options.get("num_predict")
     if predict is not None and (isinstance(predict, bool) or not isinstance(predict, int)):
         raise HttpError(400, "options.num_predict must be a number", param="options.num_predict")
+    model = body.get("model")
     return Ask(
         prefix=prompt,
         suffix=suffix,
         client=client,
         max_tokens=predict if isinstance(predict, int) and predict > 0 else None,
         stop=stop_strings(options.get("stop"), "options.stop"),
+        model=model if isinstance(model, str) else None,
     )
-
-
-def model_known(name: Any, served: str) -> bool:
-    """Ollama names carry a tag (`name:latest`)."""
-    if not name:
-        return True
-    base = str(name).removesuffix(":latest")
-    return base in {"inkling", served}
 
 
 def final_object(answer: Answer, model: str, total_ms: float) -> dict[str, Any]:
@@ -80,8 +75,21 @@ async def generate_stream(answer: Answer, model: str, total_ms: float) -> AsyncI
     yield (json.dumps(final_object(answer, model, total_ms)) + "\n").encode()
 
 
-def tags_response(model: str, size: int) -> dict[str, Any]:
-    return {"models": [{"name": f"{model}:latest", "model": f"{model}:latest", "size": size, "details": {}}]}
+def tags_response(paths: dict[str, str]) -> dict[str, Any]:
+    """The models offered, as `ollama list` shows them (names with a tag)."""
+    return {
+        "models": [
+            {"name": f"{name}:latest", "model": f"{name}:latest", "size": _size(path), "details": {}}
+            for name, path in paths.items()
+        ]
+    }
+
+
+def _size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def _now() -> str:

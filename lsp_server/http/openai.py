@@ -40,6 +40,7 @@ def ask_from_openai(body: dict[str, Any], client: str) -> Ask:
         client=f"{client}/{user}" if isinstance(user, str) and user else client,
         max_tokens=max_tokens,
         stop=stop_strings(body.get("stop")),
+        model=body.get("model") if isinstance(body.get("model"), str) else None,
     )
 
 
@@ -103,8 +104,10 @@ def _event(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
 
 
-def models_response(model: str, created: float) -> dict[str, Any]:
+def models_response(names: list[str], created: float) -> dict[str, Any]:
     return {
         "object": "list",
-        "data": [{"id": model, "object": "model", "created": int(created), "owned_by": "inkling"}],
+        "data": [
+            {"id": name, "object": "model", "created": int(created), "owned_by": "inkling"} for name in names
+        ],
     }

@@ -16,9 +16,8 @@ from lsp_server.http.app import create_app
 from lsp_server.http.front import Front
 from lsp_server.http.keys import KeyStore
 from lsp_server.http.metrics import Metrics
-from lsp_server.model_slot import ModelSlot, ModelState
+from lsp_server.http.registry import ModelRegistry
 from lsp_server.net import is_loopback
-from lsp_server.service import CompletionService
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,13 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 def serve_http(
-    settings: Settings, address: str, *, rate_limit: int = 1200, require_keys: bool = False
+    settings: Settings,
+    address: str,
+    *,
+    rate_limit: int = 1200,
+    require_keys: bool = False,
+    models: dict[str, str] | None = None,
+    memory_limit_mib: int = 0,
 ) -> int:
     """Serve until stopped; beyond loopback (or with `require_keys`) only with API keys."""
     host, port = parse_address(address)
@@ -48,22 +53,31 @@ def serve_http(
         )
     if reachable:
         log.warning("listening on %s: other machines can reach this server (API keys required)", host)
-    service = CompletionService(settings)
-    metrics = Metrics(service.engine_counters, lambda: service.scheduler.pending)
-    front = Front(service, metrics)
-
-    def loaded(slot: ModelSlot) -> None:
-        if slot.state is ModelState.READY:
-            log.info("model ready: %s", slot.model_path)
-        else:
-            log.error("could not load the model: %s", slot.error)
-
-    service.load_model(lambda _: None, loaded)
+    registry = ModelRegistry(settings, models or {}, memory_limit_bytes=memory_limit_mib * 1024 * 1024)
+    metrics = Metrics(
+        lambda: _engine_totals(registry),
+        lambda: _pending(registry),
+        lambda: [name for name, _ in registry.loaded()],
+    )
+    front = Front(registry, metrics)
+    registry.service(registry.default_name)  # the default model loads at once; others when asked
     app = create_app(front, keys, require_keys=require_keys, rate_limit=rate_limit)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     log.info("serving HTTP on http://%s:%d (/infill, /v1/completions, /health, /metrics)", host, port)
     try:
         uvicorn.Server(config).run()
     finally:
-        service.stop()
+        registry.stop()
     return 0
+
+
+def _engine_totals(registry: ModelRegistry) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for _, service in registry.loaded():
+        for key, value in (service.engine_counters() or {}).items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
+
+
+def _pending(registry: ModelRegistry) -> int:
+    return sum(service.scheduler.pending for _, service in registry.loaded())

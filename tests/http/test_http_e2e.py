@@ -63,6 +63,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, key: tuple[Path, str]) -> I
                 "60000",
                 "--time-budget-block-ms",
                 "60000",
+                # The same file again under a second name, and room for one model file only.
+                "--http-model",
+                f"second={os.environ['INKLING_MODEL']}",
+                "--http-memory-mib",
+                "400",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -119,7 +124,7 @@ def api(server: str, key: tuple[Path, str]) -> openai.OpenAI:
 def test_the_openai_package_completes_plain_and_streamed(api: openai.OpenAI) -> None:
     client = api
     models = [model.id for model in client.models.list()]
-    assert len(models) == 1 and models[0].endswith("q4_k_m")
+    assert models[0].endswith("q4_k_m")  # the default model first
     plain = client.completions.create(
         model=models[0], prompt=FUNCTION + "    return ", suffix="\n", max_tokens=32, user="plain"
     )
@@ -284,10 +289,10 @@ def test_a_clients_newer_request_supersedes_its_older_one_only(server: str, api:
 
 def test_a_client_that_hangs_up_stops_its_request(server: str) -> None:
     cancelled = metric(server, "inkling_engine_cancelled_total")
-    body = json.dumps({"model": "inkling", "prompt": BLOCK_PREFIX + "# walk", "max_tokens": 512}).encode()
+    body = json.dumps({"model": "inkling", "prompt": BLOCK_PREFIX, "max_tokens": 512}).encode()
     connection = http.client.HTTPConnection(server.removeprefix("http://"), timeout=10)
     connection.request("POST", "/v1/completions", body=body, headers={"Content-Type": "application/json"})
-    assert wait_for(lambda: metric(server, "inkling_engine_generations_total") > 0)
+    assert wait_for(lambda: metric(server, "inkling_requests_pending") >= 1)  # it is being worked on
     connection.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
     connection.close()
     disconnects = 'inkling_http_disconnects_total{endpoint="/v1/completions"}'
@@ -340,7 +345,7 @@ def test_ollamas_generate_plain_and_streamed(server: str) -> None:
     assert "".join(line["response"] for line in lines) == plain["response"]
     assert [line["done"] for line in lines][-1] is True and not any(line["done"] for line in lines[:-1])
     status, refused = post(server, "/api/generate", {**body, "model": "qwen2.5-coder:1.5b"})
-    assert status == 404 and "not found" in refused["error"]["message"]
+    assert status == 404 and "not found" in refused["error"]["message"]  # Ollama's words
     with urllib.request.urlopen(f"{server}/api/tags", timeout=5) as response:
         assert json.load(response)["models"][0]["name"].endswith(":latest")
 
@@ -359,3 +364,19 @@ def test_events_are_counted_per_user(server: str, key: tuple[Path, str]) -> None
     with urllib.request.urlopen(f"{server}/metrics", timeout=5) as response:
         metrics = response.read().decode()
     assert 'inkling_http_events_total{type="select",user="tester"} 1.0' in metrics
+
+
+def test_a_second_model_loads_when_asked_for_and_unloads_the_first(server: str) -> None:
+    with urllib.request.urlopen(f"{server}/v1/models", timeout=5) as response:
+        names = [model["id"] for model in json.load(response)["data"]]
+    assert len(names) == 2 and names[1] == "second"
+    body = {"model": "second", "prompt": FUNCTION + "    return ", "max_tokens": 8}
+    status, answer = post(server, "/v1/completions", body)
+    assert status == 503 and answer["error"]["message"] == "Loading model"  # its load began
+    assert wait_for(lambda: post(server, "/v1/completions", body)[0] == 200, 120)
+    status, answer = post(server, "/v1/completions", body)
+    assert answer["model"] == "second"
+    assert metric(server, 'inkling_model_loaded{model="second"}') == 1
+    assert metric(server, f'inkling_model_loaded{{model="{names[0]}"}}') == 0  # 400 MiB hold one
+    status, answer = post(server, "/v1/completions", {**body, "model": "third"})
+    assert status == 404 and answer["error"]["code"] == "model_not_found"
