@@ -3,19 +3,37 @@ ended with what became of it. Nothing is sent to a client that does not support 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from lsprotocol import types
+from pygls.progress import Progress
+from pygls.protocol import LanguageServerProtocol
 
-if TYPE_CHECKING:
-    from lsp_server.server import InklingServer
+
+class ProgressHost(Protocol):
+    """What a load's progress needs of the server (`server.InklingServer` is one)."""
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities: ...
+
+    @property
+    def work_done_progress(self) -> Progress: ...
+
+    @property
+    def protocol(self) -> LanguageServerProtocol: ...
+
+    event_loop: asyncio.AbstractEventLoop | None
+
+    def in_loop(self, fn: Callable[..., Any], *args: Any) -> None: ...
 
 
 class LoadProgress:
     """`$/progress` for one model load, in steps of 10%, when the client supports it."""
 
-    def __init__(self, server: InklingServer) -> None:
+    def __init__(self, server: ProgressHost) -> None:
         self.server = server
         self.token: str | None = None
         self._last = -1
