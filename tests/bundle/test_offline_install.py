@@ -149,7 +149,9 @@ def test_installed_offline_it_completes_from_the_bundled_model(
     shutil.copy(SAMPLE, sample)
     line, column = SAMPLE_AT
     result = subprocess.run(
-        offline(home, prefix / "bin" / "inkling", "complete", f"{sample}:{line}:{column}", "--json", *SLOW_OK),
+        offline(
+            home, prefix / "bin" / "inkling", "complete", f"{sample}:{line}:{column}", "--json", *SLOW_OK
+        ),
         capture_output=True,
         text=True,
         timeout=300,
