@@ -68,10 +68,17 @@ def cache_key(package_version: str, baseline: CpuBaseline, gpu: str) -> str:
 
 def check_gpu_toolchain(gpu: str) -> None:
     """A GPU build needs its compiler here; say which one is missing rather than fail in CMake."""
-    if gpu == "cuda" and shutil.which("nvcc") is None:
+    nvcc = shutil.which("nvcc")
+    if gpu == "cuda" and nvcc is None:
         raise WheelBuildError(
             "--gpu cuda needs the CUDA toolkit (nvcc) on this machine, and none was found; "
             "see docs/air-gapped.md#gpu"
+        )
+    if gpu == "cuda" and nvcc is not None and not _cublas_found(Path(nvcc)):
+        raise WheelBuildError(
+            f"--gpu cuda needs the CUDA toolkit's cuBLAS (libcublas.so), and none was found beside {nvcc} "
+            "(a compiler alone, such as the nvidia-cuda-nvcc package, is not enough; set CUDA_PATH "
+            "to the toolkit); see docs/air-gapped.md#gpu"
         )
     if gpu == "vulkan" and (
         shutil.which("glslc") is None or not Path("/usr/include/vulkan/vulkan.h").exists()
@@ -80,6 +87,16 @@ def check_gpu_toolchain(gpu: str) -> None:
             "--gpu vulkan needs the Vulkan headers and the glslc shader compiler on this machine "
             "(Debian: libvulkan-dev glslc), and they were not found; see docs/air-gapped.md#gpu"
         )
+
+
+def _cublas_found(nvcc: Path) -> bool:
+    roots = [Path(os.path.realpath(nvcc)).parent.parent]
+    if os.environ.get("CUDA_PATH"):
+        roots.append(Path(os.environ["CUDA_PATH"]))
+    folders = [Path("/usr/lib/x86_64-linux-gnu"), Path("/usr/lib64")]
+    for root in roots:
+        folders += [root / "lib64", root / "lib", *root.glob("targets/*/lib")]
+    return any(any(folder.glob("libcublas.so*")) for folder in folders)
 
 
 def portable_wheel(baseline: CpuBaseline, gpu: str = "", log: Callable[[str], None] = print) -> LlamaWheel:

@@ -42,9 +42,22 @@ class Target:
         args = ["--python-version", self.python]
         if self.platforms:
             # The portable llama-cpp-python wheel is built here: its tag is linux_<machine>.
-            for tag in (*self.platforms, f"linux_{self.machine}"):
+            tags = [tag for given in self.platforms for tag in older_manylinux(given)]
+            for tag in dict.fromkeys([*tags, f"linux_{self.machine}"]):
                 args += ["--platform", tag]
         return args
+
+
+def older_manylinux(tag: str) -> list[str]:
+    """`tag` and the older manylinux tags a system with that glibc also runs (pip expands only
+    manylinux2014 and manylinux2010 itself, not manylinux_2_28)."""
+    match = re.fullmatch(r"manylinux_2_(\d+)_(\w+)", tag)
+    if not match:
+        return [tag]
+    newest, arch = int(match[1]), match[2]
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 4, -1)]
+    aliases = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    return tags + [f"{alias}_{arch}" for minor, alias in aliases.items() if minor <= newest]
 
 
 def build_wheelhouse(
