@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.editors.test_neovim import DEMO, RECT
+from tests.requirements import require
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -24,10 +25,7 @@ SCRIPT = Path(__file__).with_name("eglot_check.el")
 
 
 def test_eglot_inserts_inklings_whole_completion(tmp_path: Path) -> None:
-    if shutil.which("emacs") is None:
-        if os.environ.get("CI"):
-            pytest.fail("emacs missing: .ci/run installs emacs-nox and elpa-eglot")
-        pytest.skip("emacs not installed")
+    require(shutil.which("emacs") is not None, "Emacs with eglot", "apt-get install emacs-nox elpa-eglot")
     text = (DEMO + RECT).replace("    sy = \n", "    sy = sum\n")
     source = tmp_path / "shapes.py"
     source.write_text(text)

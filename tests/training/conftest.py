@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
-# The training stack is an extra (`pip install -e '.[train]'`); CI installs it.
-pytest.importorskip("trl", reason="needs the train extra: pip install -e '.[train]'")
+from tests.requirements import require_train_extra
 
-from tests.training.tiny_model import build_tiny_model
+# The training stack is an extra (`pip install -e '.[dev,train]'`); .ci/run installs it.
+require_train_extra()
+
+from tests.training.tiny_model import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

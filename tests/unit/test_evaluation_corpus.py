@@ -1,4 +1,4 @@
-"""The standard corpora are installed (.ci/run does it) and split reproducibly."""
+"""The standard corpora are installed (.ci/run does it, else these tests skip) and split reproducibly."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import pytest
 
 from lsp_server.evaluation.corpus import STANDARD_LANGUAGES, discover, split_of
 from lsp_server.evaluation.tasks import build_tasks
+from tests.requirements import require_corpora
 
 
 @pytest.mark.parametrize("language", STANDARD_LANGUAGES)
 def test_each_standard_corpus_has_files_in_both_splits(language: str) -> None:
+    require_corpora(language)
     corpora = discover([language])
     files = [f for corpus in corpora for f in corpus.files]
     assert len(files) >= 200, f"{language}: only {len(files)} files"
@@ -28,6 +30,7 @@ def test_each_standard_corpus_has_files_in_both_splits(language: str) -> None:
 
 
 def test_standard_tasks_never_mix_the_splits() -> None:
+    require_corpora("python", "c")
     corpora = discover(["python", "c"])
     dev = build_tasks(corpora, splits=("dev",), per_group=3)
     test = build_tasks(corpora, splits=("test",), per_group=3)
