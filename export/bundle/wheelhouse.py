@@ -10,6 +10,7 @@ portable wheel's file so that pip takes it instead of any other build.
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,7 +72,9 @@ def build_wheelhouse(
     """Fill `wheels`; returns the requirement install.sh installs ('inkling[train]==0.1.0')."""
     wheels.mkdir(parents=True, exist_ok=True)
     log(f"building Inkling's wheel from {source}")
-    _pip("wheel", "--no-deps", "--quiet", "-w", str(wheels), str(source))
+    with tempfile.TemporaryDirectory() as scratch:
+        # From a copy: setuptools reuses ./build, where files deleted from the checkout live on.
+        _pip("wheel", "--no-deps", "--quiet", "-w", str(wheels), str(_clean_copy(source, Path(scratch))))
     inkling = _single(wheels, "inkling-*.whl")
     inkling_version = inkling.name.split("-")[1]
     extra = f"[{','.join(extras)}]" if extras else ""
@@ -117,6 +120,26 @@ def _reachable(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+def _clean_copy(source: Path, scratch: Path) -> Path:
+    """The files of `source` that git tracks or would track (ignored ones, such as build/, .venv/
+    and node_modules/, left out); the whole folder when it is not a git checkout."""
+    copy = scratch / "source"
+    listing = subprocess.run(
+        ["git", "-C", str(source), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=False,
+    )
+    if listing.returncode != 0:
+        ignore = shutil.ignore_patterns("build", ".venv", "node_modules", "*.egg-info", ".git")
+        shutil.copytree(source, copy, ignore=ignore)
+        return copy
+    for name in filter(None, listing.stdout.decode().split("\0")):
+        if (source / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, copy / name)
+    return copy
 
 
 def _single(folder: Path, pattern: str) -> Path:

@@ -10,6 +10,7 @@ machine's pip is configured with are out of reach, as on a real target.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import socket
@@ -33,10 +34,16 @@ SLOW_OK = ("--time-budget-inline-ms", "20000")  # a loaded 2-core machine still 
 pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.timeout(3600)]
 
 
-def _can_unshare() -> bool:
+@functools.cache
+def _namespace() -> tuple[str, ...] | None:
+    """How to run a command with no network: `unshare -n` as root, `unshare -rn` (a user
+    namespace) elsewhere if the kernel allows it; None if neither works."""
     if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False).returncode == 0
+        return None
+    for wrapper in (("unshare", "-n"), ("unshare", "-rn")):
+        if subprocess.run([*wrapper, "true"], capture_output=True, check=False).returncode == 0:
+            return wrapper
+    return None
 
 
 def _index_reachable() -> bool:
@@ -49,9 +56,10 @@ def _index_reachable() -> bool:
 
 def offline(home: Path, *command: str | Path) -> list[str]:
     """`command` with no network, no inherited environment and `home` as HOME."""
+    namespace = _namespace()
+    assert namespace is not None
     return [
-        "unshare",
-        "-n",
+        *namespace,
         "env",
         "-i",
         "PATH=/usr/local/bin:/usr/bin:/bin",
@@ -77,7 +85,9 @@ def install(bundle: Path, prefix: Path, home: Path) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require(
-        _can_unshare(), "`unshare -n` (util-linux, run as root)", "apt-get install util-linux; run as root"
+        _namespace() is not None,
+        "`unshare -n` (util-linux; root, or user namespaces for `unshare -rn`)",
+        "apt-get install util-linux; run as root",
     )
     require(shutil.which("npm") is not None, "npm, to package the VS Code extension", "apt-get install npm")
     require(
@@ -280,3 +290,13 @@ def test_a_directory_that_is_not_an_installation_is_left_alone(bundle: Path, tmp
     assert result.returncode != 0
     assert "is not an Inkling installation" in result.stderr, result.stderr
     assert (prefix / "notes.txt").read_text() == "mine"
+
+
+def test_the_installs_above_really_had_no_network(tmp_path: Path) -> None:
+    probe = "import socket; socket.create_connection(('pypi.org', 443), timeout=5)"
+    result = subprocess.run(
+        offline(tmp_path, "python3", "-c", probe), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0 and ("gaierror" in result.stderr or "unreachable" in result.stderr), (
+        result.stderr
+    )
