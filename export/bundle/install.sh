@@ -110,7 +110,14 @@ EOF
 EDITORS="$PREFIX/share/inkling/editors"
 mkdir -p "$EDITORS"
 cp -R "$BUNDLE/editors/." "$EDITORS/"
-sed -i "s|^command = \"inkling\"|command = \"$PREFIX/bin/inkling\"|" "$EDITORS/helix/languages.toml"
+"$PY" - "$EDITORS/helix/languages.toml" "$PREFIX/bin/inkling" << 'EOF'
+import json, sys
+from pathlib import Path
+
+config, inkling = Path(sys.argv[1]), sys.argv[2]
+text = config.read_text()
+config.write_text(text.replace('command = "inkling"', f"command = {json.dumps(inkling)}", 1))
+EOF
 cp "$BUNDLE/bundle.json" "$PREFIX/$MARKER"
 
 say "running inkling doctor"

@@ -116,7 +116,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("target")
-    prefix, home = root / "opt" / "inkling", root / "home"
+    prefix, home = root / "opt" / "Inkling & co", root / "home"  # quoting is part of the test
     started = time.monotonic()
     result = install(bundle, prefix, home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -178,6 +178,8 @@ def test_installed_offline_it_completes_from_the_bundled_model(
         "gemma-3-270m-q4_k_m.gguf",
     }
     assert not (home / ".cache" / "pip").exists()  # nothing cached on the target
+    helix = (prefix / "share" / "inkling" / "editors" / "helix" / "languages.toml").read_text()
+    assert f'command = "{prefix}/bin/inkling"' in helix
 
 
 def test_the_installed_llama_cpp_is_the_portable_build(installed: tuple[Path, Path]) -> None:
@@ -272,14 +274,14 @@ def test_a_failed_upgrade_restores_the_installation_and_a_good_one_replaces_it(
     version = offline(home, prefix / "bin" / "inkling", "--version")
     check = subprocess.run(version, capture_output=True, text=True, check=False)
     assert check.returncode == 0 and check.stdout.startswith("inkling "), check.stderr
-    assert not list(prefix.parent.glob("inkling.previous-*"))
+    assert not list(prefix.parent.glob(f"{prefix.name}.previous-*"))
 
     marker = (prefix / ".inkling-install.json").stat().st_mtime_ns
     result = install(bundle, prefix, home)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "upgrading the Inkling installation" in result.stderr
     assert (prefix / ".inkling-install.json").stat().st_mtime_ns != marker
-    assert not list(prefix.parent.glob("inkling.previous-*"))
+    assert not list(prefix.parent.glob(f"{prefix.name}.previous-*"))
 
 
 def test_a_directory_that_is_not_an_installation_is_left_alone(bundle: Path, tmp_path: Path) -> None:
