@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -102,6 +103,7 @@ def cmd_bench_http(args: argparse.Namespace) -> int:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(state, ignore_errors=True)  # the users' keys
     report = _report(results, args, rss_before, rss_after, wall)
     args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(_table(report))
