@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from unittest import mock
-from urllib.parse import unquote, urlparse
 
 import llama_cpp
 import numpy as np
@@ -60,6 +59,7 @@ from lsp_server.generator import GenerationRequest as Request
 from lsp_server.llama_model import LlamaModel, model_params
 from lsp_server.models import resolve_model
 from lsp_server.pipeline import CompletionRequest, Pipeline
+from lsp_server.service import uri_to_path
 from lsp_server.settings import Settings, effective_threads
 
 PAIRED_OUTCOMES = frozenset({"shown", "empty", "late"})
@@ -254,11 +254,6 @@ class FloorRun:
         )
 
 
-def _path_of(uri: str) -> str:
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
-
-
 class Workload:
     """The document at every event of the sessions, as the server saw it."""
 
@@ -271,7 +266,7 @@ class Workload:
     def request(self, record: RequestRecord) -> CompletionRequest:
         session = self._sessions[record.session]
         text, cursor = self._states[record.session][record.index]
-        return CompletionRequest(text, cursor, session.language_id, path=_path_of(session.uri))
+        return CompletionRequest(text, cursor, session.language_id, path=uri_to_path(session.uri))
 
 
 def floor_generator(settings: Settings) -> FloorGenerator:

@@ -72,7 +72,7 @@ def cmd_bench_http(args: argparse.Namespace) -> int:
     state = Path(tempfile.mkdtemp(prefix="inkling-bench-http-"))
     store = KeyStore(state / FILE_NAME)
     keys = {f"user{n + 1}": store.add(f"user{n + 1}") for n in range(args.users)}
-    port = _free_port()
+    port = free_port()
     flags = _setting_flags(args)
     server = subprocess.Popen(
         [
@@ -90,7 +90,7 @@ def cmd_bench_http(args: argparse.Namespace) -> int:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(port, server)
+        wait_healthy(port, server)
         sources = _sources(args.users)
         warm = asyncio.run(_post(port, "/infill", _infill(sources[0][1], 0), keys["user1"]))
         if warm[0] != 200:
@@ -314,14 +314,15 @@ def _setting_flags(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
+def wait_healthy(port: int, server: subprocess.Popen[bytes], seconds: float = 180) -> None:
+    """Until `/health` answers 200 (raises if the server exits or `seconds` pass)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"the server exited ({server.returncode})")
@@ -330,7 +331,7 @@ def _wait_healthy(port: int, server: subprocess.Popen[bytes]) -> None:
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
-    raise RuntimeError("the server was not ready in 180 s")
+    raise RuntimeError(f"the server was not ready in {seconds:.0f} s")
 
 
 def _rss_kib(pid: int) -> int:

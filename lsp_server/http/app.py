@@ -88,7 +88,7 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
         return JSONResponse(generate_response(answer, answer.model, total_ms))
 
     async def tags(request: Request) -> Response:
-        return JSONResponse(tags_response(front.registry.paths))
+        return JSONResponse(tags_response(front.registry.sizes()))
 
     async def events(request: Request) -> Response:
         """An editor says what became of a completion (Tabby's events: view, select, dismiss)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from lsp_server.http.errors import HttpError
@@ -75,21 +74,14 @@ async def generate_stream(answer: Answer, model: str, total_ms: float) -> AsyncI
     yield (json.dumps(final_object(answer, model, total_ms)) + "\n").encode()
 
 
-def tags_response(paths: dict[str, str]) -> dict[str, Any]:
-    """The models offered, as `ollama list` shows them (names with a tag)."""
+def tags_response(sizes: dict[str, int]) -> dict[str, Any]:
+    """The models offered (name -> file size), as `ollama list` shows them (with a tag)."""
     return {
         "models": [
-            {"name": f"{name}:latest", "model": f"{name}:latest", "size": _size(path), "details": {}}
-            for name, path in paths.items()
+            {"name": f"{name}:latest", "model": f"{name}:latest", "size": size, "details": {}}
+            for name, size in sizes.items()
         ]
     }
-
-
-def _size(path: str) -> int:
-    try:
-        return Path(path).stat().st_size
-    except OSError:
-        return 0
 
 
 def _now() -> str:

@@ -88,8 +88,8 @@ class ModelRegistry:
     def _make_room(self, name: str) -> list[str]:
         if self.memory_limit_bytes <= 0:
             return []
-        sizes = {loaded: _size(self.paths[loaded]) for loaded in self._loaded}
-        total = sum(sizes.values()) + _size(self.paths[name])
+        sizes = {loaded: model_bytes(self.paths[loaded]) for loaded in self._loaded}
+        total = sum(sizes.values()) + model_bytes(self.paths[name])
         evicted = []
         for loaded in self._loaded:  # least recently used first
             if total <= self.memory_limit_bytes:
@@ -97,6 +97,10 @@ class ModelRegistry:
             evicted.append(loaded)
             total -= sizes[loaded]
         return evicted
+
+    def sizes(self) -> dict[str, int]:
+        """Every offered model's file size, by name."""
+        return {name: model_bytes(path) for name, path in self.paths.items()}
 
     def loaded(self) -> list[tuple[str, CompletionService]]:
         with self._lock:
@@ -109,7 +113,7 @@ class ModelRegistry:
             service.stop()
 
 
-def _size(path: str) -> int:
+def model_bytes(path: str) -> int:
     """What a model takes in memory, roughly: its file (llama.cpp maps it whole)."""
     try:
         return Path(path).stat().st_size

@@ -21,18 +21,13 @@ from typing import Any
 import openai
 import pytest
 
+from lsp_server.bench.http_load import free_port
 from lsp_server.http.keys import FILE_NAME, KeyStore
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 FUNCTION = "def mean(values):\n    total = sum(values)\n"
 BLOCK_PREFIX = "import os\n\n\ndef list_python_files(folder):\n    "
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, key: tuple[Path, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("http") / "server.log"
     with log.open("w") as out:
         process = subprocess.Popen(
