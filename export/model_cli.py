@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="install llama.cpp's Hugging Face -> GGUF converter (from llama-cpp-python's source, with pip)",
     )
     converter.set_defaults(func=cmd_converter)
+    server = actions.add_parser(
+        "llama-server",
+        help="build llama.cpp's llama-server from llama-cpp-python's source (once, minutes); print its path",
+    )
+    server.add_argument("--rebuild", action="store_true", help="build again even when the cache has a binary")
+    server.add_argument("--jobs", type=int, default=0, help="parallel compile jobs (default: one per core)")
+    server.set_defaults(func=cmd_llama_server)
     compare = actions.add_parser(
         "compare",
         help="greedy agreement and perplexity of GGUF files against a reference GGUF (llama.cpp)",
@@ -145,4 +153,23 @@ def cmd_converter(args: argparse.Namespace) -> int:
         print(f"inkling model converter: {exc}", file=sys.stderr)
         return 1
     print(f"llama.cpp's converter: {path}")
+    return 0
+
+
+def cmd_llama_server(args: argparse.Namespace) -> int:
+    from export.llama_server import BINARY_ENV, build_llama_server, cached_llama_server, llama_server_binary
+    from lsp_server.errors import InklingError
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        if args.rebuild or not (os.environ.get(BINARY_ENV) or cached_llama_server()):
+            path = build_llama_server(log=log, jobs=args.jobs)
+        else:
+            path = llama_server_binary(log=log)
+    except (InklingError, OSError) as exc:
+        print(f"inkling model llama-server: {exc}", file=sys.stderr)
+        return 1
+    print(path)
     return 0
