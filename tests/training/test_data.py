@@ -16,6 +16,7 @@ from lsp_server.corpora import split_of as split_of_evaluation
 from lsp_server.holes import Hole, HoleKind
 from lsp_server.holes.nodes import find_spans
 from lsp_server.languages import language_for_id
+from lsp_server.scrub import ScrubReport, scrub
 from training.config import ConfigError, apply_overrides, build, load_yaml, section
 from training.data import sources
 from training.data.dedup import DedupConfig, duplicates
@@ -23,7 +24,6 @@ from training.data.docs import code_blocks
 from training.data.examples import ExampleConfig, examples_for_file, fim_example
 from training.data.filters import FilterConfig, detect_language, rejection
 from training.data.prepare import PrepareConfig, format_stats, prepare
-from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source
 from training.data.split import Exclusions, split_of
 

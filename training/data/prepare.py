@@ -18,12 +18,12 @@ from typing import Any
 from tqdm import tqdm
 
 from lsp_server.corpora import held_out
+from lsp_server.scrub import ScrubReport, scrub
 from training.config import ConfigError, expand_path, to_dict
 from training.data.context import RepositoryContext
 from training.data.dedup import DedupConfig, duplicates
 from training.data.examples import ExampleConfig, examples_for_file
 from training.data.filters import FilterConfig, detect_language, rejection
-from training.data.scrub import ScrubReport, scrub
 from training.data.sources import SourceConfig, iter_source, source_name, source_root
 from training.data.split import Exclusions, split_of
 

@@ -1,4 +1,8 @@
-"""Secrets and personal data out of training text, with a report of what went.
+"""Secrets and personal data out of code text, with a report of what went.
+
+Shared by training data preparation (`training.data.prepare`) and the server's
+opt-in feedback store (`lsp_server.feedback`), which scrubs every text it keeps
+before writing it.
 
 Secrets (keys, tokens, private keys, passwords in URLs and in assignments)
 become a placeholder that names the kind; e-mail and public IP addresses
