@@ -40,6 +40,21 @@ def register(commands: Any) -> None:
         help="make a session from this file (repeatable; default: Python, C and JavaScript files "
         "from the standard library, numpy and matplotlib)",
     )
+    source.add_argument(
+        "--scenario",
+        choices=("typing", "whole-lines"),
+        default="typing",
+        help="typing (default): a stretch of lines typed at human speed, one fresh server per file; "
+        "whole-lines: one server, file after file opened and asked at once on a missing line of a "
+        "function, then a jump to another function and Enter on a new line, waiting for the answer "
+        "each time (the waits are reported apart, each with its floor)",
+    )
+    source.add_argument(
+        "--files",
+        type=int,
+        default=20,
+        help="whole-lines: how many standard-library Python files (default 20; --file picks others)",
+    )
     source.add_argument("--seed", type=int, default=1)
     source.add_argument("--lines", type=int, default=16, help="lines typed per session (default 16)")
     source.add_argument("--jumps", type=int, default=2, help="cursor jumps to other lines per session")
@@ -126,6 +141,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     quiet=args.quiet,
                     between=after_session,
                     workspace=workspace,
+                    one_server=any(event.scenario for session in sessions for event in session.events),
                 )
             )
         if run.status.get("model") != str(engine.config.model_path):
@@ -162,13 +178,25 @@ def _sessions(args: argparse.Namespace) -> list[Any]:
         SessionPlan,
         default_sources,
         generate_session,
+        generate_whole_line_session,
         load_sessions,
         source_for_path,
+        whole_line_sources,
     )
     from lsp_server.errors import InklingError
 
     if args.sessions is not None:
         return load_sessions(args.sessions)
+    if args.scenario == "whole-lines":
+        if args.workspace is not None:
+            raise InklingError("--scenario whole-lines runs without --workspace (its floor needs none)")
+        chosen = [source_for_path(path) for path in args.file] or whole_line_sources(args.files, args.seed)
+        if not chosen:
+            raise InklingError("no source file holds two function bodies far enough apart")
+        return [
+            generate_whole_line_session(source, seed=args.seed + number)
+            for number, source in enumerate(chosen)
+        ]
     if args.file:
         sources = [source_for_path(path) for path in args.file]
     else:

@@ -57,6 +57,8 @@ class RequestRecord:
     """An earlier request whose answer a completion cache could serve here (see `mark_cache_answerable`)."""
     cache_kind: str = ""
     """'repeat' (same text and cursor) or 'typed_ahead' (that state plus a typed prefix of its answer)."""
+    scenario: str = ""
+    """The event's whole-lines scenario ("open", "jump", "enter"), if any."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -204,7 +206,9 @@ async def replay_session(
                 text = text[: event.offset] + event.insert + text[event.offset + event.delete :]
             position = Document(session.uri, session.language_id, 0, text).position_at(event.cursor, encoding)
             following = session.events[index + 1].t_ms if index + 1 < len(session.events) else session.end_ms
-            record = RequestRecord(session.name, index, event.kind, scheduled, following - event.t_ms)
+            record = RequestRecord(
+                session.name, index, event.kind, scheduled, following - event.t_ms, scenario=event.scenario
+            )
             open_request = tracker.send(client, session.uri, position, record)
             futures.append(open_request[1])
             if records:
@@ -330,6 +334,20 @@ Between = Callable[[Session, list[RequestRecord]], Awaitable[None]]
 """Work done after a session, once its server has stopped (the floor)."""
 
 
+async def wait_until_ready(client: InklingClient, spawned: float) -> Startup:
+    """Start-up without a probe: the sessions' first request must find the server as a user
+    who opens a file would, not warmed by asking there already."""
+    initialized = time.perf_counter()
+    ready_at = await asyncio.wait_for(_ready_time(client), timeout=300)
+    return Startup(
+        spawn_to_initialized_s=initialized - spawned,
+        spawn_to_ready_s=ready_at - spawned,
+        spawn_to_first_completion_s=None,
+        probes=0,
+        first_completion="",
+    )
+
+
 async def serve_session(
     session: Session,
     *,
@@ -340,19 +358,42 @@ async def serve_session(
     workspace: Path | None = None,
 ) -> ServerSession:
     """Start a fresh server, measure its start, type the session into it, stop it."""
+    return await serve_sessions(
+        [session], server_args=server_args, speed=speed, stderr=stderr, quiet=quiet, workspace=workspace
+    )
+
+
+async def serve_sessions(
+    sessions: Sequence[Session],
+    *,
+    server_args: Sequence[str] = (),
+    speed: float = 1.0,
+    stderr: TextIO | None = None,
+    quiet: bool = False,
+    workspace: Path | None = None,
+    probe: bool = True,
+) -> ServerSession:
+    """Start a fresh server, type the sessions into it one after the other (each file opened,
+    edited, closed), stop it. With `probe`, start-up is measured up to a first completion
+    at the first session's cursor; without, up to the model being ready."""
     client = InklingClient([*SERVE_COMMAND, *server_args], stderr=stderr)
     load_before = os.getloadavg()
     spawned = time.perf_counter()
     result = await client.start(workspace=workspace)
     try:
         encoding = str(getattr(result.capabilities.position_encoding, "value", "utf-16") or "utf-16")
-        startup = await measure_startup(client, session, encoding, spawned)
+        if probe:
+            startup = await measure_startup(client, sessions[0], encoding, spawned)
+        else:
+            startup = await wait_until_ready(client, spawned)
         pid = client.pid
         rss_start, _ = rss_kib(pid)
         cpu_start = cpu_seconds(pid)
         before = await client.status()
         began, client_began = time.perf_counter(), time.process_time()
-        records = await replay_session(client, session, encoding, speed=speed, quiet=quiet)
+        records: list[RequestRecord] = []
+        for session in sessions:
+            records += await replay_session(client, session, encoding, speed=speed, quiet=quiet)
         wall, client_cpu = time.perf_counter() - began, time.process_time() - client_began
         cpu_replay = cpu_seconds(pid) - cpu_start
         after = await client.status()
@@ -361,7 +402,7 @@ async def serve_session(
     finally:
         exit_code = await client.stop()
     return ServerSession(
-        session=session.name,
+        session=sessions[0].name if len(sessions) == 1 else f"{len(sessions)} files, one server",
         startup=startup,
         records=records,
         status=after,
@@ -391,6 +432,7 @@ async def run_server(
     quiet: bool = False,
     between: Between | None = None,
     workspace: Path | None = None,
+    one_server: bool = False,
 ) -> ServerRun:
     """Each session on a fresh server, as a user who opens the editor on one file.
 
@@ -400,8 +442,27 @@ async def run_server(
     each session, with no server running, so that the floor is measured
     minutes, not a whole run, away from the replay it is compared with.
     With a `workspace` each server is opened on that folder instead, so that
-    its project context is at work (and the floor no longer applies)."""
+    its project context is at work (and the floor no longer applies).
+
+    `one_server`: all sessions on one server, as a user who opens file after file (each
+    closed before the next); start-up is not probed and the floor runs after the server
+    has stopped."""
     run = ServerRun()
+    if one_server:
+        served = await serve_sessions(
+            sessions,
+            server_args=server_args,
+            speed=speed,
+            stderr=stderr,
+            quiet=quiet,
+            workspace=workspace,
+            probe=False,
+        )
+        run.servers.append(served)
+        if between is not None:
+            for session in sessions:
+                await between(session, [r for r in served.records if r.session == session.name])
+        return run
     for session in sessions:
         served = await serve_session(
             session, server_args=server_args, speed=speed, stderr=stderr, quiet=quiet, workspace=workspace

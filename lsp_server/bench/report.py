@@ -254,6 +254,41 @@ def floor_figures(records: Sequence[RequestRecord], floor: FloorRun) -> dict[str
     }
 
 
+SCENARIOS = (
+    ("open", "open-and-ask (file just opened)"),
+    ("jump", "jump (cursor to another function)"),
+    ("enter", "Enter-then-wait (new line)"),
+)
+"""The whole-lines scenario's waits (`sessions.generate_whole_line_session`)."""
+
+
+def scenario_figures(records: Sequence[RequestRecord], floor: FloorRun | None) -> dict[str, Any]:
+    """Per wait of the whole-lines scenario: what the user got within the wait, and the
+    ratio to the floor of every request the floor ran (each one waited for)."""
+    floor_by_key = {(f.session, f.index): f for f in floor.records} if floor else {}
+    figures: dict[str, Any] = {}
+    for label, _ in SCENARIOS:
+        mine = [r for r in records if r.scenario == label]
+        if not mine:
+            continue
+        pairs = [
+            (r, floor_by_key[(r.session, r.index)]) for r in mine if (r.session, r.index) in floor_by_key
+        ]
+        answered = [(r, f) for r, f in pairs if f.text]
+        missed = [r for r, _ in answered if r.outcome != "shown"]
+        figures[label] = {
+            "requests": len(mine),
+            "by_outcome": dict(Counter(r.outcome for r in mine)),
+            "latency_ms": distribution(_latencies(mine)),
+            "ratio": _ratio([(r, f) for r, f in pairs if r.latency_ms is not None]),
+            "floor_answered": len(answered),
+            "empty_where_floor_answered": len(missed),
+            "empty_where_floor_answered_share": _share(len(missed), len(answered)),
+            "empty_share": _share(sum(r.outcome != "shown" for r in mine), len(mine)),
+        }
+    return figures
+
+
 def session_figures(session: Session) -> dict[str, Any]:
     gaps = [b.t_ms - a.t_ms for a, b in zip(session.events, session.events[1:], strict=False)]
     return {
@@ -284,6 +319,7 @@ def request_rows(records: Sequence[RequestRecord], floor: FloorRun | None) -> li
             "planned_gap_ms": r.planned_gap_ms,
             "cache_of": r.cache_of,
             "cache_kind": r.cache_kind,
+            "scenario": r.scenario,
             "text": r.text,
         }
         paired = floor_by_key.get((r.session, r.index))
@@ -395,6 +431,23 @@ def render_table(report: dict[str, Any]) -> str:
             "  * after one key press, inline mode, not cache-answerable, computed to the end, not ranked",
             _row("ranked blank lines / greedy floor", _ratio_text(floor["ratio_ranked"])),
         ]
+    scenarios = report.get("scenarios") or {}
+    if scenarios:
+        lines += [
+            "",
+            f"{'whole lines: server / floor':<44}{'server p50':>11}{'floor p50':>11}"
+            f"{'median ratio':>14}{'empty*':>9}{'n':>5}",
+        ]
+        for label, title in SCENARIOS:
+            if label in scenarios:
+                item = scenarios[label]
+                ratio = item["ratio"]
+                lines.append(
+                    f"{title:<44}{_ms(ratio['server_p50_ms']):>11}{_ms(ratio['floor_p50_ms']):>11}"
+                    f"{_num(ratio['median_ratio'], 'x', 2):>14}"
+                    f"{_pct(item['empty_where_floor_answered_share']):>9}{item['requests']:>5}"
+                )
+        lines.append("  * nothing shown within the wait where the floor wrote a line")
     tokens = f"server {_num(srv['generated_tokens_per_s'])}"
     prompt = f"server {_num(srv['prompt_eval_tokens_per_s'])}"
     if floor:
@@ -538,5 +591,6 @@ def build_report(
         "requests": request_figures(records),
         "server": server_figures(run, model_bytes),
         "floor": floor_figures(records, floor) if floor is not None else None,
+        "scenarios": scenario_figures(records, floor),
         "records": request_rows(records, floor),
     }

@@ -23,7 +23,7 @@ import random
 import string
 import sysconfig
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +52,10 @@ class Event:
     insert: str
     cursor: int
     """str index of the cursor after the event."""
+    scenario: str = ""
+    """What the user waits for here, where a session was made for it: "open" (a file just
+    opened, asked at once), "jump" (the cursor moved to another function), "enter" (a new
+    line in a file being edited); "" for plain typing."""
 
     @property
     def edits(self) -> bool:
@@ -339,6 +343,10 @@ class _Typist:
         self.t += delay
         self.events.append(Event(self.t, kind, offset, delete, insert, cursor))
 
+    def label_last(self, scenario: str) -> None:
+        """Mark the last event as one of the whole-lines scenario's waits."""
+        self.events[-1] = replace(self.events[-1], scenario=scenario)
+
     # -- actions -------------------------------------------------------------------
 
     def type_char(self, char: str, delay: int) -> None:
@@ -457,3 +465,144 @@ class _Typist:
         self.newline(remote, self.rng.randint(*self.style.think_ms))
         self.type_rest(remote)
         self.jump(back)
+
+
+# -- whole lines: a file just opened, a jump, Enter -------------------------------------------
+
+WAIT_MS = 3000
+"""How long the whole-lines user waits for ghost text before moving on."""
+WHOLE_FILE_LINES = 400
+JUMP_DISTANCE = 30
+"""Least lines between the place asked at opening and the place jumped to."""
+
+
+def generate_whole_line_session(
+    source: SourceFile,
+    *,
+    seed: int,
+    style: TypingStyle | None = None,
+    uri: str | None = None,
+    wait_ms: int = WAIT_MS,
+) -> Session:
+    """The paths where a user waits for a whole line, in one file (its first 400 lines).
+
+    The file is opened and asked at once ("open") at a line of a function body
+    that is missing: on a blank line after its indentation, or (every other
+    seed) at the end of the line's first half; the user waits. Then the cursor
+    jumps to another function's missing line ("jump") and waits, types that
+    line with its typos (mid-line keystrokes), presses Enter where the next
+    line is missing too ("enter") and waits again."""
+    try:
+        raw = source.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InklingError(f"cannot read {source.path}: {exc}") from exc
+    whole = raw.replace("\r\n", "\n").replace("\r", "\n")
+    lines = whole.split("\n")[:WHOLE_FILE_LINES]
+    if lines[-1] != "":
+        lines.append("")
+    rng = random.Random(f"whole-lines:{seed}:{source.label}")
+    body = _body_lines(whole, lines, source.language_id)
+    pairs = [b for b in body if b + 1 in body and _indent(lines[b]) == _indent(lines[b + 1])]
+    opening = [a for a in body if any(abs(a - b) >= JUMP_DISTANCE for b in pairs)]
+    if not opening:
+        raise InklingError(f"{source.label} has too few function bodies for a whole-lines session")
+    asked = rng.choice(opening)
+    jumped = rng.choice([b for b in pairs if abs(asked - b) >= JUMP_DISTANCE])
+    typist = _Typist(lines, asked, [], rng, style or TypingStyle())
+    at_line_end = seed % 2 == 1
+    typist.content[asked] = _first_half(lines[asked]) if at_line_end else _indent(lines[asked])
+    typist.content[jumped] = _indent(lines[jumped])
+    typist.content[jumped + 1] = None
+    initial_text = typist.text()
+    typist.t = 0
+    typist.line = asked
+    end = typist._end_of(asked)
+    typist._emit(0, "jump", end, 0, "", end)
+    typist.label_last("open")
+    typist.t += wait_ms
+    typist.jump(jumped)
+    typist.label_last("jump")
+    typist.t += wait_ms
+    typist.type_rest(jumped)
+    typist.newline(jumped + 1, typist.key_delay())
+    typist.label_last("enter")
+    name = f"{source.language_id}-{source.path.name}"
+    session = Session(
+        name=name,
+        language_id=source.language_id,
+        uri=uri or f"file:///bench/{source.path.name}",
+        source=f"{source.label}, lines 1-{len(lines) - 1}",
+        seed=seed,
+        initial_text=initial_text,
+        final_text=typist.text(),
+        events=tuple(typist.events),
+        end_ms=typist.t + wait_ms,
+    )
+    session.check()
+    return session
+
+
+_NOT_CODE = ("#", "//", "/*", "*", '"', "'", "@")
+
+
+def _body_lines(whole: str, lines: list[str], language_id: str) -> set[int]:
+    """Lines worth asking for: statements inside a body (indented, every token on the line,
+    no comment: `holes.tokens.clean_lines`; not a continuation), of a length a model could
+    write."""
+    from lsp_server.holes.parsed import parse_text
+    from lsp_server.holes.tokens import clean_lines
+
+    parsed = parse_text(language_id, whole)
+    clean = set(clean_lines(parsed)) if parsed is not None else set(range(len(lines)))
+    found = set()
+    for i in sorted(clean):
+        if not 2 <= i < len(lines) - 2:
+            continue
+        line, stripped = lines[i], lines[i].strip()
+        previous = lines[i - 1]
+        if not _indent(line) or not 8 <= len(stripped) <= 70 or stripped.startswith(_NOT_CODE):
+            continue
+        if not previous.strip() or len(_indent(previous)) > len(_indent(line)):
+            continue  # after a blank line, or a continuation of the statement above
+        if previous.rstrip().endswith(("\\", ",", "(", "[", "{")) and len(_indent(previous)) == len(
+            _indent(line)
+        ):
+            continue
+        if stripped.endswith(("(", "[", "{", ",", "\\")) or '"""' in stripped or "'''" in stripped:
+            continue
+        found.add(i)
+    return found
+
+
+def _first_half(line: str) -> str:
+    """The line up to the word boundary nearest its middle (at least its first word)."""
+    indent = _indent(line)
+    code = line[len(indent) :]
+    middle = len(code) // 2
+    cuts = [
+        i for i in range(1, len(code)) if (not code[i - 1].isalnum() and code[i - 1] != "_") or code[i] == " "
+    ]
+    cut = min(cuts, key=lambda i: abs(i - middle)) if cuts else middle
+    return indent + code[:cut]
+
+
+def whole_line_sources(count: int, seed: int) -> list[SourceFile]:
+    """`count` Python modules of the standard library (seeded choice), long enough to hold
+    two function bodies far apart."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        p for p in stdlib.glob("*.py") if not p.name.startswith(("_", "test")) and p.stat().st_size > 6000
+    )
+    rng = random.Random(f"whole-line-sources:{seed}")
+    rng.shuffle(files)
+    chosen: list[SourceFile] = []
+    for path in files:
+        if len(chosen) == count:
+            break
+        source = SourceFile(path, "python", f"Python stdlib {path.name}")
+        try:
+            generate_whole_line_session(source, seed=seed)
+        except InklingError:
+            continue
+        chosen.append(source)
+    return chosen
