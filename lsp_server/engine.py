@@ -28,7 +28,7 @@ from lsp_server.errors import ModelError, ModelNotReadyError, RequestCancelledEr
 from lsp_server.generator import CancelToken, Candidate, Generation, GenerationRequest
 from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
-from lsp_server.ranking import rank
+from lsp_server.ranking import rank, sure_of_the_start
 from lsp_server.settings import MAX_CANDIDATES, MAX_FORKS
 
 log = logging.getLogger(__name__)
@@ -401,6 +401,9 @@ class Engine:
                 model, request, cancel, trunk, prompt_logits, written, until_free=True
             )
             if logits is None or max_tokens <= 0:
+                return trunk, ()
+            if sure_of_the_start(model, request, logits):
+                self._decode_greedy(model, request, cancel, trunk, logits, written)
                 return trunk, ()
             return rank(model, request, cancel, trunk, logits, written, prompt_length)
         finally:

@@ -51,6 +51,10 @@ class GenerationRequest:
     itself (post-processed, healed text included); None or "": nothing usable."""
     judged_text: str = ""
     """Ranking: the text after the hole, whose likelihood after each candidate judges it."""
+    rank_below: float = 1.0
+    """Ranking: only where the most likely first token's probability is below this (the
+    greedy line is unsure of its start); at or above it the greedy line is written alone,
+    at the time of one line. 1.0: always rank."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Candidate:
     """Tokens generated (whose log-probabilities `logprob` adds up)."""
     judged_tokens: int = 0
     """Tokens of the text after the hole that `judged` adds up (0: not judged)."""
+    first_logprob: float = 0.0
+    """Log-probability of its first token after the forced text (0.0 for a fork)."""
 
     @property
     def score(self) -> float:

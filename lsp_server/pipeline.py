@@ -184,6 +184,7 @@ class Pipeline:
                 forks=forks,
                 finalize=lambda raw, complete: _finalized(context, prompt, raw, complete, parses),
                 judged_text=_text_below(context) if candidates > 1 else "",
+                rank_below=settings.line_rank_below,
             ),
             cancel,
         )

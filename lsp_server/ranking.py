@@ -16,7 +16,9 @@ leads into the code below.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -41,6 +43,16 @@ class Cancel(Protocol):
 
     @property
     def cancelled(self) -> bool: ...
+
+
+def sure_of_the_start(model: LlamaModel, request: GenerationRequest, logits: npt.NDArray[np.float32]) -> bool:
+    """Whether the line's most likely first token is likely enough (`rank_below`) that the
+    greedy line is written alone: the other candidates start with tokens the model gives
+    little chance, and they seldom win; ranking them costs a whole line's time or more."""
+    if request.rank_below >= 1.0:
+        return False
+    firsts = tokens_on_this_line(model, logits, request.stop_token_ids, 1)
+    return bool(firsts) and math.exp(log_probability(logits, firsts[0])) >= request.rank_below
 
 
 def rank(
@@ -92,6 +104,12 @@ def rank(
         trunk.reason = "cancelled"
         return trunk, ()
     candidates = _judge(model, request, branches, prompt_length)
+    candidates = tuple(
+        replace(candidate, first_logprob=log_probability(logits, firsts[number]))
+        if number < len(firsts)
+        else candidate
+        for number, candidate in enumerate(candidates)
+    )
     usable = [i for i, c in enumerate(candidates) if c.final]
     best = max(usable, key=lambda i: (candidates[i].score, -i)) if usable else 0
     return branches[best], candidates

@@ -74,9 +74,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument(
-        "--server-time-budgets",
+        "--lift-budgets",
         action="store_true",
-        help="keep the settings' time budgets (default: lifted, so that scores do not depend on the load)",
+        help="a study, not what users get: lift the time budgets to the most the settings allow, so "
+        "that generation ends on tokens and stop rules only and scores do not depend on the load "
+        "(default: the server's own budgets)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON results (default: inkling-eval-SPLIT.json)"
@@ -280,7 +282,7 @@ def _evaluate(
     from lsp_server.settings import setting_specs
 
     settings, _ = settings_from_args(args, strict=True)
-    if not args.server_time_budgets:
+    if args.lift_budgets:
         settings = _lift_time_budgets(settings)
     resolved = resolve_model(settings.model_path)
     # Every task starts from an empty KV cache: score the prompt the server builds while
@@ -308,7 +310,7 @@ def _evaluate(
             "template": ours.pipeline.template.family,
         }
         meta["settings"] = dataclasses.asdict(settings)
-        meta["time_budgets"] = "server" if args.server_time_budgets else "lifted"
+        meta["time_budgets"] = "lifted" if args.lift_budgets else "server"
         meta["runners"] = [runner.name for runner in runners]
         meta["machine"] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
         results: list[TaskResult] = []

@@ -114,6 +114,7 @@ class PipelineRunner:
                     "tokens": c.tokens,
                     "judged": round(c.judged, 4),
                     "judged_tokens": c.judged_tokens,
+                    "first_logprob": round(c.first_logprob, 4),
                 }
                 for c in completion.candidates
             ),

@@ -122,7 +122,7 @@ def test_the_shown_selection_stays_while_it_holds_the_best_item(tmp_path: Path) 
     assert [f.path for f in first] == ["shop/billing.py"]
     # The new line above shares words with the open buffer: the fresh choice adds it in
     # front of billing.py, its best item; the prompt keeps the context it has.
-    moved = REPORT[:offset] + "ledger_rows = ledger_totals\n        x = "
+    moved = REPORT[:offset] + "ledger_rows = tally_ledger(ledger_totals)\n        x = "
     fresh = ProjectContext(ProjectIndex([root]))
     fresh.note_open(root.resolve() / "notes.py", "python", notes)
     assert [f.path for f in fresh.gather(path, language_for_id("python"), moved, len(moved), budget)] == [
@@ -130,6 +130,31 @@ def test_the_shown_selection_stays_while_it_holds_the_best_item(tmp_path: Path) 
         "shop/billing.py",
     ]
     assert context.gather(path, language_for_id("python"), moved, len(moved), budget) is first
+
+
+def test_unrelated_or_closed_buffers_stay_out_of_the_prompt(tmp_path: Path) -> None:
+    root = make_project(tmp_path)
+    path = root.resolve() / "shop/report.py"
+    offset = REPORT.index("total = ") + len("total = ")
+    moved = REPORT[:offset] + "ledger_rows = tally_ledger(ledger_totals)\n        x = "
+    budget = ContextBudget(tokens=300, similar=False, definitions=False)
+    notes_path = root.resolve() / "notes.py"
+    context = ProjectContext(ProjectIndex([root]))
+    # Shares two of its names with the lines above the cursor: a Jaccard share of 0.13.
+    context.note_open(notes_path, "python", "ledger_rows = other_thing(ledger_totals)\n")
+    assert context.gather(path, language_for_id("python"), moved, len(moved), budget) == []
+    context.note_open(notes_path, "python", "ledger_rows = tally_ledger(ledger_totals)\n")
+    assert [f.path for f in context.gather(path, language_for_id("python"), moved, len(moved), budget)] == [
+        "notes.py"
+    ]
+    context.note_close(notes_path)
+    assert context.gather(path, language_for_id("python"), moved, len(moved), budget) == []
+    # What the user edited there stays: it is their own recent work.
+    context.note_change(notes_path, "python", "ledger_rows = tally_ledger(ledger_totals)\n", 0)
+    context.note_close(notes_path)
+    assert [f.path for f in context.gather(path, language_for_id("python"), moved, len(moved), budget)] == [
+        "notes.py"
+    ]
 
 
 def test_a_new_best_item_replaces_the_shown_selection() -> None:
