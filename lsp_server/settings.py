@@ -118,6 +118,16 @@ class Settings:
             maximum=MAX_FORKS,
         ),
     )
+    line_rank_below: float = field(
+        default=1.0,
+        metadata=_meta(
+            "With several line candidates: rank them only where the model gives its most likely "
+            "first token of the line a probability below this (it is unsure how the line starts); "
+            "above it, the greedy line alone, in the time of one line. 1: always rank.",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    )
     time_budget_inline_ms: int = field(
         default=2000,
         metadata=_meta(
