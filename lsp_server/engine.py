@@ -346,6 +346,14 @@ class Engine:
         self.stats.shifted_tokens += sum(move.length for move in plan.moves)
         return plan.reused
 
+    def uncached(self, prompt: Sequence[int]) -> int:
+        """Tokens of `prompt` not in the cache as it is now: read on the caller's thread,
+        an estimate while a background evaluation is filling it."""
+        if not self.primed or self._model is None:
+            return len(prompt)
+        min_run = self.config.reuse_min_run if self._model.can_shift else 0
+        return len(prompt) - plan_reuse(list(self._cached), prompt, min_run).reused
+
     def _repeats_last_prompt(self, model: LlamaModel, prompt: list[int]) -> bool:
         """Whether `prompt` is the last evaluated one, still in the cache (maybe followed by
         the tokens generated after it): then only those tokens are dropped, and the kept

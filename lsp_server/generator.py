@@ -175,9 +175,10 @@ class Generator(Protocol):
         """The loaded model; raises ModelNotReadyError before it is."""
         ...
 
-    @property
-    def primed(self) -> bool:
-        """Whether a prompt has been evaluated since the model loaded (a warm KV cache)."""
+    def uncached(self, prompt: Sequence[int]) -> int:
+        """How many of `prompt`'s tokens generating now would evaluate: those its cache does
+        not hold (all of them before any prompt was evaluated). The pipeline answers a cold
+        prompt from its nearest tokens first (`Settings.cold_start_tokens`)."""
         ...
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:

@@ -134,11 +134,12 @@ class Pipeline:
         max_tokens = budget.reserve
         whole: Prompt | None = None
         cold = settings.cold_start_tokens
-        if cold and not self.engine.primed and len(prompt.tokens) > 2 * cold:
-            # Nothing in the KV cache yet: answer from the text nearest the cursor now and
-            # evaluate the whole prompt while the user reads the answer. A block gets its
-            # first statement only: from little context a whole body rambles, and the
-            # next request, with the whole prompt cached, writes the rest.
+        if cold and len(prompt.tokens) > 2 * cold and self.engine.uncached(prompt.tokens) > 2 * cold:
+            # The KV cache holds little of this prompt (the model just loaded, a file just
+            # opened, a jump to another function): answer from the text nearest the cursor
+            # now and evaluate the whole prompt while the user reads the answer. A block
+            # gets its first statement only: from little context a whole body rambles, and
+            # the next request, with the whole prompt cached, writes the rest.
             whole = prompt
             quick = replace(
                 budget,

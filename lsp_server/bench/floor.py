@@ -81,8 +81,6 @@ class FloorGenerator:
         )
         self._lora = self._vocab.declared_lora()
         self._llama: llama_cpp.Llama | None = None
-        self.primed = False
-        """As the server's engine: only its first prompt is a cold start."""
         self.priming = False
         """Evaluate the prompt only (untimed set-up of the KV cache)."""
         self.ranked = False
@@ -98,8 +96,14 @@ class FloorGenerator:
     def generate(self, request: Request, cancel: CancelToken) -> Generation:
         return self._serve(request)
 
+    def uncached(self, prompt: Sequence[int]) -> int:
+        """None, as far as the pipeline is concerned: the floor evaluates every prompt whole
+        (reusing what `Llama` has cached), never the server's quick answer to a cold prompt.
+        Where the server answers from fewer tokens, that gain shows in the ratio."""
+        return 0
+
     def prefill(self, prompt: Sequence[int], after: CancelToken | None = None) -> Future[int] | None:
-        """The floor does no background work: a cold start is answered and left at that."""
+        """The floor does no background work."""
         return None
 
     def _load_llama(self) -> llama_cpp.Llama:
@@ -174,7 +178,6 @@ class FloorGenerator:
                 break
             llama.eval([token])
         finished = time.perf_counter()
-        self.primed = True
         return Generation(
             text=text,
             finish_reason=_reason(reason),

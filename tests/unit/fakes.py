@@ -80,6 +80,9 @@ class FakeGenerator:
     script: str = ""
     vocab: FakeVocab = field(default_factory=FakeVocab)
     primed: bool = True
+    """False: nothing in its cache yet. True: its cache holds the last prompt it generated
+    from or prefilled (`cached`), or, before any, whatever a request needs."""
+    cached: list[int] | None = None
     requests: list[GenerationRequest] = field(default_factory=list)
     prefilled: list[list[int]] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ class FakeGenerator:
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
         self.requests.append(request)
+        self.cached = list(request.prompt)
         if cancel.cancelled:
             return Generation("", "cancelled", len(request.prompt), 0, 0, 0.0, 0.0)
         self.primed = True
@@ -103,9 +107,22 @@ class FakeGenerator:
                 break
         return _generation(text, reason, len(request.prompt))
 
+    def uncached(self, prompt: Sequence[int]) -> int:
+        if not self.primed:
+            return len(prompt)
+        if self.cached is None:
+            return 0
+        same = 0
+        for old, new in zip(self.cached, prompt, strict=False):
+            if old != new:
+                break
+            same += 1
+        return len(prompt) - same
+
     def prefill(self, prompt: Sequence[int], after: CancelToken | None = None) -> Future[int] | None:
         self.prefilled.append(list(prompt))
         self.primed = True
+        self.cached = list(prompt)
         done: Future[int] = Future()
         done.set_result(0)
         return done

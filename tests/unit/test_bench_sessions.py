@@ -137,6 +137,8 @@ def test_with_a_workspace_sessions_name_their_real_files_inside_it(tmp_path: Pat
     def args(files: list[Path], workspace: Path | None) -> argparse.Namespace:
         return argparse.Namespace(
             sessions=None,
+            scenario="typing",
+            files=20,
             file=files,
             quick=True,
             seed=1,
@@ -153,3 +155,24 @@ def test_with_a_workspace_sessions_name_their_real_files_inside_it(tmp_path: Pat
     assert plain.fingerprint() != "" and plain.events == session.events
     with pytest.raises(InklingError, match="does not hold"):
         _sessions(args([inside, outside], project))
+
+
+def test_a_whole_line_session_asks_at_opening_after_a_jump_and_after_enter() -> None:
+    from lsp_server.bench.sessions import WAIT_MS, generate_whole_line_session, whole_line_sources
+
+    sources = whole_line_sources(2, seed=1)
+    assert len(sources) == 2
+    for seed, source in enumerate(sources, start=1):
+        session = generate_whole_line_session(source, seed=seed)
+        waits = [(event, text) for event, text in session.states() if event.scenario]
+        assert [event.scenario for event, _ in waits] == ["open", "jump", "enter"]
+        opened, _ = waits[0]
+        assert opened.t_ms == 0
+        for event, text in waits:
+            later = [e.t_ms for e in session.events if e.t_ms > event.t_ms] or [session.end_ms]
+            assert min(later) - event.t_ms >= WAIT_MS  # the user waits for the answer
+            line = text[text.rfind("\n", 0, event.cursor) + 1 : event.cursor]
+            if event.scenario != "open" or seed % 2 == 0:
+                assert line.strip() == ""  # a blank line, after its indentation
+            else:
+                assert line.strip()  # the first half of the line, nothing typed before

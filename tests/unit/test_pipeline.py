@@ -83,6 +83,21 @@ def test_a_cold_start_answers_from_the_end_of_the_prompt_and_evaluates_the_rest_
     assert list(generator.requests[1].prompt) == generator.prefilled[0]
 
 
+def test_a_prompt_the_cache_holds_little_of_is_answered_quickly_too() -> None:
+    """Not only after start-up: a file just opened, or a jump, is a cold prompt as well."""
+    generator = FakeGenerator(script="b)\n")
+    settings = replace(SETTINGS, cold_start_tokens=16)
+    here = "".join(f"value_{n} = compute(n, {n})\n" for n in range(40))
+    Pipeline(generator).complete(at(here + "x = max(a, |\n"), settings)
+    Pipeline(generator).complete(at(here + "x = max(a, |\n"), settings)
+    assert not generator.prefilled  # warm: the whole prompt each time
+    elsewhere = "".join(f"other_{n} = measure(m, {n})\n" for n in range(40))
+    completion = Pipeline(generator).complete(at(elsewhere + "y = min(c, |\n"), settings)
+    assert completion.text == "b)"
+    assert len(generator.prefilled) == 1
+    assert len(generator.requests[-1].prompt) < len(generator.prefilled[0])
+
+
 def test_the_language_is_resolved_once_with_the_request() -> None:
     assert at("x = |").language is language_for_id("python")
     assert at("x = |", "no-such-language").language is None
