@@ -165,9 +165,10 @@ class Settings:
     cold_start_tokens: int = field(
         default=256,
         metadata=_meta(
-            "First completion after the model loads: if the prompt is longer than twice this, "
-            "answer from this many tokens before the cursor (a block: its first statement only) "
-            "and evaluate the whole prompt in the background; 0 turns this off.",
+            "A prompt the model has little of in its cache (just loaded, a file just opened, a jump "
+            "to another function): if more than twice this many of its tokens are new, answer from "
+            "this many tokens before the cursor (a block: its first statement only) and evaluate "
+            "the whole prompt in the background; 0 turns this off.",
             minimum=0,
             maximum=65536,
         ),
