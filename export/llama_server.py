@@ -111,14 +111,22 @@ def build_llama_server(log: Callable[[str], None] = print, jobs: int = 0) -> Pat
             "cmake --build",
             log,
         )
-        built = build / "bin" / "llama-server"
-        if not built.is_file():
-            raise LlamaServerBuildError(f"the build finished without {built}")
-        check = subprocess.run([str(built), "--version"], capture_output=True, text=True, check=False)
-        if check.returncode != 0:
-            raise LlamaServerBuildError(f"the built llama-server does not run: {check.stderr[-1000:]}")
         seconds = time.monotonic() - started
-        done = work / "done"
+        install_built(build / "bin" / "llama-server", folder, package_version, seconds)
+    log(f"built {folder / 'bin' / 'llama-server'} in {seconds / 60:.1f} min")
+    return folder / "bin" / "llama-server"
+
+
+def install_built(built: Path, folder: Path, package_version: str, seconds: float) -> Path:
+    """Check that a freshly built binary runs, then put it into the cache `folder`."""
+    if not built.is_file():
+        raise LlamaServerBuildError(f"the build finished without {built}")
+    check = subprocess.run([str(built), "--version"], capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        raise LlamaServerBuildError(f"the built llama-server does not run: {check.stderr[-1000:]}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".install-", dir=folder.parent) as scratch:
+        done = Path(scratch) / "done"
         (done / "bin").mkdir(parents=True)
         shutil.copy2(built, done / "bin" / "llama-server")
         record = {
@@ -132,7 +140,6 @@ def build_llama_server(log: Callable[[str], None] = print, jobs: int = 0) -> Pat
         (done / "build.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         shutil.rmtree(folder, ignore_errors=True)
         done.rename(folder)
-    log(f"built {folder / 'bin' / 'llama-server'} in {seconds / 60:.1f} min")
     return folder / "bin" / "llama-server"
 
 
@@ -164,3 +171,37 @@ def _run(command: list[str], what: str, log: Callable[[str], None]) -> None:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
         raise LlamaServerBuildError(f"{what} failed (exit {result.returncode}):\n{tail}")
     log(f"{what}: done")
+
+
+def server_command(
+    binary: Path,
+    model: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 0,
+    context: int = 4096,
+    slots: int = 1,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    """The `llama-server` command line that serves `model` the way Inkling's engine runs it.
+
+    `--lora` with the adapter the model file names (llama.cpp does not read Inkling's key
+    itself); `--swa-full`, without which a sliding-window model (Gemma 3) cannot keep a
+    prompt's prefix in the KV cache when the prompt changes after it; one context of
+    `context` tokens per slot; greedy decoding is asked for per request."""
+    from lsp_server.llama_model import LlamaModel
+
+    vocab = LlamaModel(model, n_ctx=context, n_threads=1, n_batch=128, vocab_only=True)
+    try:
+        lora = vocab.declared_lora()
+    finally:
+        vocab.close()
+    command = [str(binary), "--model", str(model)]
+    if lora is not None:
+        command += ["--lora", str(lora)]
+    command += ["--host", host, "--port", str(port), "--ctx-size", str(context * slots)]
+    command += ["--parallel", str(slots), "--swa-full", "--no-webui"]
+    if threads:
+        command += ["--threads", str(threads), "--threads-batch", str(threads)]
+    return [*command, *extra]

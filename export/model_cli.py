@@ -54,6 +54,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     server.add_argument("--rebuild", action="store_true", help="build again even when the cache has a binary")
     server.add_argument("--jobs", type=int, default=0, help="parallel compile jobs (default: one per core)")
+    server.add_argument(
+        "--command",
+        action="store_true",
+        help="print the command line that serves a model to editors (`engineUrl`): --lora, --swa-full",
+    )
+    server.add_argument("--model", default="", help="with --command: the GGUF (default: Inkling's model)")
+    server.add_argument("--host", default="127.0.0.1", help="with --command: address to listen on")
+    server.add_argument("--port", type=int, default=8080, help="with --command")
+    server.add_argument("--slots", type=int, default=1, help="with --command: editors served at once")
+    server.add_argument("--context", type=int, default=4096, help="with --command: tokens per slot")
+    server.add_argument("--threads", type=int, default=0, help="with --command (0: llama.cpp's default)")
     server.set_defaults(func=cmd_llama_server)
     compare = actions.add_parser(
         "compare",
@@ -171,5 +182,27 @@ def cmd_llama_server(args: argparse.Namespace) -> int:
     except (InklingError, OSError) as exc:
         print(f"inkling model llama-server: {exc}", file=sys.stderr)
         return 1
-    print(path)
+    if not args.command:
+        print(path)
+        return 0
+    import shlex
+
+    from export.llama_server import server_command
+    from lsp_server.models import resolve_model
+
+    try:
+        model = resolve_model(args.model).path
+        command = server_command(
+            path,
+            model,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            context=args.context,
+            slots=args.slots,
+        )
+    except (InklingError, OSError) as exc:
+        print(f"inkling model llama-server: {exc}", file=sys.stderr)
+        return 1
+    print(shlex.join(command))
     return 0

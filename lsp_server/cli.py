@@ -99,7 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             models=parse_models(args.http_model),
             memory_limit_mib=args.http_memory_mib,
         )
-    early = EarlyLoad(settings)  # before the protocol stack is imported: the two overlap
+    # Before the protocol stack is imported: the two overlap (a remote engine loads nothing).
+    early = None if settings.engine_url else EarlyLoad(settings)
     from lsp_server.log_privacy import redact_buffers_in_logs
     from lsp_server.server import create_server
 
@@ -181,7 +182,12 @@ def cmd_complete(args: argparse.Namespace) -> int:
     document = Document(path.as_uri() if path.is_absolute() else str(path), "", 0, text)
     offset = document.offset_at(line - 1, column - 1, "utf-32")
     started = time.perf_counter()
-    engine = load_engine(settings, quiet=args.json)
+    from lsp_server.engine import Engine
+    from lsp_server.remote import RemoteGenerator, open_engine
+
+    engine: Engine | RemoteGenerator = (
+        open_engine(settings) if settings.engine_url else load_engine(settings, quiet=args.json)
+    )
     loaded = time.perf_counter()
     pipeline = Pipeline(engine)
     language_id = args.language or lsp_language_id_for_path(str(path))

@@ -69,8 +69,7 @@ def tokens_on_this_line(
         token = int(candidate)
         if model.is_eog(token) or model.is_control(token) or token in stop_token_ids:
             continue
-        piece = model.token_piece(token)
-        if piece and not piece.startswith(("\n", "\r")):
+        if on_this_line(model.token_piece(token)):
             found.append(token)
             if len(found) == count:
                 break
@@ -82,15 +81,24 @@ def _consistent_token(model: LlamaModel, logits: npt.NDArray[np.float32], remain
     count = min(_HEALING_CANDIDATES, logits.size)  # small vocabularies (test models) have fewer
     top = np.argpartition(logits, -count)[-count:]
     for token in top[np.argsort(logits[top])[::-1]]:
-        piece = model.token_piece(int(token))
-        # Whitespace must come back exactly: a longer run of spaces "agrees" with the
-        # indentation as text but puts the code at another depth (and the model, once
-        # past it, keeps writing spaces).
-        overshoot = piece.startswith(remaining) and piece[len(remaining) : len(remaining) + 1].isspace()
-        agrees = piece and not overshoot and (piece.startswith(remaining) or remaining.startswith(piece))
-        if agrees and not model.is_control(int(token)):
+        if agrees_with(model.token_piece(int(token)), remaining) and not model.is_control(int(token)):
             return int(token)
     return None
+
+
+def agrees_with(piece: str, remaining: str) -> bool:
+    """Whether a token's text may come next while `remaining` of the healed text is unwritten:
+    it extends that text or is its start."""
+    # Whitespace must come back exactly: a longer run of spaces "agrees" with the
+    # indentation as text but puts the code at another depth (and the model, once
+    # past it, keeps writing spaces).
+    overshoot = piece.startswith(remaining) and piece[len(remaining) : len(remaining) + 1].isspace()
+    return bool(piece) and not overshoot and (piece.startswith(remaining) or remaining.startswith(piece))
+
+
+def on_this_line(piece: str) -> bool:
+    """Whether a token's text may begin a completion that must start on the cursor's line."""
+    return bool(piece) and not piece.startswith(("\n", "\r"))
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:

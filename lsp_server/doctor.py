@@ -105,6 +105,20 @@ def run_doctor(settings: Settings, *, speed_probe: bool = True) -> DoctorReport:
         f"{files} files, {definitions} definitions under {Path.cwd()} in {index.crawl_seconds:.1f}s",
     )
 
+    if settings.engine_url:
+        _check_engine(report, settings, speed_probe=speed_probe)
+        watch.active = False
+        host = _engine_host(settings.engine_url)
+        elsewhere = [event for event in watch.events if host not in event]
+        report.add(
+            "offline",
+            not elsewhere,
+            f"network used only for the engine at {settings.engine_url}"
+            if not elsewhere
+            else f"network used beyond the engine: {elsewhere[:3]}",
+        )
+        return report
+
     try:
         resolved = resolve_model(settings.model_path)
     except InklingError as exc:
@@ -220,3 +234,83 @@ def _sha256(path: Any) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _engine_host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or url
+
+
+def _check_engine(report: DoctorReport, settings: Settings, *, speed_probe: bool) -> None:
+    """`engineUrl`: reachable, what it serves, Inkling's tokenizer and prompt format for it,
+    its speed seen from here, and one completion through it."""
+    from lsp_server.generator import CancelToken, GenerationRequest
+    from lsp_server.pipeline import CompletionRequest, Pipeline
+    from lsp_server.remote import detect, open_engine
+
+    try:
+        started = time.perf_counter()
+        _, info = detect(settings.engine_url)
+        answered_ms = (time.perf_counter() - started) * 1000
+    except InklingError as exc:
+        report.add("engine", False, str(exc))
+        return
+    report.info["engine"] = vars(info) | {"probe_ms": round(answered_ms, 1)}
+    report.add(
+        "engine",
+        True,
+        f"{info.kind} server at {info.url} answered in {answered_ms:.0f} ms: model {info.model}, "
+        f"context {info.n_ctx or 'not said'}" + (f" per slot, {info.slots} slots" if info.slots else ""),
+    )
+    try:
+        engine = open_engine(settings)
+    except InklingError as exc:
+        report.add("engine tokenizer", False, str(exc))
+        return
+    try:
+        pipeline = Pipeline(engine)
+        template = pipeline.template
+        report.add(
+            "engine tokenizer",
+            True,
+            f"{engine.vocab_source}; prompt template {template.family} ({template.order})",
+        )
+        if speed_probe:
+            model = engine.model
+            text = "import os\n" + "".join(
+                f"value_{i} = compute({i}, 'x{time.time_ns()}')\n" for i in range(40)
+            )
+            tokens = model.tokenize(text, add_bos=model.add_bos)[:512]
+            probe = GenerationRequest(prompt=tokens, max_tokens=32, time_budget_s=60.0)
+            cold = engine.generate(probe, CancelToken())
+            warm = engine.generate(probe, CancelToken())
+            speed = {
+                "prompt_tokens": len(tokens),
+                "first_token_ms_cold": round(cold.prompt_ms, 1),
+                "first_token_ms_cached": round(warm.prompt_ms, 1),
+                "generate_tokens_per_s": round(
+                    max(0, warm.generated_tokens - 1) / max(warm.generate_ms / 1000, 1e-6), 1
+                ),
+            }
+            report.info["engine_speed"] = speed
+            report.add(
+                "engine speed",
+                True,
+                f"first token after {len(tokens)} new prompt tokens {cold.prompt_ms:.0f} ms, "
+                f"after the same prompt again {warm.prompt_ms:.0f} ms (the slot's cache); "
+                f"generation {speed['generate_tokens_per_s']:.0f} tok/s (seen from here)",
+            )
+        sample = "def add(a, b):\n    return "
+        started = time.perf_counter()
+        completion = pipeline.complete(CompletionRequest(sample, len(sample), "python"), settings)
+        report.add(
+            "completion",
+            bool(completion.text),
+            f"{sample.strip()!r} -> {completion.text!r} in {(time.perf_counter() - started) * 1000:.0f} ms "
+            "through the engine",
+        )
+    except InklingError as exc:
+        report.add("completion", False, str(exc))
+    finally:
+        engine.close()

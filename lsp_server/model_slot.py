@@ -16,6 +16,7 @@ from lsp_server.early_load import EarlyLoad
 from lsp_server.engine import Engine
 from lsp_server.errors import InklingError, ModelError
 from lsp_server.loading import engine_config
+from lsp_server.remote import RemoteGenerator
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class ModelSlot:
         self._early_load = early_load
         """The load `inkling serve` began before the client connected, until taken."""
         self.state = ModelState.NOT_LOADED
-        self.engine: Engine | None = None
+        self.engine: Engine | RemoteGenerator | None = None
         self.model_path = ""
         self.error: str | None = None
         self.loads = 0
@@ -64,7 +65,7 @@ class ModelSlot:
 
         def run() -> None:
             try:
-                engine: Engine | None = self._load(settings, progress)
+                engine: Engine | RemoteGenerator | None = self._load(settings, progress)
                 error: BaseException | None = None
             except BaseException as exc:  # reported as the load's outcome, never lost
                 engine, error = None, exc
@@ -82,8 +83,16 @@ class ModelSlot:
 
         threading.Thread(target=run, name="inkling-load", daemon=True).start()
 
-    def _load(self, settings: Settings, progress: Callable[[float], None]) -> Engine:
+    def _load(self, settings: Settings, progress: Callable[[float], None]) -> Engine | RemoteGenerator:
         early, self._early_load = self._early_load, None
+        if settings.engine_url:
+            if early is not None:
+                early.discard()
+            from lsp_server.remote import open_engine
+
+            self.model_path = settings.engine_url
+            log.info("connecting to the engine at %s", settings.engine_url)
+            return open_engine(settings)
         engine = early.take(settings, progress) if early is not None else None
         if engine is not None:
             self.model_path = str(engine.config.model_path)

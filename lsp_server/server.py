@@ -179,9 +179,10 @@ class InklingServer(LanguageServer):
             log.info("%s: %s", message, slot.model_path)
         else:
             message = "model failed to load"
+            setting = "engineUrl" if self.settings.engine_url else "modelPath"
             self.tell(
                 f"could not load the model: {slot.error}. "
-                "Completions are off until the modelPath setting is fixed.",
+                f"Completions are off until the {setting} setting is fixed.",
                 types.MessageType.Error,
             )
         progress.end(message)

@@ -90,6 +90,17 @@ class Settings:
             reload=True,
         ),
     )
+    engine_url: str = field(
+        default="",
+        metadata=_meta(
+            "Generate on an inference server instead of in this process: llama.cpp's llama-server "
+            "(http://HOST:8080) or an OpenAI-compatible completion server such as vLLM "
+            "(http://HOST:8000/v1). Buffers, project context, prompts and post-processing stay "
+            "here; the tokenizer is read from modelPath (or the same-named model file in "
+            "Inkling's cache), else asked of llama-server. Empty: the model runs in-process.",
+            reload=True,
+        ),
+    )
     max_tokens_inline: int = field(
         default=48,
         metadata=_meta("Most tokens generated when finishing a line.", minimum=1, maximum=1024),

@@ -74,6 +74,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument(
+        "--no-in-process",
+        action="store_true",
+        help="with --engine-url: run the pipeline through the engine only (no in-process model, "
+        "no baseline); by default both run, each task through both in turn",
+    )
+    parser.add_argument(
         "--lift-budgets",
         action="store_true",
         help="a study, not what users get: lift the time budgets to the most the settings allow, so "
@@ -288,16 +294,35 @@ def _evaluate(
     # Every task starts from an empty KV cache: score the prompt the server builds while
     # the user types, not its quick first answer after start-up.
     settings = dataclasses.replace(settings, model_path=str(resolved.path), cold_start_tokens=0)
-    engine = load_engine(settings, quiet=args.no_progress)
+    remote = None
+    if settings.engine_url:
+        from lsp_server.remote import open_engine
+
+        # The same local model file gives the remote runner its tokenizer.
+        remote = open_engine(settings)
+        meta["engine"] = vars(remote.info) | {"tokenizer": remote.vocab_source}
+    elif args.no_in_process:
+        from lsp_server.errors import InklingError
+
+        raise InklingError("--no-in-process needs --engine-url")
+    remote_only = remote is not None and args.no_in_process
+    engine = None if remote_only else load_engine(settings, quiet=args.no_progress)
     runners: list[Runner] = []
     try:
-        if args.track == "crossfile":
+        if engine is None:
+            assert remote is not None
+            ours = PipelineRunner(remote, settings, name="remote")
+            runners.append(ours)
+        elif args.track == "crossfile":
             ours = PipelineRunner(engine, settings, name="in-file")
             runners += [ours, ProjectRunner(engine, settings)]
         else:
             ours = PipelineRunner(engine, settings)
             runners.append(ours)
-        if not args.no_baseline:
+        if remote is not None and engine is not None:
+            # The same runner as ours (the same project context), through the engine.
+            runners.append(type(ours)(remote, settings, name="remote"))
+        if not args.no_baseline and engine is not None:
             runners.append(BaselineRunner(engine, settings))
         if args.lsp:
             options = {spec.client_key: getattr(settings, spec.name) for spec in setting_specs()}
@@ -339,7 +364,10 @@ def _evaluate(
     finally:
         for runner in runners:
             runner.close()
-        engine.close()
+        if engine is not None:
+            engine.close()
+        if remote is not None:
+            remote.close()
     names = [runner.name for runner in runners]
     meta["machine"]["load_average_end"] = os.getloadavg()
     meta["duration_s"] = round(time.perf_counter() - started, 1)

@@ -26,6 +26,7 @@ from lsp_server.generator import GenerationRequest
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.project_context import ProjectContext
 from lsp_server.project_index import ProjectIndex
+from lsp_server.remote import RemoteGenerator
 from lsp_server.settings import Settings
 from lsp_server.templates import ContextFile
 
@@ -70,15 +71,18 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
-def clear_cache(engine: Engine) -> None:
+def clear_cache(engine: Engine | RemoteGenerator) -> None:
     """Start the next request from an empty KV cache (the engine clears it after the job)."""
-    engine.run_on_engine_thread(lambda model: None).result()
+    if isinstance(engine, Engine):
+        engine.run_on_engine_thread(lambda model: None).result()
+    else:
+        engine.clear_cache()
 
 
 class PipelineRunner:
     """Ours: `Pipeline.complete`, exactly what the server runs for a request."""
 
-    def __init__(self, engine: Engine, settings: Settings, name: str = "ours") -> None:
+    def __init__(self, engine: Engine | RemoteGenerator, settings: Settings, name: str = "ours") -> None:
         self.pipeline = Pipeline(engine)
         self.engine = engine
         self.settings = settings
@@ -128,7 +132,7 @@ class ProjectRunner(PipelineRunner):
     """Ours with project context, as the server gives it for the task's file opened in its
     repository (`Workspaces`)."""
 
-    def __init__(self, engine: Engine, settings: Settings, name: str = "project") -> None:
+    def __init__(self, engine: Engine | RemoteGenerator, settings: Settings, name: str = "project") -> None:
         super().__init__(engine, settings, name)
         self.workspaces = Workspaces()
 
