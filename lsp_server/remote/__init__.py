@@ -81,7 +81,7 @@ def _llama_cpp_info(
     return EngineInfo(
         kind=LLAMA_CPP,
         url=endpoint.url,
-        model=str(props.get("model_alias") or Path(model_path).name or "unknown"),
+        model=Path(str(props.get("model_alias") or model_path or "unknown")).name,
         n_ctx=int(settings.get("n_ctx") or 0),
         slots=int(props.get("total_slots") or 0),
         model_path=model_path,

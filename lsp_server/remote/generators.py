@@ -154,7 +154,9 @@ class _Decoded:
         self.tokens: list[int] = []
         self.text = ""
         self.reason: FinishReason | None = None
-        self.deadline = time.perf_counter() + request.time_budget_s
+        self.deadline = float("inf")
+        """Set when the server's first token arrives: the budget is generation's, as in-process
+        (where it starts once the prompt is evaluated)."""
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def take(self, token: int) -> bool:
@@ -174,6 +176,10 @@ class _Decoded:
         elif len(self.tokens) >= self.max_tokens:
             self.reason = "length"
         return self.reason is None
+
+    def start_clock(self) -> None:
+        if self.deadline == float("inf"):
+            self.deadline = time.perf_counter() + self.request.time_budget_s
 
     def healing(self) -> bool:
         return len(self.text) < len(self.request.forced_prefix)
@@ -308,6 +314,7 @@ class LlamaServerGenerator(RemoteGenerator):
             for event in self._events(body, closer):
                 if outcome.first_token_at is None:
                     outcome.first_token_at = time.perf_counter()
+                    decoded.start_clock()
                 self._note_slot(event)
                 probs = event.get("completion_probabilities") or []
                 tokens = [int(t) for t in event.get("tokens") or []]

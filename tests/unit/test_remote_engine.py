@@ -278,3 +278,14 @@ def test_the_servers_tokenizer_when_there_is_no_local_file() -> None:
         assert vocab.tokenize("ab") == [97, 98]
         assert len(server.bodies("/tokenize")) <= 6  # the second "ab" came from the cache
         assert vocab.detokenize([97, 98]) == "ab" and vocab.token_piece(99) == "c"
+
+
+def test_the_time_budget_starts_with_the_first_token() -> None:
+    """As in-process, where it starts once the prompt is evaluated: a server slow to evaluate
+    the prompt does not cut the completion to nothing."""
+    with fake_engine(script_of("abc", hang_s=0.5)) as server:
+        generation = llama(server.url).generate(request(time_budget_s=0.2), CancelToken())
+        assert (generation.text, generation.finish_reason) == ("abc", "eos")
+    with fake_engine(script_of("abcdefgh", delay_s=0.1)) as server:
+        generation = llama(server.url).generate(request(time_budget_s=0.25), CancelToken())
+        assert generation.finish_reason == "budget" and 0 < len(generation.text) < 8
