@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import json
 import logging
 import time
@@ -33,6 +35,7 @@ from lsp_server.http.openai import (
     models_response,
     stream_events,
 )
+from lsp_server.http.usage import ANONYMOUS, EVENT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,14 @@ _ENDPOINTS = frozenset(
         "/v1/events",
         "/api/generate",
         "/api/tags",
+        "/v1/usage",
         "/health",
         "/metrics",
     }
 )
-EVENT_TYPES = frozenset({"view", "select", "dismiss"})
+_NOT_USAGE = frozenset({"/health", "/metrics", "other"})
+"""Load balancers' and scrapers' requests, and unknown paths, are nobody's usage."""
+EVENT_TYPES = frozenset(EVENT_COLUMNS)
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """A request body larger than this is refused (413): far more than any editor sends."""
 
@@ -97,7 +103,26 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
         if kind not in EVENT_TYPES:
             raise HttpError(400, f"type must be one of {sorted(EVENT_TYPES)}", param="type")
         front.metrics.events.labels(kind, _user(request)).inc()
+        if front.usage is not None:
+            front.usage.event(_user(request), kind)
         return JSONResponse({})
+
+    async def usage(request: Request) -> Response:
+        """Usage kept across restarts: an admin key's request sees every user, any other key
+        its own; without a key, only a server that has no keys at all answers (all of it)."""
+        if front.usage is None:
+            raise HttpError(404, "this server keeps no usage counts")
+        since = _since(request.query_params.get("days"))
+        user = request.scope.get("inkling.key")
+        if request.scope.get("inkling.admin") or (user is None and not keys.records()):
+            found = front.usage.read(since=since)
+        elif isinstance(user, str):
+            found = front.usage.read([user], since=since)
+        else:
+            raise HttpError(
+                401, "usage is shown to its key (Authorization: Bearer KEY)", code="invalid_api_key"
+            )
+        return JSONResponse({"object": "list", "since": since or None, "data": [u.as_dict() for u in found]})
 
     async def models(request: Request) -> Response:
         return JSONResponse(models_response(front.registry.names(), started))
@@ -116,6 +141,7 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
         Route("/api/generate", generate, methods=["POST"]),
         Route("/api/tags", tags, methods=["GET"]),
         Route("/v1/events", events, methods=["POST"]),
+        Route("/v1/usage", usage, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/models", models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -136,10 +162,27 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
 
 async def _complete(front: Front, request: Request, endpoint: str, ask: Ask) -> Any:
     started = time.perf_counter()
-    answer = await front.complete(ask, request, endpoint)
     user = _user(request)
+    try:
+        answer = await front.complete(ask, request, endpoint)
+    except asyncio.CancelledError:  # the client hung up
+        if front.usage is not None:
+            front.usage.count(user, cancelled=1)
+        raise
     front.metrics.completed(endpoint, answer.model, user, answer.completion, time.perf_counter() - started)
+    if front.usage is not None:
+        front.usage.completed(user, answer.completion)
     return answer
+
+
+def _since(days: str | None) -> str:
+    """`?days=N`: the first day (YYYY-MM-DD, UTC) of the last N days; none: all time."""
+    if days is None:
+        return ""
+    if not days.isdigit() or int(days) < 1:
+        raise HttpError(400, "days must be a positive whole number", param="days")
+    first = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=int(days) - 1)
+    return first.isoformat()
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -171,7 +214,7 @@ def _client(request: Request) -> str:
 
 def _user(request: Request) -> str:
     key_name = request.scope.get("inkling.key")
-    return key_name if isinstance(key_name, str) else "anonymous"
+    return key_name if isinstance(key_name, str) else ANONYMOUS
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -212,7 +255,9 @@ class _Counted:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            user = scope.get("inkling.key", "anonymous")
+            user = scope.get("inkling.key", ANONYMOUS)
             path = scope.get("path", "")
             path = path if path in _ENDPOINTS else "other"
             self.front.metrics.requests.labels(path, user, str(status[0])).inc()
+            if self.front.usage is not None and path not in _NOT_USAGE:
+                self.front.usage.count(user, requests=1)

@@ -18,6 +18,7 @@ from lsp_server.errors import InklingError, ModelNotReadyError, RequestCancelled
 from lsp_server.http.errors import HttpError
 from lsp_server.http.metrics import Metrics
 from lsp_server.http.registry import ModelRegistry, UnknownModelError
+from lsp_server.http.usage import UsageLog
 from lsp_server.languages import language_for_path, lsp_language_id_for_path
 from lsp_server.model_slot import ModelState
 from lsp_server.pipeline import Completion, CompletionRequest, Status
@@ -62,10 +63,19 @@ class Answer:
 class Front:
     """The models behind every endpoint, and the counters."""
 
-    def __init__(self, registry: ModelRegistry, metrics: Metrics, *, max_pending: int = 32) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: Metrics,
+        *,
+        max_pending: int = 32,
+        usage: UsageLog | None = None,
+    ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.max_pending = max_pending
+        self.usage = usage
+        """Per-user counts kept across restarts (None: not kept, as in some tests)."""
 
     @property
     def model_name(self) -> str:

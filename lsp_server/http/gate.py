@@ -85,11 +85,12 @@ class Gate:
         """The key's name (set as the request's user), or the client's address."""
         secret = _presented_key(scope)
         if secret and (self.require_keys or self.keys.records()):
-            name = self.keys.name_of(secret)
-            if name is None:
+            record = self.keys.record_of(secret)
+            if record is None:
                 raise HttpError(401, "unknown API key", code="invalid_api_key")
-            scope["inkling.key"] = name
-            return name
+            scope["inkling.key"] = record.name
+            scope["inkling.admin"] = record.admin
+            return record.name
         if self.require_keys:
             raise HttpError(401, "an API key is required (Authorization: Bearer KEY)", code="invalid_api_key")
         peer = scope.get("client")

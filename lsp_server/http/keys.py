@@ -4,7 +4,9 @@ A key is shown once, when it is made (`inkling keys add NAME`); the file
 holds only its hash, so a copy of the file lets nobody in. The server
 requires a key whenever it listens beyond loopback; on loopback a key is
 optional, and a wrong one is refused all the same. The key's name is the
-user in metrics and the client whose newer request supersedes its older one.
+user in metrics and usage, and the client whose newer request supersedes its
+older one. An admin key (`inkling keys add NAME --admin`) may also read every
+user's usage (`GET /v1/usage`); any other key reads its own.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class KeyRecord:
     name: str
     sha256: str
     created: str
+    admin: bool = False
 
 
 class KeyStore:
@@ -52,13 +55,16 @@ class KeyStore:
             return self._read[1]
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
-            records = [KeyRecord(r["name"], r["sha256"], r.get("created", "")) for r in raw["keys"]]
+            records = [
+                KeyRecord(r["name"], r["sha256"], r.get("created", ""), bool(r.get("admin", False)))
+                for r in raw["keys"]
+            ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InklingError(f"cannot read the API keys in {self.path}: {exc}") from exc
         self._read = (stamp, records)
         return records
 
-    def add(self, name: str) -> str:
+    def add(self, name: str, *, admin: bool = False) -> str:
         """A new key for `name`, returned once (only its hash is kept)."""
         if not name or not set(name) <= _NAME_CHARS or len(name) > 64:
             raise InklingError(f"key name {name!r}: use up to 64 letters, digits and - _ . @")
@@ -67,7 +73,7 @@ class KeyStore:
             raise InklingError(f"a key named {name!r} exists (revoke it first to replace it)")
         secret = "ink-" + secrets.token_urlsafe(32)
         created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        self._write([*records, KeyRecord(name, _digest(secret), created)])
+        self._write([*records, KeyRecord(name, _digest(secret), created, admin)])
         return secret
 
     def revoke(self, name: str) -> None:
@@ -79,11 +85,15 @@ class KeyStore:
 
     def name_of(self, secret: str) -> str | None:
         """The name of the key `secret`, if it is one (compared in constant time)."""
+        record = self.record_of(secret)
+        return None if record is None else record.name
+
+    def record_of(self, secret: str) -> KeyRecord | None:
         digest = _digest(secret)
         found = None
         for record in self.records():
             if hmac.compare_digest(record.sha256, digest):
-                found = record.name
+                found = record
         return found
 
     def _write(self, records: list[KeyRecord]) -> None:
