@@ -61,7 +61,12 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         names = [spec.flag]
         if spec.name == "model_path":
             names.append("--model")
-        group.add_argument(*names, dest=f"setting_{spec.name}", default=None, help=spec.help)
+        if spec.type_name == "boolean":  # `--record-feedback` alone means true
+            group.add_argument(
+                *names, dest=f"setting_{spec.name}", default=None, nargs="?", const="true", help=spec.help
+            )
+        else:
+            group.add_argument(*names, dest=f"setting_{spec.name}", default=None, help=spec.help)
 
 
 def settings_from_args(

@@ -192,6 +192,21 @@ class InklingClient:
         items = getattr(result, "items", None) or []
         return str(items[0].insert_text) if items else ""
 
+    async def inline_item(self, uri: str, line: int, character: int) -> tuple[str, types.Command | None]:
+        """The first inline item's text and the command the editor runs on accepting it."""
+        _, future = self.request_inline(uri, line, character)
+        result = await future
+        items = getattr(result, "items", None) or []
+        if not items:
+            return "", None
+        return str(items[0].insert_text), items[0].command
+
+    async def execute_command(self, command: types.Command) -> Any:
+        """Run an item's command, as an editor does when the user accepts the item."""
+        return await self._client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=command.command, arguments=command.arguments)
+        )
+
     async def stop(self) -> int | None:
         """Shut down politely; returns the server's exit code."""
         process = self._client._server

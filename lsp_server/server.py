@@ -24,6 +24,7 @@ from lsp_server.acceptance import ACCEPT_COMMAND, AcceptanceLog
 from lsp_server.documents import UTF8, UTF16, UTF32, DocumentSnapshot
 from lsp_server.early_load import EarlyLoad
 from lsp_server.errors import DocumentError, InklingError
+from lsp_server.feedback import FeedbackTracker, OfferContext, model_fingerprint, shaping_settings
 from lsp_server.load_progress import LoadProgress
 from lsp_server.model_slot import ModelSlot, ModelState
 from lsp_server.pipeline import Completion
@@ -53,6 +54,8 @@ class InklingServer(LanguageServer):
         self.client_layers: list[SettingsLayer] = []
         self.service = CompletionService(merge(base_layers), early_load)
         self.acceptance = AcceptanceLog()
+        self.feedback = FeedbackTracker()
+        """Offers and their outcomes, kept only with `recordFeedback` (feedback.py)."""
         self.client_name = "unknown client"
         self.event_loop: asyncio.AbstractEventLoop | None = None
         """The loop the handlers run on: messages from worker threads are sent through it."""
@@ -135,6 +138,11 @@ class InklingServer(LanguageServer):
             },
             "encoding": self.encoding if self.protocol._workspace is not None else None,
             "acceptance": self.acceptance.session(),
+            "feedback": {
+                "recording": self.settings.record_feedback,
+                "pending": self.feedback.pending,
+                "written": self.feedback.sink.written,
+            },
             "engine": service.engine_counters(),
         }
 
@@ -150,6 +158,8 @@ class InklingServer(LanguageServer):
         self.client_layers = [*self.client_layers, layer]
         old = self.service.settings
         self.service.settings = merge([*self.base_layers, *self.client_layers])
+        if old.record_feedback and not self.service.settings.record_feedback:
+            self.feedback.discard()  # turned off: what is pending is not written
         if self.service.slot.state in (ModelState.READY, ModelState.FAILED):
             changed = changed_reload_fields(old, self.service.settings)
             if changed:
@@ -192,6 +202,8 @@ class InklingServer(LanguageServer):
         """Cancel every generation, stop indexing, save the acceptance counts and free
         the model: on shutdown, on SIGTERM and when the client goes away unannounced."""
         self.acceptance.flush()
+        self.feedback.settle_all("ended")
+        self.feedback.sink.close()
         self.service.stop()
 
     # -- completion --------------------------------------------------------------------
@@ -219,7 +231,7 @@ def inline_items(
     item = types.InlineCompletionItem(
         insert_text=completion.text,
         range=types.Range(start=position, end=position),
-        command=_accept_command(server, view, "inline"),
+        command=_accept_command(server, view, completion, "inline"),
     )
     return types.InlineCompletionList(items=[item])
 
@@ -252,7 +264,7 @@ def completion_items(
         preselect=True,
         insert_text_format=types.InsertTextFormat.PlainText,
         insert_text_mode=types.InsertTextMode.AsIs,
-        command=_accept_command(server, view, "menu"),
+        command=_accept_command(server, view, completion, "menu"),
         text_edit=types.TextEdit(
             range=types.Range(
                 start=types.Position(line=start[0], character=start[1]),
@@ -264,10 +276,56 @@ def completion_items(
     return types.CompletionList(is_incomplete=True, items=[item])
 
 
-def _accept_command(server: InklingServer, view: DocumentSnapshot, kind: str) -> types.Command:
-    """Counts the item as offered; the client runs the command when the user accepts it."""
+def _accept_command(
+    server: InklingServer, view: DocumentSnapshot, completion: Completion, kind: str
+) -> types.Command:
+    """Counts the item as offered (and records it, with `recordFeedback`); the client runs
+    the command when the user accepts it."""
     item_id = server.acceptance.offered(server.client_name, view.language_id, kind)
+    if server.settings.record_feedback:
+        server.feedback.sink.max_bytes = server.settings.feedback_max_mib << 20
+        server.feedback.offered(
+            item_id,
+            view.uri,
+            view.text,
+            completion.offset,
+            completion.text,
+            _offer_context(server, view, completion, kind),
+        )
     return types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[item_id])
+
+
+def _offer_context(
+    server: InklingServer, view: DocumentSnapshot, completion: Completion, kind: str
+) -> OfferContext:
+    """What the feedback store keeps about an offer besides its text: where, which model
+    (name and a cheap fingerprint), which prompt format and settings."""
+    settings = server.settings
+    slot = server.service.slot
+    engine = slot.engine
+    lora = engine.model.lora if engine is not None and engine.ready else None
+    pipeline = server.service.pipeline
+    template = pipeline.template if pipeline is not None else None
+    if template is None:
+        family, order = "", ""
+    elif not template.is_fim:
+        family, order = template.family, "prefix"
+    else:
+        family, order = template.family, settings.fim_order or template.order
+    return OfferContext(
+        language=view.language_id or "unknown",
+        kind=kind,
+        mode=completion.mode.value,
+        client=server.client_name,
+        file=Path(uri_to_path(view.uri)).name,
+        model=Path(slot.model_path).name,
+        model_hash=model_fingerprint(slot.model_path, lora),
+        template=family,
+        prompt_order=order,
+        settings=shaping_settings(settings),
+        prefix_tokens=settings.prefix_tokens,
+        suffix_tokens=settings.suffix_tokens,
+    )
 
 
 def _changes(params: types.DidChangeTextDocumentParams) -> list[Change]:
@@ -331,6 +389,7 @@ def status(ls: InklingServer, params: Any) -> dict[str, Any]:
 def accepted(ls: InklingServer, *arguments: Any) -> None:
     """Sent by the client when the user accepts an item (for the acceptance rate)."""
     item_id = arguments[0] if arguments else None
+    ls.feedback.accepted(item_id)
     if not ls.acceptance.accepted(item_id):
         log.debug("%s for an unknown or already counted item %r", ACCEPT_COMMAND, item_id)
 
@@ -341,15 +400,19 @@ def did_open(ls: InklingServer, params: types.DidOpenTextDocumentParams) -> None
 
 
 def did_change(ls: InklingServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
     try:
-        ls.service.change(
-            params.text_document.uri, params.text_document.version, _changes(params), ls.encoding
-        )
+        ls.service.change(uri, params.text_document.version, _changes(params), ls.encoding)
     except DocumentError as exc:
+        ls.feedback.closed(uri, "moved")  # the buffer is out of step: what was typed is unknown
         ls.tell(f"could not apply an edit: {exc}")
+        return
+    if ls.feedback.watching(uri):
+        ls.feedback.changed(uri, ls.service.documents.snapshot(uri).text)
 
 
 def did_close(ls: InklingServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.feedback.closed(params.text_document.uri)
     ls.service.close(params.text_document.uri)
 
 

@@ -238,6 +238,23 @@ class Settings:
             "so that code never reaches a log file."
         ),
     )
+    record_feedback: bool = field(
+        default=False,
+        metadata=_meta(
+            "Opt-in: keep each offered completion, the code around it (secrets and personal data "
+            "scrubbed) and what became of it (accepted, rejected, partly typed) in a database in "
+            "Inkling's state directory, for `inkling feedback` and `inkling train pairs --from-feedback`. "
+            "The records never leave the machine."
+        ),
+    )
+    feedback_max_mib: int = field(
+        default=64,
+        metadata=_meta(
+            "Most space the feedback database takes; past it the oldest records are deleted.",
+            minimum=1,
+            maximum=65536,
+        ),
+    )
 
     def language_enabled(self, language_id: str) -> bool:
         if not self.enable:
