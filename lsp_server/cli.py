@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -92,18 +93,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lsp_server.early_load import EarlyLoad
 
     settings, layers = settings_from_args(args)
+    http_options: dict[str, Any] = {}
     if args.http is not None:
         from lsp_server.http.registry import parse_models
-        from lsp_server.http.serve import serve_http
 
-        return serve_http(
-            settings,
-            args.http,
-            rate_limit=args.http_rate_limit,
-            require_keys=args.http_require_keys,
-            models=parse_models(args.http_model),
-            memory_limit_mib=args.http_memory_mib,
-        )
+        http_options = {
+            "rate_limit": args.http_rate_limit,
+            "require_keys": args.http_require_keys,
+            "models": parse_models(args.http_model),
+            "memory_limit_mib": args.http_memory_mib,
+        }
+        alone = "--http-only" if args.http_only else "--tcp" if args.tcp else stdin_not_a_client()
+        if alone:
+            from lsp_server.http.serve import serve_http
+
+            if not args.http_only:
+                log.info("HTTP only (%s): LSP is served on stdio beside HTTP when an editor starts it", alone)
+            return serve_http(settings, args.http, **http_options)
+    elif args.http_only:
+        raise InklingError("--http-only needs --http HOST:PORT")
     # Before the protocol stack is imported: the two overlap (a remote engine loads nothing).
     early = None if settings.engine_url else EarlyLoad(settings)
     from lsp_server.log_privacy import redact_buffers_in_logs
@@ -111,6 +119,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     server = create_server(layers, early)
     redact_buffers_in_logs(lambda: server.settings.log_buffers)
+    if args.http is not None:
+        from lsp_server.http.beside_lsp import serve_lsp_and_http
+        from lsp_server.http.serve import front_door
+
+        door = front_door(settings, args.http, shared=server.service, **http_options)
+        signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server, door.stop))
+        protocol_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)  # stray prints from C code go to stderr, never into the protocol
+        sys.stdout = sys.stderr
+        serve_lsp_and_http(server, door, sys.stdin.buffer, protocol_out)
+        server.stop_work()
+        # As LSP alone: 0 only after the client's shutdown (or with no LSP session at all).
+        return 0 if server.protocol._shutdown or server.protocol._workspace is None else 1
     signal.signal(signal.SIGTERM, lambda *_: _on_sigterm(server))
     if args.tcp:
         host = args.host
@@ -131,20 +152,43 @@ STOP_TIMEOUT_S = 10.0
 """How long SIGTERM waits for the running generation to stop and the model to be freed."""
 
 
-def _on_sigterm(server: Any) -> None:
+def stdin_not_a_client() -> str:
+    """Why stdin cannot carry an LSP session ('' when it can: a pipe, a socket, a file).
+    A terminal is a person, and /dev/null (systemd, `docker run` without -i, nohup) or a
+    closed stdin is no one: `serve --http` then serves HTTP alone."""
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return "stdin is closed"
+    if stat.S_ISCHR(mode):
+        return "stdin is a terminal" if os.isatty(0) else "stdin is a device such as /dev/null"
+    return ""
+
+
+def _on_sigterm(server: Any, *also: Callable[[], None]) -> None:
     """Stop on the event loop when one runs: a signal handler must not take locks
     that the code it interrupted may hold."""
     loop = getattr(server, "event_loop", None)
     if loop is not None and loop.is_running():
-        loop.call_soon_threadsafe(_stop_and_exit, server)
+        loop.call_soon_threadsafe(_stop_and_exit, server, *also)
     else:
-        _stop_and_exit(server)
+        _stop_and_exit(server, *also)
 
 
-def _stop_and_exit(server: Any) -> None:
-    """Cancel the generation, free the model, flush the logs, exit 0."""
+def _stop_and_exit(server: Any, *also: Callable[[], None]) -> None:
+    """Cancel the generation, free the model, flush the logs (and run `also`: the HTTP
+    front door's usage counts), exit 0."""
     log.info("SIGTERM: cancelling work and freeing the model")
-    stopper = threading.Thread(target=server.stop_work, name="inkling-stop", daemon=True)
+
+    def stop() -> None:
+        for step in also:
+            try:
+                step()
+            except Exception:
+                log.exception("stopping")
+        server.stop_work()
+
+    stopper = threading.Thread(target=stop, name="inkling-stop", daemon=True)
     stopper.start()
     stopper.join(STOP_TIMEOUT_S)
     if stopper.is_alive():
@@ -274,7 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--http",
         metavar="HOST:PORT",
         default=None,
-        help="serve HTTP instead of LSP: llama.cpp's /infill and OpenAI's /v1/completions",
+        help="also serve HTTP (llama.cpp's /infill, OpenAI's /v1/completions, Ollama's /api/generate) "
+        "beside LSP on stdio, with the same model; HTTP alone when stdin is a terminal, /dev/null "
+        "or closed",
+    )
+    serve.add_argument(
+        "--http-only",
+        action="store_true",
+        help="with --http: serve HTTP alone, never LSP on stdio (a team server)",
     )
     serve.add_argument(
         "--http-rate-limit",

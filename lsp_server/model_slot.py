@@ -17,7 +17,7 @@ from lsp_server.engine import Engine
 from lsp_server.errors import InklingError, ModelError
 from lsp_server.loading import engine_config
 from lsp_server.remote import RemoteGenerator
-from lsp_server.settings import Settings
+from lsp_server.settings import Settings, changed_reload_fields
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,30 @@ class ModelSlot:
         self.error: str | None = None
         self.loads = 0
         """Loads begun (and closes): tells a load's outcome from a newer one's."""
+        self.engines_loaded = 0
+        """Models this slot brought into memory (a second front end joining a load adds none)."""
+        self._settings: Settings | None = None
+        """The settings of the load under way or done."""
+        self._waiters: list[Callable[[ModelSlot], None]] = []
+        """Joined the load under way (`join`): told when it ends, as its own `on_done` is."""
         self._lock = threading.Lock()
+
+    def join(self, settings: Settings, on_done: Callable[[ModelSlot], None]) -> bool:
+        """When the model `settings` ask for is loaded or loading already (another front end
+        of the same process asked first), wait for that load instead of loading it again:
+        `on_done(self)` at once when it is ready, else when its load ends. False otherwise."""
+        with self._lock:
+            if (
+                self._settings is None
+                or self.state not in (ModelState.LOADING, ModelState.READY)
+                or changed_reload_fields(self._settings, settings)
+            ):
+                return False
+            if self.state is ModelState.LOADING:
+                self._waiters.append(on_done)
+                return True
+        on_done(self)
+        return True
 
     def load(
         self,
@@ -56,6 +79,7 @@ class ModelSlot:
             generation = self.loads
             old, self.engine = self.engine, None
             self.state, self.error = ModelState.LOADING, None
+            self._settings, self._waiters = settings, []
         if old is not None:
             threading.Thread(target=old.close, name="inkling-unload", daemon=True).start()
 
@@ -75,11 +99,16 @@ class ModelSlot:
                     self.engine = engine
                     self.state = ModelState.READY if error is None else ModelState.FAILED
                     self.error = None if error is None else _message(error)
+                    if engine is not None:
+                        self.engines_loaded += 1
+                    waiters, self._waiters = self._waiters, []
             if not current:
                 if engine is not None:
                     engine.close()
                 return
             on_done(self)
+            for waiter in waiters:
+                waiter(self)
 
         threading.Thread(target=run, name="inkling-load", daemon=True).start()
 
@@ -112,6 +141,7 @@ class ModelSlot:
             self.loads += 1
             engine, self.engine = self.engine, None
             self.state = ModelState.NOT_LOADED
+            self._settings, self._waiters = None, []
         early, self._early_load = self._early_load, None
         if early is not None:
             early.discard()

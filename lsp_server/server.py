@@ -144,6 +144,7 @@ class InklingServer(LanguageServer):
                 "written": self.feedback.sink.written,
             },
             "engine": service.engine_counters(),
+            "modelLoads": slot.engines_loaded,
         }
 
     def send_status(self) -> None:

@@ -77,7 +77,11 @@ class CompletionService:
         return pipeline
 
     def load_model(self, on_progress: Callable[[float], None], on_done: Callable[[ModelSlot], None]) -> None:
-        """(Re)load the model the current settings ask for; work in flight is cancelled."""
+        """(Re)load the model the current settings ask for; work in flight is cancelled. When
+        that model is loaded or loading already (the HTTP front door of the same process asked
+        first), `on_done` waits for it instead: one model in memory, nothing cancelled."""
+        if self.slot.join(self.settings, on_done):
+            return
         self.scheduler.cancel_all("model reload")
         self._pipeline = None
         self.slot.load(self.settings, on_progress, on_done)

@@ -82,6 +82,7 @@ def cmd_bench_http(args: argparse.Namespace) -> int:
             "serve",
             "--http",
             f"127.0.0.1:{port}",
+            "--http-only",
             "--http-rate-limit",
             "0",
             *flags,

@@ -109,8 +109,10 @@ class Front:
         settings = self._settings(ask, service.settings)
         text = ask.prefix + ask.suffix
         language_id = _language_id(ask.filename, ask.extra)
+        # Project context is what the client sent, never gathered here: the server's own files
+        # and the buffers of an LSP session beside it are no HTTP client's to see.
         completion_request = CompletionRequest(
-            text, len(ask.prefix), language_id, path=ask.filename, context=ask.extra
+            text, len(ask.prefix), language_id, path=ask.filename, context=ask.extra or ()
         )
         key = f"{ask.client}\0{ask.filename}"
         if ask.max_tokens == 0:

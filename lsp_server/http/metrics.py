@@ -24,10 +24,12 @@ class _EngineCollector(Collector):
         counters: Callable[[], dict[str, float] | None],
         pending: Callable[[], int],
         loaded: Callable[[], list[str]],
+        model_loads: Callable[[], int],
     ) -> None:
         self.counters = counters
         self.pending = pending
         self.loaded = loaded
+        self.model_loads = model_loads
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -37,6 +39,11 @@ class _EngineCollector(Collector):
         for name in self.loaded():
             models.add_metric([name], 1)
         yield models
+        yield CounterMetricFamily(
+            "inkling_model_loads",
+            "Models brought into memory since the server started (LSP beside HTTP shares one load).",
+            value=self.model_loads(),
+        )
         counters = self.counters() or {}
         for key, name, text in (
             ("requests", "inkling_engine_generations", "Generations the engine started."),
@@ -51,9 +58,10 @@ class Metrics:
         engine_counters: Callable[[], dict[str, float] | None] = lambda: None,
         pending: Callable[[], int] = lambda: 0,
         loaded: Callable[[], list[str]] = list,
+        model_loads: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_EngineCollector(engine_counters, pending, loaded))
+        self.registry.register(_EngineCollector(engine_counters, pending, loaded, model_loads))
         self.requests = Counter(
             "inkling_http_requests",
             "HTTP requests answered, by endpoint, user and status code.",

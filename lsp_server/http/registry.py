@@ -45,13 +45,26 @@ def parse_models(pairs: Iterable[str]) -> dict[str, str]:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, extra: dict[str, str], *, memory_limit_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra: dict[str, str],
+        *,
+        memory_limit_bytes: int = 0,
+        shared: CompletionService | None = None,
+    ) -> None:
+        """`shared`: the default model's service, owned by another front end of the process
+        (the LSP session beside HTTP): used as it is, never unloaded or stopped here."""
         self.settings = settings
         default_path = str(resolve_model(settings.model_path).path)
         self.default_name = Path(default_path).name.removesuffix(".gguf")
         self.paths = {self.default_name: default_path, **extra}
         self.memory_limit_bytes = memory_limit_bytes
         self._loaded: OrderedDict[str, CompletionService] = OrderedDict()
+        self._pinned = frozenset() if shared is None else frozenset({self.default_name})
+        if shared is not None:
+            self._loaded[self.default_name] = shared
+        self._unloaded_loads = 0
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -77,7 +90,9 @@ class ModelRegistry:
                 return service
             for evicted in self._make_room(name):
                 log.info("unloading %s to make room for %s", evicted, name)
-                self._loaded.pop(evicted).stop()
+                unloaded = self._loaded.pop(evicted)
+                self._unloaded_loads += unloaded.slot.engines_loaded
+                unloaded.stop()
             path = self.paths[name]
             service = CompletionService(dataclasses.replace(self.settings, model_path=path))
             self._loaded[name] = service
@@ -94,6 +109,8 @@ class ModelRegistry:
         for loaded in self._loaded:  # least recently used first
             if total <= self.memory_limit_bytes:
                 break
+            if loaded in self._pinned:
+                continue
             evicted.append(loaded)
             total -= sizes[loaded]
         return evicted
@@ -106,9 +123,16 @@ class ModelRegistry:
         with self._lock:
             return list(self._loaded.items())
 
-    def stop(self) -> None:
+    def model_loads(self) -> int:
+        """Models brought into memory since the server started (one a load, unloaded or not)."""
         with self._lock:
-            services, self._loaded = list(self._loaded.values()), OrderedDict()
+            return self._unloaded_loads + sum(s.slot.engines_loaded for s in self._loaded.values())
+
+    def stop(self) -> None:
+        """Free every model this registry loaded (a shared service is its owner's to stop)."""
+        with self._lock:
+            services = [service for name, service in self._loaded.items() if name not in self._pinned]
+            self._loaded = OrderedDict()
         for service in services:
             service.stop()
 

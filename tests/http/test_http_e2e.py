@@ -52,6 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, key: tuple[Path, str]) -> I
                 "serve",
                 "--http",
                 f"127.0.0.1:{port}",
+                "--http-only",
                 "--threads",
                 "2",
                 "--time-budget-inline-ms",
