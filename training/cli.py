@@ -21,13 +21,26 @@ def register(subparsers: Any) -> None:
     helps = {
         "prepare": "sources -> filtered, deduplicated, scrubbed FIM examples (a datasets dataset + stats)",
         "sft": "LoRA (CPU) / QLoRA (CUDA) supervised fine-tuning with trl",
-        "pairs": "preference pairs from the SFT model's own samples on held-out holes",
+        "pairs": "preference pairs from the SFT model's own samples on held-out holes "
+        "(--from-feedback: pairs and SFT examples from recorded feedback)",
         "dpo": "DPO on those pairs with trl",
     }
     for name in COMMANDS:
         parser = commands.add_parser(name, help=helps[name])
         _common(parser)
         parser.set_defaults(func=_runner(name))
+    commands.choices["pairs"].add_argument(
+        "--from-feedback",
+        nargs="?",
+        const="state",
+        default=None,
+        metavar="FILE|state",
+        help="from what users accepted and rejected (`recordFeedback`): the feedback database in the "
+        "state directory (default), a database file or an `inkling feedback export` file; writes "
+        "<output>/dataset (SFT examples) and <output>/pairs; keys of a recipe's `feedback:` section "
+        "(training/feedback_data.py)",
+    )
+    commands.choices["pairs"].set_defaults(func=_feedback_pairs)
     run = commands.add_parser("run", help="run a recipe's stages in order (default: every section it has)")
     run.add_argument("config", metavar="RECIPE", help="recipe YAML (see training/recipes/)")
     _common(run, with_config=False)
@@ -107,6 +120,19 @@ def _runner(name: str) -> Callable[[argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def _feedback_pairs(args: argparse.Namespace) -> int:
+    if args.from_feedback is None:
+        return _runner("pairs")(args)
+    from training.config import apply_overrides, build, load_yaml, section
+    from training.feedback_data import FeedbackPairsConfig, make_feedback_data
+
+    data = section(load_yaml(args.config), "feedback", (*COMMANDS, "feedback")) if args.config else {}
+    apply_overrides(data, args.overrides)
+    data["source"] = args.from_feedback
+    print(json.dumps(make_feedback_data(build(FeedbackPairsConfig, data, "feedback")), indent=2))
+    return 0
 
 
 def _run_recipe(args: argparse.Namespace) -> int:
