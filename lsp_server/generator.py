@@ -52,9 +52,9 @@ class GenerationRequest:
     judged_text: str = ""
     """Ranking: the text after the hole, whose likelihood after each candidate judges it."""
     rank_below: float = 1.0
-    """Ranking: only where the most likely first token's probability is below this (the
-    greedy line is unsure of its start); at or above it the greedy line is written alone,
-    at the time of one line. 1.0: always rank."""
+    """Ranking: only where the most likely first token's share of the candidates' first
+    tokens' probability is below this (the greedy line is unsure of its start); at or
+    above it the greedy line is written alone, in the time of one line. 1.0: always rank."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ leads into the code below.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
@@ -46,13 +45,19 @@ class Cancel(Protocol):
 
 
 def sure_of_the_start(model: LlamaModel, request: GenerationRequest, logits: npt.NDArray[np.float32]) -> bool:
-    """Whether the line's most likely first token is likely enough (`rank_below`) that the
-    greedy line is written alone: the other candidates start with tokens the model gives
-    little chance, and they seldom win; ranking them costs a whole line's time or more."""
+    """Whether the greedy line is written alone: its first token takes at least `rank_below`
+    of the probability the candidates' first tokens share. The other candidates start with
+    tokens the model gives little chance, they seldom win, and ranking them costs a whole
+    line's time or more. Shares, not probabilities: on a blank line much of the mass goes
+    to ending the line or the completion, which no candidate starts with."""
     if request.rank_below >= 1.0:
         return False
-    firsts = tokens_on_this_line(model, logits, request.stop_token_ids, 1)
-    return bool(firsts) and math.exp(log_probability(logits, firsts[0])) >= request.rank_below
+    firsts = tokens_on_this_line(model, logits, request.stop_token_ids, request.candidates)
+    if not firsts:
+        return False
+    chosen = logits[firsts].astype(np.float64)
+    weights = np.exp(chosen - chosen.max())
+    return bool(weights[0] / weights.sum() >= request.rank_below)
 
 
 def rank(

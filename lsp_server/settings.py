@@ -132,9 +132,10 @@ class Settings:
     line_rank_below: float = field(
         default=1.0,
         metadata=_meta(
-            "With several line candidates: rank them only where the model gives its most likely "
-            "first token of the line a probability below this (it is unsure how the line starts); "
-            "above it, the greedy line alone, in the time of one line. 1: always rank.",
+            "With several line candidates: rank them only where the most likely first token of the "
+            "line takes less than this share of the probability the candidates' first tokens have "
+            "together (the model is unsure how the line starts); otherwise the greedy line alone, "
+            "in the time of one line. 1: always rank.",
             minimum=0.0,
             maximum=1.0,
         ),
