@@ -94,9 +94,22 @@ def open_engine(settings: Any, read_timeout_s: float | None = None) -> RemoteGen
     """The remote generator `settings.engine_url` names, with its tokenizer (raises ModelError
     with a message for the user when the server cannot be used)."""
     try:
+        Endpoint.parse(settings.engine_url)
+    except EngineError as exc:
+        raise ModelError(str(exc)) from None
+    connected = True
+    try:
         client, info = detect(settings.engine_url)
     except EngineError as exc:
-        raise ModelError(f"cannot use engineUrl: {exc}") from None
+        if not settings.model_path or isinstance(exc, EngineRejectedError):
+            raise ModelError(f"cannot use engineUrl: {exc}") from None
+        # The tokenizer is here: start now, connect when the engine answers (`_connect`).
+        endpoint = Endpoint.parse(settings.engine_url)
+        client = EngineClient(endpoint)
+        kind = OPENAI if endpoint.path.endswith("/v1") else LLAMA_CPP
+        info = EngineInfo(kind=kind, url=endpoint.url, model="", n_ctx=0)
+        connected = False
+        log.warning("%s; connecting when it answers", exc)
     client.read_timeout_s = read_timeout_s or max(
         30.0, 3 * max(settings.time_budget_inline_ms, settings.time_budget_block_ms) / 1000
     )
@@ -104,6 +117,7 @@ def open_engine(settings: Any, read_timeout_s: float | None = None) -> RemoteGen
     vocab, source = _vocabulary(settings, client, info, n_ctx)
     generator_class = LlamaServerGenerator if info.kind == LLAMA_CPP else OpenAIGenerator
     generator = generator_class(client, vocab, info, source)
+    generator.connected = connected
     log.info("generation on the %s", generator.describe())
     return generator
 

@@ -89,6 +89,32 @@ class RemoteGenerator:
         self.ready = True
         self._noted: set[str] = set()
         self._closed = False
+        self.connected = True
+        """False when the engine did not answer at start (a local tokenizer let Inkling start):
+        the first request asks again what it is."""
+
+    def _connect(self) -> None:
+        if self.connected:
+            return
+        from lsp_server.remote import detect
+
+        client, info = detect(self.info.url)
+        if info.kind != self.info.kind:
+            raise EngineError(
+                f"{self.info.url} turned out to be a {info.kind} server: set engineUrl to {info.url}"
+            )
+        n_vocab = getattr(self.model, "n_vocab", 0)
+        if info.n_vocab and n_vocab and info.n_vocab != n_vocab:
+            raise EngineError(
+                f"the engine at {info.url} has a vocabulary of {info.n_vocab} tokens and modelPath "
+                f"one of {n_vocab}: set modelPath to the file the engine serves"
+            )
+        client.read_timeout_s = self.client.read_timeout_s
+        self.client, self.info = client, info
+        if info.n_ctx:
+            self.model.n_ctx = info.n_ctx
+        self.connected = True
+        log.info("connected: generation on the %s", self.describe())
 
     @property
     def model(self) -> Any:
@@ -236,6 +262,7 @@ class LlamaServerGenerator(RemoteGenerator):
             self._current = cancel
             if self._prefilling is not None:
                 self._prefilling.cancel("superseded")
+        self._connect()
         self._degrade_ranking(request)
         started = time.perf_counter()
         prompt = list(request.prompt)
@@ -455,6 +482,7 @@ class OpenAIGenerator(RemoteGenerator):
     """An OpenAI-compatible `/v1/completions` server, prompts as text (a `Generator`)."""
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
+        self._connect()
         self._degrade_ranking(request)
         started = time.perf_counter()
         max_tokens = self._room(request)

@@ -40,7 +40,7 @@ class Script:
 
 
 class FakeEngine:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, port: int = 0) -> None:
         self.script = script
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.disconnects = 0
@@ -177,7 +177,7 @@ class FakeEngine:
                 with suppress(OSError):
                     self.wfile.write(b"data: [DONE]\n\n")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -186,8 +186,8 @@ class FakeEngine:
 
 
 @contextmanager
-def fake_engine(script: Script) -> Iterator[FakeEngine]:
-    engine = FakeEngine(script)
+def fake_engine(script: Script, port: int = 0) -> Iterator[FakeEngine]:
+    engine = FakeEngine(script, port)
     thread = threading.Thread(target=engine.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:

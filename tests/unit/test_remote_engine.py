@@ -289,3 +289,27 @@ def test_the_time_budget_starts_with_the_first_token() -> None:
     with fake_engine(script_of("abcdefgh", delay_s=0.1)) as server:
         generation = llama(server.url).generate(request(time_budget_s=0.25), CancelToken())
         assert generation.finish_reason == "budget" and 0 < len(generation.text) < 8
+
+
+def test_an_engine_down_at_start_is_connected_when_it_answers() -> None:
+    """With the tokenizer here (modelPath), Inkling starts without the engine, says what is
+    wrong on each request, and connects once it answers."""
+    from lsp_server.models import ensure_base_model
+    from lsp_server.remote import open_engine
+    from lsp_server.settings import Settings
+
+    port = _closed_port()
+    url = f"http://127.0.0.1:{port}"
+    with pytest.raises(Exception, match="refused the connection"):
+        open_engine(Settings(engine_url=url))  # no tokenizer here: the load fails, saying why
+    generator = open_engine(Settings(engine_url=url, model_path=str(ensure_base_model())))
+    try:
+        assert not generator.connected and generator.model.n_ctx == Settings().context_size
+        with pytest.raises(EngineError, match="refused the connection"):
+            generator.generate(request(), CancelToken())
+        with fake_engine(Script(tokens=[1000, 1001, 1002], n_ctx=1024), port=port):  # Gemma's ids
+            generation = generator.generate(request(), CancelToken())
+            assert generator.connected and generator.model.n_ctx == 1024
+            assert generation.finish_reason == "eos" and generation.generated_tokens == 3
+    finally:
+        generator.close()
