@@ -313,3 +313,22 @@ def test_an_engine_down_at_start_is_connected_when_it_answers() -> None:
             assert generation.finish_reason == "eos" and generation.generated_tokens == 3
     finally:
         generator.close()
+
+
+def test_doctor_checks_the_engine() -> None:
+    from lsp_server.doctor import run_doctor
+    from lsp_server.models import ensure_base_model
+    from lsp_server.settings import Settings
+
+    script = Script(tokens=[1000, 1001, 1002], n_ctx=2048, slots=4)
+    with fake_engine(script) as server:
+        report = run_doctor(Settings(engine_url=server.url, model_path=str(ensure_base_model())))
+    checks = {check.name: check for check in report.checks}
+    assert checks["engine"].ok and "llama.cpp server" in checks["engine"].detail
+    assert "context 2048 per slot, 4 slots" in checks["engine"].detail
+    assert checks["engine tokenizer"].ok and "local" in checks["engine tokenizer"].detail
+    assert checks["engine speed"].ok and "first token" in checks["engine speed"].detail
+    assert "completion" in checks and checks["offline"].ok  # only the engine was reached
+    assert "model file" not in checks  # nothing loaded in-process
+    down = run_doctor(Settings(engine_url=f"http://127.0.0.1:{_closed_port()}"), speed_probe=False)
+    assert not down.ok and "refused the connection" in {c.name: c for c in down.checks}["engine"].detail
