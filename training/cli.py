@@ -1,8 +1,10 @@
-"""`inkling train prepare|sft|pairs|dpo|run`, registered through "inkling.commands".
+"""`inkling train prepare|sft|pairs|dpo|run|report`, registered through "inkling.commands".
 
 Every command takes `--config RECIPE.yaml` (a file with one section per
 command, or one command's config) and `--set key=value` overrides. Imports of
 torch and friends happen inside the commands: `inkling --help` stays fast.
+sft and dpo run on several processes under `accelerate launch`; `--processes N`
+or a recipe's `accelerate_config:` starts that launcher (`training.launch`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import argparse
 import json
 from collections.abc import Callable
 from typing import Any
+
+from training.launch import DISTRIBUTED_STAGES
 
 COMMANDS = ("prepare", "sft", "pairs", "dpo")
 
@@ -28,6 +32,8 @@ def register(subparsers: Any) -> None:
     for name in COMMANDS:
         parser = commands.add_parser(name, help=helps[name])
         _common(parser)
+        if name in DISTRIBUTED_STAGES:
+            _processes(parser)
         parser.set_defaults(func=_runner(name))
     commands.choices["pairs"].add_argument(
         "--from-feedback",
@@ -45,7 +51,19 @@ def register(subparsers: Any) -> None:
     run.add_argument("config", metavar="RECIPE", help="recipe YAML (see training/recipes/)")
     _common(run, with_config=False)
     run.add_argument("--stages", default="", help="comma-separated subset, e.g. prepare,sft")
+    _processes(run)
     run.set_defaults(func=_run_recipe)
+    report = commands.add_parser(
+        "report", help="print a tracked run's curves and figures and plot them to a PNG"
+    )
+    report.add_argument(
+        "run",
+        metavar="RUN",
+        help="a stage's output directory (sft/, dpo/), a directory holding several, or a recipe YAML",
+    )
+    report.add_argument("--plot", default="", help="where to write the PNG (default: in RUN)")
+    report.add_argument("--no-plot", action="store_true", help="print only")
+    report.set_defaults(func=_report)
 
 
 def _common(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
@@ -61,9 +79,22 @@ def _common(parser: argparse.ArgumentParser, with_config: bool = True) -> None:
     )
 
 
+def _processes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="train sft/dpo on N processes: re-runs the command under `accelerate launch` (with the "
+        "recipe's accelerate_config, if it names one) and prints that command first",
+    )
+
+
 def _load(name: str, args: argparse.Namespace, prefixed: bool = False) -> Any:
+    from training.base import offline
     from training.config import apply_overrides, build, load_yaml, section
 
+    offline()  # checking trl's keys imports trl, and with it bitsandbytes, which asks the hub
     data = section(load_yaml(args.config), name, COMMANDS) if args.config else {}
     overrides = args.overrides
     if prefixed:
@@ -92,31 +123,53 @@ def _config_class(name: str) -> type:
 
 def _execute(name: str, config: Any) -> None:
     from training.base import offline
+    from training.launch import is_main_process, refuse_single_process_stage
 
+    refuse_single_process_stage(name)
     offline()  # before the commands import peft and trl, which import bitsandbytes, which asks the hub
     if name == "prepare":
         from training.data.prepare import format_stats, prepare
 
         print(format_stats(prepare(config)))
         return
-    if name == "sft":
-        from training.sft import train_sft
-
-        print(json.dumps(train_sft(config), indent=2))
-        return
     if name == "pairs":
         from training.pairs import make_pairs
 
         print(json.dumps(make_pairs(config), indent=2))
         return
-    from training.dpo import train_dpo
+    if name == "sft":
+        from training.sft import train_sft
 
-    print(json.dumps(train_dpo(config), indent=2))
+        report = train_sft(config)
+    else:
+        from training.dpo import train_dpo
+
+        report = train_dpo(config)
+    if is_main_process():  # under a launcher every process has the report; one prints it
+        print(json.dumps(report, indent=2))
+
+
+def _launch(name: str, config: Any, recipe: str | None, overrides: list[str], processes: int) -> int | None:
+    """Run `name` under `accelerate launch` when asked to (and not launched already): its exit status;
+    None: run it in this process."""
+    from training import launch
+
+    if name not in DISTRIBUTED_STAGES or not launch.wanted(config.accelerate_config, processes):
+        return None
+    argv = [name, *(["--config", recipe] if recipe else [])]
+    for override in overrides:
+        argv += ["--set", override]
+    accelerate_config = launch.config_file(config.accelerate_config)
+    return launch.run_launched(launch.launch_command(argv, accelerate_config, processes))
 
 
 def _runner(name: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        _execute(name, _load(name, args))
+        config = _load(name, args)
+        status = _launch(name, config, args.config, args.overrides, getattr(args, "processes", 0))
+        if status is not None:
+            return status
+        _execute(name, config)
         return 0
 
     return run
@@ -139,7 +192,9 @@ def _run_recipe(args: argparse.Namespace) -> int:
     import time
 
     from training.config import ConfigError, load_yaml
+    from training.launch import refuse_single_process_stage
 
+    refuse_single_process_stage("run")
     recipe = load_yaml(args.config)
     unknown = sorted(set(recipe) - set(COMMANDS))
     if unknown:
@@ -155,6 +210,19 @@ def _run_recipe(args: argparse.Namespace) -> int:
     for stage, config in configs:
         started = time.monotonic()
         print(f"== {stage}", flush=True)
-        _execute(stage, config)
+        own = [o.split(".", 1)[1] for o in args.overrides if o.startswith(f"{stage}.")]
+        status = _launch(stage, config, args.config, own, args.processes)
+        if status is None:
+            _execute(stage, config)
+        elif status != 0:
+            print(f"== {stage} failed (exit status {status})", flush=True)
+            return status
         print(f"== {stage} took {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from training.tracking import report_run
+
+    print(report_run(args.run, plot=None if args.no_plot else args.plot))
     return 0

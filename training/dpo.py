@@ -12,6 +12,8 @@ training.
 Prompts are tokenized like SFT's (`training.tokens`), so the pairs' prompts
 are exactly the served ones. The `dpo:` section holds Inkling's keys
 (`DpoConfig`) beside any field of trl's `DPOConfig` (`beta`, `max_steps`...).
+Like SFT, it runs unchanged under `accelerate launch` (`training.launch`) and
+is tracked in TensorBoard event files beside the adapter (`training.tracking`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class DpoConfig:
     reference: Literal["sft", "base"] = "sft"
     resume: bool = False
     threads: int = 0
+    accelerate_config: str = ""
+    """An accelerate configuration file: `inkling train dpo` then runs under `accelerate launch`."""
     trainer: dict[str, Any] = field(default_factory=lambda: dict(DPO_DEFAULTS), metadata=DPO_KEYS)
     """trl's DPOConfig fields, written beside the keys above: `DPO_DEFAULTS`, then the recipe's."""
 
@@ -54,7 +58,9 @@ class DpoConfig:
         return int(self.trainer["max_length"])
 
 
-def tokenize_pairs(rows: Any, tokenizer: Any, vocab: Any, max_length: int) -> Any:
+def tokenize_pairs(
+    rows: Any, tokenizer: Any, vocab: Any, max_length: int, num_proc: int | None = None
+) -> Any:
     from training.tokens import completion_ids, encode_example
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +74,10 @@ def tokenize_pairs(rows: Any, tokenizer: Any, vocab: Any, max_length: int) -> An
             "rejected_ids": completion_ids(tokenizer, vocab, row, row["rejected"]),
         }
 
-    tokenized = rows.map(encode, remove_columns=rows.column_names, desc="tokenizing pairs")
-    return tokenized.filter(lambda row: len(row["prompt_ids"]) > 0, desc="dropping overlong pairs")
+    tokenized = rows.map(encode, remove_columns=rows.column_names, desc="tokenizing pairs", num_proc=num_proc)
+    return tokenized.filter(
+        lambda row: len(row["prompt_ids"]) > 0, desc="dropping overlong pairs", num_proc=num_proc
+    )
 
 
 def train_dpo(config: DpoConfig) -> dict[str, Any]:
@@ -83,6 +91,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     from training.sft import expose_output_bias
     from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
+    from training.tracking import finish, track, write_curves
 
     if not (config.adapter and config.pairs and config.output):
         raise ConfigError("dpo: adapter, pairs and output are required")
@@ -102,7 +111,21 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     pairs_dir = Path(expand_path(config.pairs)) / "pairs"
     if not pairs_dir.is_dir():
         raise ConfigError(f"dpo: {pairs_dir} does not exist (run `inkling train pairs` first)")
-    train_set = tokenize_pairs(datasets.load_from_disk(str(pairs_dir)), tokenizer, vocab, config.max_length)
+    output = Path(expand_path(config.output))
+    cuda = torch.cuda.is_available()
+    decided = {
+        "output_dir": str(output / "checkpoints"),
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "fp16": False,
+        "use_cpu": not cuda,
+    }
+    args = build_trl_config("DPOConfig", config.trainer, decided)  # under a launcher: joins the group
+    main = args.process_index == 0
+    if not main:
+        datasets.disable_progress_bars()
+    with args.main_process_first(desc="tokenizing pairs"):  # the others read the main process's cache
+        rows = datasets.load_from_disk(str(pairs_dir))
+        train_set = tokenize_pairs(rows, tokenizer, vocab, config.max_length, args.dataset_num_proc)
     if len(train_set) == 0:
         raise ConfigError("dpo: no pair fits max_length")
 
@@ -113,30 +136,24 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     expose_output_bias(model)
     apply_rows_sparsely(model)
 
-    output = Path(expand_path(config.output))
-    cuda = torch.cuda.is_available()
-    decided = {
-        "output_dir": str(output / "checkpoints"),
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
-        "fp16": False,
-        "use_cpu": not cuda,
-    }
-    args = build_trl_config("DPOConfig", config.trainer, decided)
     trainer = _PretokenizedDPOTrainer(
         model=model, ref_model=reference, args=args, train_dataset=train_set, processing_class=tokenizer
     )
     checkpoint = None
     if config.resume and (output / "checkpoints").is_dir():
         checkpoint = get_last_checkpoint(str(output / "checkpoints"))
+    track(trainer, output, resumed=checkpoint is not None)
     train_started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.monotonic() - train_started
+    finish(trainer)
 
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     report = {
         "base": info.as_dict(),
         "pairs": len(train_set),
         "reference": config.reference,
+        "processes": args.world_size,
         "optimizer_steps": result.global_step,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_optimizer_step": round(train_seconds / max(1, result.global_step), 2),
@@ -145,15 +162,19 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
         "last_log": logs[-1] if logs else {},
         "total_seconds": round(time.monotonic() - started, 1),
     }
-    if trainer.is_world_process_zero():
+    # Every process takes part in gathering the weights (FSDP and ZeRO-3 shard them); the main one saves.
+    weights = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if main:
         output.mkdir(parents=True, exist_ok=True)
-        trainer.model.save_pretrained(str(output), selected_adapters=["default"])
+        policy = trainer.accelerator.unwrap_model(trainer.model)
+        policy.save_pretrained(str(output), selected_adapters=["default"], state_dict=weights)
         write_metadata(
             output, info, vocab, fim_format, "dpo", to_dict(config), parent=str(adapter), results=report
         )
         (output / "training_report.json").write_text(
             json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
         )
+        write_curves(output)
     return report
 
 

@@ -9,8 +9,12 @@ model is asked for the logits of the labelled positions alone
 (`logits_to_keep` with their indices, see `completion_loss`).
 
 The FIM control tokens' embedding rows are trained through peft's
-`trainable_token_indices`. The same script runs under `accelerate launch`
-on several processes.
+`trainable_token_indices`. The same code runs under `accelerate launch` on
+several processes (`training.launch`): the Trainer shards the batches and
+averages the gradients; data preparation runs on the main process first
+(the others read its `datasets` cache), and only the main process writes the
+adapter, the report and the curves. Each run is tracked in TensorBoard event
+files beside the adapter (`training.tracking`).
 
 A second stage (domain adaptation) starts from a first-stage adapter
 (`init_adapter`) and mixes a share of first-stage data back in
@@ -87,6 +91,9 @@ class SftConfig:
     or busier machine; the adapter is saved and evaluated as at the last step."""
     threads: int = 0
     """torch CPU threads; 0: torch's default (one per core)."""
+    accelerate_config: str = ""
+    """An accelerate configuration file (training/accelerate/): `inkling train sft` then runs under
+    `accelerate launch --config_file` it (see `training.launch`)."""
     trainer: dict[str, Any] = field(default_factory=lambda: dict(SFT_DEFAULTS), metadata=SFT_KEYS)
     """trl's SFTConfig fields, written beside the keys above: `SFT_DEFAULTS`, then the recipe's.
     Gradient checkpointing is always on for 4-bit QLoRA."""
@@ -117,8 +124,11 @@ def dataset_dir(path: str) -> Path:
     raise ConfigError(f"dataset {path} does not exist (run `inkling train prepare` first)")
 
 
-def tokenize_split(dataset: Any, tokenizer: Any, vocab: Any, max_length: int, desc: str) -> Any:
-    """Rows -> input_ids + completion_mask, dropping rows whose middle does not fit."""
+def tokenize_split(
+    dataset: Any, tokenizer: Any, vocab: Any, max_length: int, desc: str, num_proc: int | None = None
+) -> Any:
+    """Rows -> input_ids + completion_mask, dropping rows whose middle does not fit
+    (`num_proc` worker processes: trl's `dataset_num_proc`)."""
     from training.tokens import encode_example
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +141,10 @@ def tokenize_split(dataset: Any, tokenizer: Any, vocab: Any, max_length: int, de
             "completion_mask": [0] * len(prompt) + [1] * len(completion),
         }
 
-    tokenized = dataset.map(encode, remove_columns=dataset.column_names, desc=desc)
-    return tokenized.filter(lambda row: len(row["input_ids"]) > 0, desc=f"{desc}: dropping overlong")
+    tokenized = dataset.map(encode, remove_columns=dataset.column_names, desc=desc, num_proc=num_proc)
+    return tokenized.filter(
+        lambda row: len(row["input_ids"]) > 0, desc=f"{desc}: dropping overlong", num_proc=num_proc
+    )
 
 
 def expose_output_bias(model: Any) -> None:
@@ -192,6 +204,7 @@ def _trainer_class() -> type:
 
 
 def _time_budget(minutes: float) -> Any:
+    from accelerate.utils import broadcast_object_list
     from transformers import TrainerCallback
 
     class TimeBudget(TrainerCallback):  # type: ignore[misc]
@@ -200,7 +213,12 @@ def _time_budget(minutes: float) -> Any:
             self.stopped = False
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if minutes and time.monotonic() - self.started > minutes * 60:
+            if not minutes:
+                return
+            over = time.monotonic() - self.started > minutes * 60
+            if args.world_size > 1:  # the main process's clock decides, so that all stop at one step
+                over = bool(broadcast_object_list([over])[0])
+            if over:
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from, not only the adapter
                 self.stopped = True
@@ -230,7 +248,8 @@ def _peak_rss_mib() -> float:
 
 
 def trainer_arguments(config: SftConfig, output: Path, cuda: bool) -> Any:
-    """trl's SFTConfig: the recipe's trl keys, and what Inkling's own keys decide."""
+    """trl's SFTConfig: the recipe's trl keys, and what Inkling's own keys decide (the event
+    files' place: `training.tracking`)."""
     from training.base import use_4bit, use_bf16
 
     keys = dict(config.trainer)
@@ -250,12 +269,14 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     import datasets
     import torch
     from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base, use_4bit
     from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
+    from training.tracking import finish, track, write_curves
 
     if not config.output:
         raise ConfigError("sft: no output directory given (output: ...)")
@@ -276,23 +297,24 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
 
-    data = datasets.load_from_disk(str(dataset_dir(config.dataset)))
-    train_rows = data["train"].shuffle(seed=config.seed)
-    if config.max_train_examples:
-        train_rows = train_rows.select(range(min(config.max_train_examples, len(train_rows))))
-    if config.replay_dataset:
-        replay = datasets.load_from_disk(str(dataset_dir(config.replay_dataset)))["train"]
-        wanted = int(len(train_rows) * config.replay_share / (1 - config.replay_share))
-        replay = replay.shuffle(seed=config.seed).select(range(min(wanted, len(replay))))
-        train_rows = datasets.concatenate_datasets([train_rows, replay]).shuffle(seed=config.seed)
-    eval_rows = data["validation"].shuffle(seed=config.seed)
-    eval_rows = eval_rows.select(range(min(config.eval_examples, len(eval_rows))))
-    train_set = tokenize_split(train_rows, tokenizer, vocab, config.max_length, "tokenizing train")
-    eval_set = tokenize_split(eval_rows, tokenizer, vocab, config.max_length, "tokenizing validation")
+    cuda = torch.cuda.is_available()
+    args = trainer_arguments(config, output, cuda)  # under a launcher, this joins the process group
+    main = args.process_index == 0
+    if not main:
+        datasets.disable_progress_bars()  # one set of bars, the main process's
+    checkpoint = (
+        get_last_checkpoint(str(output / "checkpoints"))
+        if config.resume and (output / "checkpoints").is_dir()
+        else None
+    )
+    # The main process tokenizes first; the others then read its `datasets` cache.
+    with args.main_process_first(desc="tokenizing"):
+        train_set, eval_set = _examples(config, tokenizer, vocab, args.dataset_num_proc)
     if len(train_set) == 0:
         raise ConfigError(f"sft: no training example fits max_length={config.max_length}")
 
     model = load_model(base_path, config.quantization)
+    set_seed(config.seed)  # the LoRA weights' initial values: the same run after run, and in every process
     parent = ""
     if config.init_adapter:
         parent = str(Path(expand_path(config.init_adapter)).resolve())
@@ -313,8 +335,12 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     expose_output_bias(model)
     apply_rows_sparsely(model)
 
-    cuda = torch.cuda.is_available()
-    args = trainer_arguments(config, output, cuda)
+    before = _loss_at_checkpoint(output, checkpoint)
+    # The loss before training is measured by the Trainer itself at the start of train(), once it has
+    # wrapped the model for several processes. An evaluate() before train() would mark the bare model
+    # prepared, and train() would then run it unwrapped: every process on its own shard, gradients never
+    # averaged (accelerate 1.16 with transformers 5.25; tests/training/test_distributed.py saw it).
+    args.eval_on_start = before is None and len(eval_set) > 0
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -323,14 +349,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         processing_class=tokenizer,
     )
     require_members("trl", trainer, ("_metrics",))  # compute_loss logs its accuracy there
-    checkpoint = (
-        get_last_checkpoint(str(output / "checkpoints"))
-        if config.resume and (output / "checkpoints").is_dir()
-        else None
-    )
-    before = _loss_at_checkpoint(output, checkpoint)
-    if before is None and len(eval_set):
-        before = trainer.evaluate()["eval_loss"]
+    track(trainer, output, resumed=checkpoint is not None)
     budget = _time_budget(config.max_minutes)
     trainer.add_callback(budget)
     train_started, cpu_started = time.monotonic(), time.process_time()
@@ -338,9 +357,13 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
     train_seconds = time.monotonic() - train_started
     train_cpu_seconds = time.process_time() - cpu_started
     after = trainer.evaluate()["eval_loss"] if len(eval_set) else None
+    finish(trainer)
+    first_step = int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0
+    if args.eval_on_start:
+        before = _eval_loss_at(trainer.state.log_history, first_step)
 
-    steps_done = max(1, result.global_step - (int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0))
-    examples_done = steps_done * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    steps_done = max(1, result.global_step - first_step)
+    examples_done = steps_done * args.train_batch_size * args.gradient_accumulation_steps * args.world_size
     report = {
         "base": info.as_dict(),
         "examples": {"train": len(train_set), "validation": len(eval_set)},
@@ -352,21 +375,54 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         "train_seconds": round(train_seconds, 1),
         "seconds_per_optimizer_step": round(train_seconds / steps_done, 2),
         "seconds_per_example": round(train_seconds / examples_done, 3),
-        "cpu_seconds_per_example": round(train_cpu_seconds / examples_done, 3),
+        # The main process's CPU time, times the processes (they do the same work).
+        "cpu_seconds_per_example": round(train_cpu_seconds * args.world_size / examples_done, 3),
+        "processes": args.world_size,
         "threads": torch.get_num_threads(),
         "precision": "bf16" if args.bf16 else "fp32",
         "load_average": round(os.getloadavg()[0], 1),
         "train_loss": result.training_loss,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": _peak_rss_mib(),  # of the main process
         "total_seconds": round(time.monotonic() - started, 1),
         "device": "cuda" if cuda else "cpu",
         "quantization": "4bit" if use_4bit(config.quantization) else "none",
     }
-    if trainer.is_world_process_zero():
+    # Every process takes part in gathering the weights (FSDP and ZeRO-3 shard them); the main one saves.
+    weights = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    if main:
         # The adapter alone (the tokenizer is the base's own; export reads it from the base).
-        trainer.model.save_pretrained(str(output))
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(output), state_dict=weights)
         write_metadata(
             output, info, vocab, config.fim_format, "sft", to_dict(config), parent=parent, results=report
         )
         (output / "training_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_curves(output)
     return report
+
+
+def _examples(config: SftConfig, tokenizer: Any, vocab: Any, num_proc: int | None) -> tuple[Any, Any]:
+    """The tokenized training and validation sets."""
+    import datasets
+
+    data = datasets.load_from_disk(str(dataset_dir(config.dataset)))
+    train_rows = data["train"].shuffle(seed=config.seed)
+    if config.max_train_examples:
+        train_rows = train_rows.select(range(min(config.max_train_examples, len(train_rows))))
+    if config.replay_dataset:
+        replay = datasets.load_from_disk(str(dataset_dir(config.replay_dataset)))["train"]
+        wanted = int(len(train_rows) * config.replay_share / (1 - config.replay_share))
+        replay = replay.shuffle(seed=config.seed).select(range(min(wanted, len(replay))))
+        train_rows = datasets.concatenate_datasets([train_rows, replay]).shuffle(seed=config.seed)
+    eval_rows = data["validation"].shuffle(seed=config.seed)
+    eval_rows = eval_rows.select(range(min(config.eval_examples, len(eval_rows))))
+    train_set = tokenize_split(train_rows, tokenizer, vocab, config.max_length, "tokenizing train", num_proc)
+    eval_set = tokenize_split(
+        eval_rows, tokenizer, vocab, config.max_length, "tokenizing validation", num_proc
+    )
+    return train_set, eval_set
+
+
+def _eval_loss_at(history: list[dict[str, Any]], step: int) -> float | None:
+    """The validation loss the Trainer logged at `step` (its evaluation at the start of training)."""
+    losses = [entry["eval_loss"] for entry in history if "eval_loss" in entry and entry.get("step") == step]
+    return float(losses[-1]) if losses else None

@@ -33,12 +33,13 @@ SFT_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "max_length": 512,
     "gradient_checkpointing": False,
-    "report_to": "none",
+    "report_to": "tensorboard",
     "seed": 42,
     "dataloader_num_workers": 0,
     "remove_unused_columns": True,
 }
-"""Where Inkling's SFT differs from trl's defaults: a small model, LoRA, CPU-sized steps, offline.
+"""Where Inkling's SFT differs from trl's defaults: a small model, LoRA, CPU-sized steps, offline,
+tracked in local TensorBoard event files (`training.tracking`).
 `warmup_steps` below 1 is a share of the steps (transformers >= 5)."""
 
 DPO_DEFAULTS: dict[str, Any] = {
@@ -53,7 +54,7 @@ DPO_DEFAULTS: dict[str, Any] = {
     "save_strategy": "steps",
     "save_steps": 20,
     "save_total_limit": 2,
-    "report_to": "none",
+    "report_to": "tensorboard",
     "seed": 42,
     "dataloader_num_workers": 0,
 }
@@ -70,6 +71,7 @@ REFUSED = {
     "gradient_accumulation": "now trl's gradient_accumulation_steps",
     "lr_scheduler": "now trl's lr_scheduler_type",
     "warmup_ratio": "now trl's warmup_steps (below 1: a share of the steps)",
+    "eval_on_start": "set by Inkling: sft measures the validation loss before training (eval_examples)",
 }
 """Keys a recipe may not give: trl fields that follow from Inkling's own keys, and Inkling's
 former names of trl fields."""

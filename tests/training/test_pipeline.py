@@ -132,6 +132,29 @@ def test_sft_lowers_validation_loss_and_writes_the_adapter_contract(workdir: Pat
     ]
 
 
+def test_each_stage_is_tracked_in_tensorboard_events_and_a_png(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.tracking import CURVES_FILE, EVENTS_DIR, read_scalars
+
+    sft = read_scalars(workdir / "sft" / EVENTS_DIR)
+    assert [step for step, _ in sft["train/loss"]][:2] == [6, 12]  # logging_steps: 6
+    assert [step for step, _ in sft["train/learning_rate"]][:2] == [6, 12]
+    report = _report(workdir / "sft/training_report.json")
+    eval_loss = dict(sft["eval/loss"])  # before training (step 0) and after (step 12)
+    assert eval_loss[0] == pytest.approx(report["eval_loss_before"])
+    assert eval_loss[12] < eval_loss[0] and "eval/mean_token_accuracy" in sft
+    dpo = read_scalars(workdir / "dpo" / EVENTS_DIR)
+    assert [step for step, _ in dpo["train/rewards/margins"]] == [1, 2] and "train/loss" in dpo
+    for stage in ("sft", "dpo"):
+        assert (workdir / stage / CURVES_FILE).read_bytes()[:4] == b"\x89PNG"
+        assert len(list((workdir / stage / EVENTS_DIR).glob("events.out.tfevents.*"))) == 1
+    assert main(["train", "report", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    assert "sft: " in out and "dpo: " in out and "pairs: " in out and "verdicts" in out
+    assert f"curves: {workdir / CURVES_FILE}" in out
+
+
 def test_sft_resumes_from_its_last_checkpoint(workdir: Path) -> None:
     argv = [
         "train",
@@ -151,6 +174,11 @@ def test_sft_resumes_from_its_last_checkpoint(workdir: Path) -> None:
     report = _report(workdir / "sft/training_report.json")
     assert report["resumed_from"].endswith("checkpoint-12") and report["optimizer_steps"] == 14
     assert report["eval_loss_before"] == 123.0
+    # The resumed sitting adds to the run's events: the first sitting's stay.
+    from training.tracking import EVENTS_DIR, read_scalars
+
+    events = read_scalars(workdir / "sft" / EVENTS_DIR)
+    assert 6 in dict(events["train/loss"]) and sorted(dict(events["eval/loss"]))[-1] == 14
 
 
 def test_second_stage_mixes_in_first_stage_data(workdir: Path) -> None:
