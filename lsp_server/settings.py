@@ -351,6 +351,20 @@ def _coerce(spec: SettingSpec, raw: Any) -> Any:
         if spec.maximum is not None and value > spec.maximum:
             raise ValueError(f"{value} is above the maximum {spec.maximum:g}")
         return value
+    if kind == "number":
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        if isinstance(raw, int | float):
+            number = float(raw)
+        elif isinstance(raw, str) and re.fullmatch(r"\s*-?(\d+\.?\d*|\.\d+)\s*", raw):
+            number = float(raw)
+        else:
+            raise ValueError(f"expected a number, got {raw!r}")
+        if spec.minimum is not None and number < spec.minimum:
+            raise ValueError(f"{number:g} is below the minimum {spec.minimum:g}")
+        if spec.maximum is not None and number > spec.maximum:
+            raise ValueError(f"{number:g} is above the maximum {spec.maximum:g}")
+        return number
     if kind == "string":
         if raw is None:
             return ""

@@ -30,6 +30,16 @@ def test_environment_values_are_typed() -> None:
     assert layer.warnings == []
 
 
+def test_number_settings_take_numbers_from_every_source() -> None:
+    assert merge([layer_from_env({"INKLING_LINE_RANK_BELOW": "0.5"})]).line_rank_below == 0.5
+    assert merge([layer_from_client({"lineRankBelow": 1}, "client")]).line_rank_below == 1.0
+    layer = layer_from_client({"lineRankBelow": "half"}, "client")
+    assert merge([layer]).line_rank_below == Settings().line_rank_below
+    assert "lineRankBelow" in "\n".join(layer.warnings)
+    above = layer_from_client({"lineRankBelow": 1.5}, "client")
+    assert merge([above]).line_rank_below == Settings().line_rank_below and above.warnings
+
+
 def test_bad_values_become_warnings_and_defaults() -> None:
     layer = layer_from_client(
         {"contextSize": "huge", "threads": -1, "maxTokensInline": True, "nonsense": 1}, "client"
