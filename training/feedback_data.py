@@ -58,8 +58,8 @@ class FeedbackPairsConfig:
     else a file: `inkling feedback export` JSON lines, or a feedback .sqlite3 database."""
     output: str = ""
     validation_share: float = 0.1
-    """Share of the files whose records become validation examples (by a hash of the file name;
-    none with fewer than two files)."""
+    """Share of the files whose records become validation examples (by a hash of the file name);
+    with one file, that share of its examples (at least one, from two examples on)."""
     sft_from_typed: bool = False
     """Also SFT examples from what users typed instead of a completion (complete lines only)."""
     empty_chosen: bool = True
@@ -224,6 +224,7 @@ def build(records: Iterable[dict[str, Any]], config: FeedbackPairsConfig) -> dic
     rng = random.Random(config.seed)
     rng.shuffle(pairs)
     rng.shuffle(sft)
+    available = {"pairs": len(pairs), "sft_examples": len(sft)}
     if config.max_pairs:
         pairs = pairs[: config.max_pairs]
     if config.max_sft:
@@ -237,12 +238,18 @@ def build(records: Iterable[dict[str, Any]], config: FeedbackPairsConfig) -> dic
     splits: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     for file, row in sft:
         splits["validation" if file in held else "train"].append(row)
+    if not splits["validation"] and len(splits["train"]) >= 2 and config.validation_share > 0:
+        # One file only: a share of its rows (trl refuses an empty validation set).
+        count = max(1, int(len(splits["train"]) * config.validation_share))
+        splits["validation"] = splits["train"][-count:]
+        splits["train"] = splits["train"][:-count]
     return {
         "splits": splits,
         "pairs": pairs,
         "outcomes": dict(outcomes),
         "skipped": dict(skipped),
         "chosen_from": dict(Counter(p["chosen_source"] for p in pairs)),
+        "available": available,
     }
 
 
@@ -284,6 +291,7 @@ def make_feedback_data(config: FeedbackPairsConfig) -> dict[str, Any]:
         "sft_examples": {split: len(rows) for split, rows in built["splits"].items()},
         "pairs": len(built["pairs"]),
         "chosen_from": built["chosen_from"],
+        "available_before_caps": built["available"],
         "skipped": built["skipped"],
         "seconds": round(time.monotonic() - started, 1),
     }

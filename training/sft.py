@@ -345,7 +345,7 @@ def train_sft(config: SftConfig) -> dict[str, Any]:
         model=model,
         args=args,
         train_dataset=train_set,
-        eval_dataset=eval_set,
+        eval_dataset=eval_set if len(eval_set) else None,  # trl refuses an empty one
         processing_class=tokenizer,
     )
     require_members("trl", trainer, ("_metrics",))  # compute_loss logs its accuracy there

@@ -363,3 +363,35 @@ def test_boolean_setting_flags_need_no_value() -> None:
     settings, _ = settings_from_args(parser.parse_args(["--record-feedback", "false"]), strict=True)
     assert not settings.record_feedback
     assert not settings_from_args(parser.parse_args([]))[0].record_feedback
+
+
+def _inkling(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", "feedback", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_feedback_stats_export_and_clear_commands(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite3"
+    store = FeedbackStore(path)
+    store.add([record("a", outcome="accepted"), record("b"), record("c", outcome="partial", language="go")])
+    store.close()
+    shown = _inkling("stats", "--file", str(path))
+    assert shown.returncode == 0 and "language go" in shown.stdout
+    counts = json.loads(_inkling("stats", "--json", "--file", str(path)).stdout)
+    assert counts["total"] == {"accepted": 1, "rejected": 1, "partial": 1}
+    out = tmp_path / "out.jsonl"
+    assert _inkling("export", str(out), "--file", str(path), "--outcome", "accepted").returncode == 0
+    [line] = out.read_text().splitlines()
+    assert json.loads(line)["item"] == "a" and json.loads(line)["outcome"] == "accepted"
+    refused = _inkling("clear", "--file", str(path), stdin="y\n")  # not a terminal: --yes is needed
+    assert refused.returncode == 1 and FeedbackStore(path).count() == 3
+    cleared = _inkling("clear", "--yes", "--file", str(path))
+    assert cleared.returncode == 0 and "3 records deleted" in cleared.stdout
+    assert FeedbackStore(path).count() == 0
+    assert "no feedback recorded" in _inkling("stats", "--file", str(tmp_path / "none.sqlite3")).stdout

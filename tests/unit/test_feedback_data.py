@@ -73,6 +73,10 @@ def test_options_typed_examples_empty_chosen_order_and_splits() -> None:
     assert built["splits"]["validation"] and built["splits"]["train"]
     files = {r["path"] for r in built["splits"]["validation"]}
     assert not files & {r["path"] for r in built["splits"]["train"]}  # split by file
+    one_file = build(
+        [record(f"d{n}", "accepted", f"{n}", prefix=f"z{n} = ") for n in range(10)], FeedbackPairsConfig()
+    )
+    assert len(one_file["splits"]["validation"]) == 1 and len(one_file["splits"]["train"]) == 9
     psm = build(records, FeedbackPairsConfig(order="psm"))
     assert {r["order"] for r in psm["splits"]["train"]} == {"psm"}
     with pytest.raises(ConfigError):
