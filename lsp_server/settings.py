@@ -130,7 +130,7 @@ class Settings:
         ),
     )
     line_rank_below: float = field(
-        default=1.0,
+        default=0.5,
         metadata=_meta(
             "With several line candidates: rank them only where the most likely first token of the "
             "line takes less than this share of the probability the candidates' first tokens have "

@@ -70,7 +70,10 @@ def register(subparsers: Any) -> None:
         "--only", action="append", default=[], metavar="TEXT", help="keep tasks whose id contains TEXT"
     )
     parser.add_argument(
-        "--lsp", action="store_true", help="also run every task through `inkling serve` over stdio"
+        "--lsp",
+        action="store_true",
+        help="also run every task through `inkling serve` over stdio (each file opened alone, so "
+        "ours runs without project context too)",
     )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument(
@@ -78,6 +81,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="with --engine-url: run the pipeline through the engine only (no in-process model, "
         "no baseline); by default both run, each task through both in turn",
+    )
+    parser.add_argument(
+        "--no-project-context",
+        action="store_true",
+        help="a study: answer each fim task from its file alone (default: as the server does, with "
+        "project context from the task's corpus opened as the workspace)",
+    )
+    parser.add_argument(
+        "--first-answer",
+        action="store_true",
+        help="score the quick answer the server gives where its cache holds little of the prompt "
+        "(a file just opened, a jump: coldStartTokens before the cursor, the rest evaluated in the "
+        "background); default: the answer from the whole prompt, as while typing",
     )
     parser.add_argument(
         "--lift-budgets",
@@ -153,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         corpora = corpus.discover(languages, args.source)
         tasks = build_tasks(corpora, kinds=kinds, splits=splits, per_group=args.per_group, seed=args.seed)
+        if args.lsp:
+            args.no_project_context = True  # the server over stdio opens each file alone
+        if not args.no_project_context:
+            tasks = [_in_workspace(task, [c.root for c in corpora]) for task in tasks]
     if args.only:
         tasks = [task for task in tasks if any(text in task.id for text in args.only)]
     if not tasks:
@@ -292,8 +312,12 @@ def _evaluate(
         settings = _lift_time_budgets(settings)
     resolved = resolve_model(settings.model_path)
     # Every task starts from an empty KV cache: score the prompt the server builds while
-    # the user types, not its quick first answer after start-up.
-    settings = dataclasses.replace(settings, model_path=str(resolved.path), cold_start_tokens=0)
+    # the user types, unless --first-answer asks for its quick answer to a cold prompt.
+    settings = dataclasses.replace(
+        settings,
+        model_path=str(resolved.path),
+        cold_start_tokens=settings.cold_start_tokens if args.first_answer else 0,
+    )
     remote = None
     if settings.engine_url:
         from lsp_server.remote import open_engine
@@ -316,8 +340,11 @@ def _evaluate(
         elif args.track == "crossfile":
             ours = PipelineRunner(engine, settings, name="in-file")
             runners += [ours, ProjectRunner(engine, settings)]
-        else:
+        elif args.no_project_context:
             ours = PipelineRunner(engine, settings)
+            runners.append(ours)
+        else:
+            ours = ProjectRunner(engine, settings, name="ours")
             runners.append(ours)
         if remote is not None and engine is not None:
             # The same runner as ours (the same project context), through the engine.
@@ -336,6 +363,8 @@ def _evaluate(
         }
         meta["settings"] = dataclasses.asdict(settings)
         meta["time_budgets"] = "lifted" if args.lift_budgets else "server"
+        meta["answer"] = "first (cold prompt)" if args.first_answer else "whole prompt"
+        meta["project_context"] = args.track == "crossfile" or not args.no_project_context
         meta["runners"] = [runner.name for runner in runners]
         meta["machine"] = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
         results: list[TaskResult] = []
@@ -387,6 +416,15 @@ def _evaluate(
         draw_chart(args.chart, summary, names, f"{'+'.join(meta['splits'])}: {resolved.path.name}")
         print(f"chart: {args.chart}")
     return 0
+
+
+def _in_workspace(task: Any, roots: list[Path]) -> Any:
+    """The task with its corpus (the innermost root holding its file) as its workspace."""
+    path = Path(task.path)
+    holding = [root for root in roots if path.is_relative_to(root)]
+    if not holding:
+        return task
+    return dataclasses.replace(task, repository=str(max(holding, key=lambda root: len(root.parts))))
 
 
 def _lift_time_budgets(settings: Any) -> Any:

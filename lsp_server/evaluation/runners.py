@@ -137,6 +137,8 @@ class ProjectRunner(PipelineRunner):
         self.workspaces = Workspaces()
 
     def run(self, task: Task) -> Answer:
+        if not task.repository:  # a file under no corpus root (--source FILE): no workspace
+            return super().run(task)
         path, project = self.workspaces.open(task)
         self.pipeline.project = project
         request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=str(path))
