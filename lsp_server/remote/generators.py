@@ -347,7 +347,11 @@ class LlamaServerGenerator(RemoteGenerator):
                 tokens = [int(t) for t in event.get("tokens") or []]
                 for index, token in enumerate(tokens):
                     if decoded.deciding():
-                        top = _top_tokens(probs[index] if index < len(probs) else None)
+                        entry = probs[index] if index < len(probs) else None
+                        top = _top_tokens(entry)
+                        learn = getattr(self.model, "learn_pieces", None)
+                        if learn is not None:  # the server's tokenizer: the pieces come with them
+                            learn(_top_pieces(entry))
                         choice = decoded.choose(top) if top else token
                         if choice is None and decoded.healing():
                             outcome.restart = -1
@@ -476,6 +480,18 @@ def _top_tokens(entry: Any) -> list[tuple[int, float]]:
             found.append((int(item["id"]), float(item.get("logprob", item.get("prob")) or 0.0)))
     found.sort(key=lambda pair: -pair[1])
     return found
+
+
+def _top_pieces(entry: Any) -> dict[int, str]:
+    """Token id -> text of an `n_probs` entry's top tokens."""
+    if not isinstance(entry, dict):
+        return {}
+    top = entry.get("top_logprobs") or entry.get("top_probs") or []
+    return {
+        int(item["id"]): item["token"]
+        for item in top
+        if isinstance(item, dict) and isinstance(item.get("id"), int) and isinstance(item.get("token"), str)
+    }
 
 
 class OpenAIGenerator(RemoteGenerator):

@@ -98,6 +98,11 @@ class ServerVocabulary:
             piece = self._pieces[token] = self.detokenize([token])
         return piece
 
+    def learn_pieces(self, pieces: dict[int, str]) -> None:
+        """Token texts the server sent along (its top tokens): no round trip for them later."""
+        for token, text in pieces.items():
+            self._pieces.setdefault(token, text)
+
     def piece(self, token: int) -> bytes:
         return self.token_piece(token).encode("utf-8", "surrogatepass")
 

@@ -146,7 +146,9 @@ class FakeEngine:
                             {
                                 "id": token,
                                 "logprob": 0.0,
-                                "top_logprobs": [{"id": t, "logprob": p} for t, p in top],
+                                "top_logprobs": [
+                                    {"id": t, "logprob": p, "token": chr(t) if t > 3 else ""} for t, p in top
+                                ],
                             }
                         ]
                     if not self._send(event):

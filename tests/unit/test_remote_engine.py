@@ -332,3 +332,16 @@ def test_doctor_checks_the_engine() -> None:
     assert "model file" not in checks  # nothing loaded in-process
     down = run_doctor(Settings(engine_url=f"http://127.0.0.1:{_closed_port()}"), speed_probe=False)
     assert not down.ok and "refused the connection" in {c.name: c for c in down.checks}["engine"].detail
+
+
+def test_the_servers_tokenizer_learns_pieces_from_the_top_tokens() -> None:
+    script = script_of("\nfoo", top={0: [(ord("\n"), -0.1), (ord("b"), -2.0), (ord("q"), -3.0)]})
+    with fake_engine(script) as server:
+        client, info = detect(server.url)
+        vocab = ServerVocabulary(client, 2048, {"bos_token": "<s>", "eos_token": "</s>"})
+        generator = LlamaServerGenerator(client, vocab, info, "the server's /tokenize")
+        generator.generate(request(start_on_line=True, max_tokens=2), CancelToken())
+        assert server.bodies("/completion")[1]["prompt"][-1] == ord("b")
+        assert vocab.token_piece(ord("q")) == "q"  # learned: never asked of /detokenize
+        detokenized = {t for body in server.bodies("/detokenize") for t in body["tokens"]}
+        assert ord("q") not in detokenized and ord("b") not in detokenized
