@@ -95,6 +95,8 @@ class Engine:
         """The prompt being evaluated and the end of the batch llama.cpp is on (engine lock)."""
         self._lock = threading.Lock()
         self.primed = False
+        self._prefilling: list[int] | None = None
+        """The prompt a background evaluation is filling the cache with, until it ends."""
         """Whether a request's prompt has been evaluated since the model loaded."""
 
     # -- lifecycle -------------------------------------------------------------
@@ -217,9 +219,18 @@ class Engine:
                 return None
             self._supersede(prompt)
             self._current = token
-        return self._executor.submit(self._prefill, list(prompt), token)
+            self._prefilling = list(prompt)
+        return self._executor.submit(self._prefill, self._prefilling, token)
 
     def _prefill(self, prompt: list[int], cancel: CancelToken) -> int:
+        try:
+            return self._evaluate_in_background(prompt, cancel)
+        finally:
+            with self._lock:
+                if self._prefilling is prompt:
+                    self._prefilling = None
+
+    def _evaluate_in_background(self, prompt: list[int], cancel: CancelToken) -> int:
         if cancel.cancelled or self._model is None:
             return -1
         started = time.perf_counter()
@@ -347,12 +358,20 @@ class Engine:
         return plan.reused
 
     def uncached(self, prompt: Sequence[int]) -> int:
-        """Tokens of `prompt` not in the cache as it is now: read on the caller's thread,
-        an estimate while a background evaluation is filling it."""
-        if not self.primed or self._model is None:
+        """Tokens of `prompt` not in the cache, counting those a background evaluation
+        started (`prefill`) is putting there: a request right after a quick answer then
+        takes the whole prompt and continues that evaluation (superseding it keeps its
+        batches), where another quick prompt would evict it and start it over."""
+        model = self._model
+        with self._lock:
+            pending = self._prefilling
+        if model is None or (not self.primed and pending is None):
             return len(prompt)
-        min_run = self.config.reuse_min_run if self._model.can_shift else 0
-        return len(prompt) - plan_reuse(list(self._cached), prompt, min_run).reused
+        min_run = self.config.reuse_min_run if model.can_shift else 0
+        missing = len(prompt) - plan_reuse(list(self._cached), prompt, min_run).reused
+        if pending is not None:
+            missing = min(missing, len(prompt) - plan_reuse(pending, prompt, min_run).reused)
+        return missing
 
     def _repeats_last_prompt(self, model: LlamaModel, prompt: list[int]) -> bool:
         """Whether `prompt` is the last evaluated one, still in the cache (maybe followed by
