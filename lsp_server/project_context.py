@@ -99,12 +99,14 @@ class ProjectContext:
         self._ring_size = ring_size
         self._lock = threading.Lock()
         self._last: dict[Path, tuple[tuple[object, ...], list[ContextFile]]] = {}
+        self._open: set[Path] = set()
         self._ring_version = 0
         """Counts changes to the ring: a request's cached choice holds while it is unchanged."""
 
     # -- what the user does ------------------------------------------------------------
 
     def note_open(self, path: Path, language_id: str, text: str) -> None:
+        self._open.add(path)
         self.index.set_overlay(path, language_id, text)
         start, chunk = _lines_around(text, 0, 0, CHUNK_LINES)
         self._remember(_Chunk(path, start, chunk, _words(chunk), "buffer"))
@@ -128,6 +130,7 @@ class ProjectContext:
         its "buffer" and "recent" chunks go; the regions the user edited stay in the ring.
         A prompt that shows its chunks chooses its context afresh."""
         self.index.drop_overlay(path)
+        self._open.discard(path)
         shown_as = self.display(path)
         for other, (_, chosen) in list(self._last.items()):
             if any(item.path == shown_as for item in chosen):
@@ -291,7 +294,8 @@ class ProjectContext:
                 continue
             seen.add(chunk.text)
             overlap = snippets.jaccard(chunk.words, window_words)
-            if overlap >= MIN_CHUNK_OVERLAP:
+            open_edit = chunk.kind == "edit" and chunk.path in self._open
+            if overlap >= (OPEN_EDIT_OVERLAP if open_edit else MIN_CHUNK_OVERLAP):
                 results.append((overlap, ContextFile(self.display(chunk.path), chunk.text)))
         return results
 
@@ -325,6 +329,10 @@ cursor. Between 32-line chunks of 40 unrelated standard-library modules the shar
 0.04 at the median and above 0.15 for 0.1% of pairs (above 0.05, the old floor, for 36%:
 prompt tokens on every request that bought nothing); between chunks of one module, 25% of
 pairs are above it (docs/benchmarks.md, whole lines)."""
+
+OPEN_EDIT_OVERLAP = 0.05
+"""What the user is editing in another open buffer is their work at hand: it keeps the
+old, lower floor (a new function there shares only its name with a short window)."""
 
 SIMILAR_SCORE = 1.0
 """Similar code ranks by its similarity above this (1.0 + Jaccard): a near copy of the lines
