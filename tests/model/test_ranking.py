@@ -23,7 +23,9 @@ SOURCE = (
     "    return math.sqrt(dx * dx + dy * dy)\n"
 )
 CURSOR = SOURCE.index("    \n") + 4  # on the blank line, after its indentation
-SLOW_OK = {"time_budget_inline_ms": 600_000, "cold_start_tokens": 0}
+SLOW_OK = {"time_budget_inline_ms": 600_000, "cold_start_tokens": 0, "line_rank_below": 1.0}
+"""No budget, no quick answer, and ranking on every blank line (the default gate would write
+this sure line greedily): the tests look at the ranking itself."""
 
 
 @pytest.fixture
