@@ -144,7 +144,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     one_server=any(event.scenario for session in sessions for event in session.events),
                 )
             )
-        if run.status.get("model") != str(engine.config.model_path):
+        # Through an engine (--engine-url) the server names its URL: serving the floor's model
+        # file there is the caller's part (the bench's own check ends here).
+        if run.status.get("model") != (settings.engine_url or str(engine.config.model_path)):
             raise InklingError(
                 f"the server loaded {run.status.get('model')} but the floor used "
                 f"{engine.config.model_path}: the comparison is not fair"
