@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,11 @@ def cmd_bench_peer(args: argparse.Namespace) -> int:
 
     def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # through the run's `finally`: both servers are stopped
+
+    signal.signal(signal.SIGTERM, stop)
 
     try:
         model = resolve_model(args.model).path

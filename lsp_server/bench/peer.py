@@ -9,6 +9,10 @@ missing line in a standard-library function that CPython's tests cover) the
 same llama.vim `/infill` request goes to both, one after the other, the order
 alternating from hole to hole; nothing else runs on them meanwhile.
 
+Before each request both servers are let go idle (Inkling evaluates a cold
+prompt whole in the background after answering from part of it), so that no
+request shares the cores with the other server's leftover work.
+
 Each answer becomes the line llama.vim would leave in the buffer (its
 `s:fim_render` and accept-line rules, applied alike to both), then is scored:
 
@@ -73,6 +77,11 @@ RESPONSE_FIELDS = [
 ]
 WARM_UP = {"input_prefix": "import os\n\n\ndef home():\n", "input_suffix": "\n", "prompt": "    return "}
 """Nothing any hole has: neither server's cache holds a hole's prompt before it is asked."""
+IDLE_PROBE_S = 0.25
+IDLE_SHARE = 0.1
+"""A server is idle when it used under a tenth of a core over a probe."""
+REQUEST_TIMEOUT_S = 600.0
+"""A cold 2,000-token prompt takes llama-server tens of seconds on a busy 2-core machine."""
 TARGET_POINTS = 5.0
 TARGET_P50_RATIO = 1.15
 
@@ -195,6 +204,29 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system)."""
+        if self.process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def settle(self, seconds: float = 120) -> None:
+        """Wait until the server has stopped working (Inkling evaluates a cold prompt whole in
+        the background after answering): the next request, to either server, must not share
+        the cores with it."""
+        deadline = time.monotonic() + seconds
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(IDLE_PROBE_S)
+            now = self.cpu_seconds()
+            if now - before < IDLE_PROBE_S * IDLE_SHARE:
+                return
+            before = now
+
     def rss_mib(self) -> float:
         if self.process is None:
             return 0.0
@@ -206,7 +238,9 @@ class Server:
         return int(found.group(1)) / 1024 if found else 0.0
 
 
-def infill(server: Server, body: dict[str, Any], timeout: float = 120) -> tuple[dict[str, Any], float]:
+def infill(
+    server: Server, body: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+) -> tuple[dict[str, Any], float]:
     """POST /infill on a fresh connection; the answer and the wall time in ms."""
     data = json.dumps(body).encode()
     request = urllib.request.Request(
@@ -295,6 +329,8 @@ def run(config: Config, progress: Callable[[str], None] = print) -> dict[str, An
             body = llama_vim_request(hole)
             order = [INKLING, PEER] if index % 2 == 0 else [PEER, INKLING]
             for name in order:
+                for server in servers.values():
+                    server.settle()
                 answer, ms = infill(servers[name], body)
                 content = str(answer.get("content", ""))
                 timings = {
