@@ -16,8 +16,9 @@ and post-processing. Only generation happens on the server.
   cancelling closes the connection, which stops the server's task.
 * **OpenAI-compatible servers** (`OpenAIGenerator`; vLLM, llama-server's `/v1`, ...):
   `POST /v1/completions` with the prompt as text (special tokens written out), streamed.
-  Healing is not possible on text: the healed text is sent as part of the prompt.
-  The first-token rule of a line is not applied.
+  A text prompt cannot force a first token, so healing is by agreement: the prompt goes
+  without the healed tail and an answer is kept if it starts with it, else asked again
+  with the tail as typed. The first-token rule of a line is not applied.
 
 Neither ranks a blank line's candidates (`lineCandidates`): ranking judges each
 candidate by the log-probability of the code below it, which neither API returns for
@@ -495,7 +496,14 @@ def _top_pieces(entry: Any) -> dict[int, str]:
 
 
 class OpenAIGenerator(RemoteGenerator):
-    """An OpenAI-compatible `/v1/completions` server, prompts as text (a `Generator`)."""
+    """An OpenAI-compatible `/v1/completions` server, prompts as text (a `Generator`).
+
+    Healing by agreement: a text prompt cannot force the first token's text, so the prompt
+    goes without the healed tail (a half-typed word, a space typed after a keyword), and
+    the answer is kept if it starts with that tail, as the model mostly writes it (" os"
+    after "import"). An answer that goes elsewhere is dropped as soon as it does, and the
+    prompt is sent again with the tail as typed. A prompt ending in a lone space is a text
+    the model never saw in training: sent as typed, the model mostly ends there."""
 
     def generate(self, request: GenerationRequest, cancel: CancelToken) -> Generation:
         self._connect()
@@ -506,67 +514,27 @@ class OpenAIGenerator(RemoteGenerator):
         tokens = list(request.prompt)
         if tokens and vocab.add_bos and tokens[0] == vocab.bos_id:
             tokens = tokens[1:]  # the server adds its own
-        if request.forced_prefix and not request.forced_as_written:
-            self.note_once(
-                "healing",
-                f"the OpenAI-compatible engine at {self.info.url} takes text prompts: a half-typed "
-                "word is sent as typed (no token healing)",
-            )
-        prompt_text = prompt_as_text(vocab, tokens) + request.forced_prefix
-        stops = [vocab.token_text(t) for t in sorted(request.stop_token_ids)]
-        body: dict[str, Any] = {
-            "model": self.info.model,
-            "prompt": prompt_text,
-            "max_tokens": max_tokens,
-            "temperature": 0.0,
-            "stream": True,
-        }
-        if stops:
-            body["stop"] = [s for s in stops if s][:4]
-        text = request.forced_prefix
-        reason: FinishReason | None = None
+        prompt_text = prompt_as_text(vocab, tokens)
+        tail = request.forced_prefix
+        streamed: _Streamed | None = None
         pieces = 0
-        first_token_at: float | None = None
-        deadline = started + request.time_budget_s
-        closer = Closer()
-        cancel.link(closer, soft=True)
-        try:
-            for event in self.client.stream("/completions", body, closer):
-                choices = event.get("choices") or []
-                if not choices:
-                    continue
-                choice = choices[0]
-                piece = str(choice.get("text") or "")
-                if piece:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                        deadline = first_token_at + request.time_budget_s
-                    pieces += 1
-                    text += piece
-                    cut = request.stop(text) if request.stop is not None else None
-                    if cut is not None:
-                        text, reason = text[:cut], "stop"
-                        break
-                    if pieces >= max_tokens:
-                        reason = "length"
-                        break
-                    if time.perf_counter() > deadline:
-                        reason = "budget"
-                        break
-                finish = choice.get("finish_reason")
-                if finish:
-                    reason = "length" if finish == "length" else "eos"
-                    break
-            else:
-                if reason is None and not cancel.cancelled:
-                    raise EngineError(f"the engine at {self.info.url} ended its answer without saying why")
-        except EngineCancelledError:
-            pass
-        finally:
-            cancel.unlink(closer)
-            closer.set()
+        if tail and not request.forced_as_written:
+            streamed = self._stream(request, prompt_text, "", tail, max_tokens + 1, cancel)
+            pieces = streamed.pieces
+            if streamed.disagreed and not cancel.cancelled:
+                self.stats.requests += 1
+                self.note_once(
+                    "healing",
+                    f"the OpenAI-compatible engine at {self.info.url} takes text prompts: where its "
+                    "answer does not start with the half-typed text, it is asked again with that text "
+                    "as typed",
+                )
+                streamed = None
+        if streamed is None:
+            streamed = self._stream(request, prompt_text + tail, tail, "", max_tokens, cancel)
+            pieces += streamed.pieces
         finished = time.perf_counter()
-        first = first_token_at or finished
+        first = streamed.first_token_at or finished
         self.stats.requests += 1
         if cancel.cancelled:
             self.stats.cancelled += 1
@@ -577,14 +545,95 @@ class OpenAIGenerator(RemoteGenerator):
         self.stats.prompt_seconds += first - started
         self.stats.generate_seconds += finished - first
         return Generation(
-            text=text,
-            finish_reason=reason or "length",
+            text=streamed.text,
+            finish_reason=streamed.reason or "length",
             prompt_tokens=len(request.prompt),
             reused_tokens=0,
             generated_tokens=pieces,
             prompt_ms=(first - started) * 1000,
             generate_ms=(finished - first) * 1000,
         )
+
+    def _stream(
+        self,
+        request: GenerationRequest,
+        prompt: str,
+        text: str,
+        heal: str,
+        max_tokens: int,
+        cancel: CancelToken,
+    ) -> _Streamed:
+        """Stream one answer onto `text`; with `heal`, the answer must start with it (the
+        stream is closed as soon as it does not; the stop rule waits until it has)."""
+        vocab = self.model
+        stops = [vocab.token_text(t) for t in sorted(request.stop_token_ids)]
+        body: dict[str, Any] = {
+            "model": self.info.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+        }
+        if stops:
+            body["stop"] = [s for s in stops if s][:4]
+        out = _Streamed(text)
+        deadline = time.perf_counter() + request.time_budget_s
+        closer = Closer()
+        cancel.link(closer, soft=True)
+        try:
+            for event in self.client.stream("/completions", body, closer):
+                choices = event.get("choices") or []
+                if not choices:
+                    continue
+                choice = choices[0]
+                piece = str(choice.get("text") or "")
+                if piece:
+                    if out.first_token_at is None:
+                        out.first_token_at = time.perf_counter()
+                        deadline = out.first_token_at + request.time_budget_s
+                    out.pieces += 1
+                    out.text += piece
+                    if heal:
+                        if not (heal.startswith(out.text) or out.text.startswith(heal)):
+                            out.disagreed = True
+                            break
+                        if len(out.text) < len(heal):
+                            continue
+                        heal = ""
+                    cut = request.stop(out.text) if request.stop is not None else None
+                    if cut is not None:
+                        out.text, out.reason = out.text[:cut], "stop"
+                        break
+                    if out.pieces >= max_tokens:
+                        out.reason = "length"
+                        break
+                    if time.perf_counter() > deadline:
+                        out.reason = "budget"
+                        break
+                finish = choice.get("finish_reason")
+                if finish:
+                    out.disagreed = bool(heal)  # it ended before writing what was typed
+                    out.reason = "length" if finish == "length" else "eos"
+                    break
+            else:
+                if out.reason is None and not cancel.cancelled:
+                    raise EngineError(f"the engine at {self.info.url} ended its answer without saying why")
+        except EngineCancelledError:
+            pass
+        finally:
+            cancel.unlink(closer)
+            closer.set()
+        return out
+
+
+@dataclass
+class _Streamed:
+    text: str
+    reason: FinishReason | None = None
+    pieces: int = 0
+    first_token_at: float | None = None
+    disagreed: bool = False
+    """With a text to heal: the answer did not start with it."""
 
 
 def prompt_as_text(vocab: Any, tokens: Sequence[int]) -> str:

@@ -35,6 +35,8 @@ class Script:
     model_path: str = "/models/fake.gguf"
     openai_text: list[str] = field(default_factory=list)
     """Text pieces streamed by /v1/completions."""
+    openai_after: dict[str, list[str]] = field(default_factory=dict)
+    """Pieces streamed instead when the prompt ends with the key."""
     openai_only: bool = False
     """Answer /props with 404 (an OpenAI-compatible server)."""
 
@@ -170,7 +172,9 @@ class FakeEngine:
                     self._json({"error": {"message": "the fake is unwell"}}, s.status)
                     return
                 self._events()
-                for piece in s.openai_text[: body.get("max_tokens", 1000)]:
+                prompt = str(body.get("prompt", ""))
+                pieces = next((v for k, v in s.openai_after.items() if prompt.endswith(k)), s.openai_text)
+                for piece in pieces[: body.get("max_tokens", 1000)]:
                     if s.delay_s:
                         time.sleep(s.delay_s)
                     if not self._send({"choices": [{"index": 0, "text": piece, "finish_reason": None}]}):

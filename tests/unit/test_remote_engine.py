@@ -261,9 +261,36 @@ def test_openai_prompts_are_text_with_the_markers_written_out() -> None:
             request(prompt=[1, *ids("x = "), MARKER], stop=stop, forced_prefix=" "), CancelToken()
         )
         assert (generation.text, generation.finish_reason) == (" 1 + 2", "stop")
-        body = server.bodies("/v1/completions")[0]
-        assert body["prompt"] == "x = <|fim_middle|> "  # no BOS (the server adds it), healed text sent
-        assert (body["model"], body["temperature"], body["stream"]) == ("fake-model", 0.0, True)
+        first, second = server.bodies("/v1/completions")
+        # Healing by agreement: asked without the typed tail first (no BOS: the server adds
+        # it); "1 +" does not start with " ", so asked again with the tail as typed.
+        assert first["prompt"] == "x = <|fim_middle|>" and second["prompt"] == "x = <|fim_middle|> "
+        assert (second["model"], second["temperature"], second["stream"]) == ("fake-model", 0.0, True)
+
+
+def test_openai_answers_that_agree_with_the_typed_tail_are_kept() -> None:
+    """A space typed after a keyword: sent as typed, a prompt ending in a lone space (which
+    the model rarely saw) mostly ends the answer; without it the model writes " os"."""
+    script = Script(openai_text=["\n"], openai_after={"import": [" o", "s", "\n"]})
+    with fake_engine(script) as server:
+        client, info = detect(server.url + "/v1")
+        generator = OpenAIGenerator(client, CharVocab(), info, "test")
+        stop = lambda text: text.index("\n") if "\n" in text else None  # noqa: E731
+        generation = generator.generate(
+            request(prompt=[1, *ids("import")], stop=stop, forced_prefix=" "), CancelToken()
+        )
+        assert (generation.text, generation.finish_reason) == (" os", "stop")
+        assert [b["prompt"] for b in server.bodies("/v1/completions")] == ["import"]  # one request
+    # An answer that ends before it has written the typed tail is asked again with the tail.
+    script = Script(openai_text=[" "], openai_after={"import": [" "]})
+    with fake_engine(script) as server:
+        client, info = detect(server.url + "/v1")
+        generator = OpenAIGenerator(client, CharVocab(), info, "test")
+        generation = generator.generate(
+            request(prompt=[1, *ids("import")], forced_prefix=" os."), CancelToken()
+        )
+        assert [b["prompt"] for b in server.bodies("/v1/completions")] == ["import", "import os."]
+        assert generation.text == " os. "
 
 
 def test_prompt_as_text_writes_control_tokens() -> None:
