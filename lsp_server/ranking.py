@@ -73,6 +73,7 @@ def rank(
     the best one and all of them; a branch whose `reason` is "cancelled" if cancelled.
     Leaves the other sequences' cells in the cache: the caller drops them."""
     firsts = tokens_on_this_line(model, logits, request.stop_token_ids, request.candidates)
+    first_logprobs = [log_probability(logits, token) for token in firsts]  # `logits` is gone after a decode
     branches: list[Branch] = []
     for seq, token in enumerate(firsts):
         branch = trunk.fork(seq)
@@ -110,8 +111,8 @@ def rank(
         return trunk, ()
     candidates = _judge(model, request, branches, prompt_length)
     candidates = tuple(
-        replace(candidate, first_logprob=log_probability(logits, firsts[number]))
-        if number < len(firsts)
+        replace(candidate, first_logprob=first_logprobs[number])
+        if number < len(first_logprobs)
         else candidate
         for number, candidate in enumerate(candidates)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -51,6 +52,11 @@ def test_the_best_judged_candidate_is_offered(pipeline: Pipeline) -> None:
     assert all(c.judged < 0 for c in usable), usable
     assert len({c.text for c in generation.candidates}) == 3  # three different lines
     assert all(c.tokens > 0 and c.judged_tokens > 0 for c in usable), usable
+    # The candidates start with the line's most likely first tokens, in order, each with its
+    # log-probability after the prompt (read before decoding overwrites the prompt's logits).
+    firsts = [c.first_logprob for c in generation.candidates]
+    assert all(x <= 0 for x in firsts) and firsts == sorted(firsts, reverse=True), firsts
+    assert sum(math.exp(x) for x in firsts) <= 1.0, firsts
     # The completion lists them as they would be inserted: the offered one is its text.
     offered = [c for c in completion.candidates if c.final == completion.text]
     assert len(completion.candidates) == 3 and offered, completion.candidates
