@@ -47,6 +47,9 @@ def register(subparsers: Any) -> None:
         "(training/feedback_data.py)",
     )
     commands.choices["pairs"].set_defaults(func=_feedback_pairs)
+    from training.feedback_loop import register as register_feedback_loop
+
+    register_feedback_loop(commands)
     run = commands.add_parser("run", help="run a recipe's stages in order (default: every section it has)")
     run.add_argument("config", metavar="RECIPE", help="recipe YAML (see training/recipes/)")
     _common(run, with_config=False)
