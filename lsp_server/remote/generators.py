@@ -57,6 +57,10 @@ OPENAI = "openai"
 DECISION_PROBS = 64
 """Top tokens asked for where the decoding rule chooses (the engine looks at up to 512;
 the rule's pick is nearly always among the first few)."""
+DECISION_TOKENS = 1
+"""Tokens a request with `n_probs` generates before the next request goes on without them:
+llama-server sorts the whole vocabulary for each token it gives probabilities for (262,144
+entries for Gemma 3), so only the tokens the rule decides on carry them."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,8 @@ class LlamaServerGenerator(RemoteGenerator):
             if outcome.first_token_at is not None:  # the server has the prompt in the slot
                 self._cached = prompt + decoded.tokens
             if outcome.restart is None:
+                if outcome.more:
+                    continue
                 break
             if outcome.restart < 0:  # healing found no agreeing token among the top ones
                 remaining = request.forced_prefix[len(decoded.text) :]
@@ -332,6 +338,7 @@ class LlamaServerGenerator(RemoteGenerator):
         }
         if deciding:
             body["n_probs"] = DECISION_PROBS
+            body["n_predict"] = min(n_predict, DECISION_TOKENS)
         return body
 
     def _stream(self, body: dict[str, Any], decoded: _Decoded, cancel: CancelToken) -> _Outcome:
@@ -374,7 +381,12 @@ class LlamaServerGenerator(RemoteGenerator):
                     outcome.reused = int(timings.get("cache_n") or event.get("tokens_cached") or 0)
                     outcome.reused = min(outcome.reused, len(body["prompt"]))
                     if decoded.reason is None:
-                        decoded.reason = "eos" if event.get("stop_type") == "eos" else "length"
+                        if event.get("stop_type") == "eos":
+                            decoded.reason = "eos"
+                        elif "n_probs" in body and len(decoded.tokens) < decoded.max_tokens:
+                            outcome.more = True  # decided: go on without probabilities
+                        else:
+                            decoded.reason = "length"
                     return outcome
             if decoded.reason is None and not cancel.cancelled:
                 raise EngineError(
@@ -466,6 +478,8 @@ class LlamaServerGenerator(RemoteGenerator):
 class _Outcome:
     restart: int | None = None
     """A token to append before streaming again (-1: write the healed text as is)."""
+    more: bool = False
+    """A deciding request ended at its token limit: stream again from where it stopped."""
     first_token_at: float | None = None
     reused: int = 0
 

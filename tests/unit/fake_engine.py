@@ -129,7 +129,15 @@ class FakeEngine:
                     return
                 slot = body.get("id_slot", -1)
                 slot = 1 if slot < 0 else slot
-                tokens = s.tokens[: body.get("n_predict", len(s.tokens))]
+                prompt = list(body.get("prompt") or [])
+                # A request that goes on from part of the script (the prompt ends with its
+                # first tokens) is answered with the rest, as a model would.
+                start = next(
+                    (k for k in range(min(len(prompt), len(s.tokens)), 0, -1) if prompt[-k:] == s.tokens[:k]),
+                    0,
+                )
+                rest = s.tokens[start:]
+                tokens = rest[: body.get("n_predict", len(rest))]
                 for position, token in enumerate(tokens):
                     if position == s.close_after:
                         self.close_connection = True
@@ -155,7 +163,7 @@ class FakeEngine:
                         ]
                     if not self._send(event):
                         return
-                stop_type = s.stop_type if len(tokens) == len(s.tokens) else "limit"
+                stop_type = s.stop_type if len(tokens) == len(rest) else "limit"
                 self._send(
                     {
                         "content": "",

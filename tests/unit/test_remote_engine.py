@@ -153,6 +153,19 @@ def test_healing_takes_the_rules_token_from_the_top_ones_and_restarts() -> None:
         assert generation.text.startswith("p")
 
 
+def test_only_the_decided_tokens_carry_probabilities() -> None:
+    """llama-server sorts the whole vocabulary for every token it gives probabilities for: the
+    request that decides stops after its token, and the rest comes without them."""
+    script = script_of("print(x)", top={0: [(ord("p"), -0.1), (ord("x"), -1.0)]})
+    with fake_engine(script) as server:
+        generation = llama(server.url).generate(request(forced_prefix="p", max_tokens=20), CancelToken())
+        assert (generation.text, generation.finish_reason) == ("print(x)", "eos")
+        first, second = server.bodies("/completion")
+        assert first["n_probs"] > 0 and first["n_predict"] == 1
+        assert "n_probs" not in second and second["prompt"][-1] == ord("p")
+        assert second["n_predict"] == 19
+
+
 def test_forced_tokens_are_appended_to_the_prompt() -> None:
     with fake_engine(script_of("return 1")) as server:
         generator = llama(server.url)
