@@ -3,9 +3,10 @@
 No real users are at hand, so a simulated one stands in (`lsp_server.bench.feedback_user`):
 
 1. `record`: it types editing sessions over files of the dev split of the standard
-   corpora into the real server (`inkling serve --record-feedback`, the starting
-   model), accepting a completion exactly when it is what it goes on to type; the
-   server records every offer and its outcome in a feedback store of the run's own.
+   corpora (or of one half of a codebase, `project`) into the real server
+   (`inkling serve --record-feedback`, the starting model), accepting a completion
+   exactly when it is what it goes on to type; the server records every offer and
+   its outcome in a feedback store of the run's own.
 2. `data`: `inkling train pairs --from-feedback` on that store: SFT examples from
    accepted completions (and, with `feedback.sft_from_typed`, from what was typed
    instead), preference pairs from what was typed instead of a rejected one.
@@ -58,6 +59,9 @@ class LoopConfig:
     """The old model's GGUF; empty: built from `adapter` here, as the new one is."""
     corpora: list[str] = field(default_factory=lambda: ["python"])
     """Languages of the standard corpora the sessions come from."""
+    project: str = ""
+    """A folder of one codebase (a user's own) to take the sessions from instead: half of its
+    files (by a hash of the path) for dev, the other half for test."""
     dev_sessions: int = 10
     test_sessions: int = 6
     lines: int = 8
@@ -164,12 +168,15 @@ class Loop:
         return self.report
 
     def sessions(self, split: str, count: int) -> list[Any]:
-        from lsp_server.bench.feedback_user import SIMULATION_PLAN, split_sessions
+        from lsp_server.bench.feedback_user import SIMULATION_PLAN, project_sessions, split_sessions
         from lsp_server.bench.sessions import SessionPlan
 
         plan = SessionPlan(
             lines=self.config.lines, jumps=SIMULATION_PLAN.jumps, paste_lines=SIMULATION_PLAN.paste_lines
         )
+        if self.config.project:
+            root = Path(expand_path(self.config.project)).resolve()
+            return project_sessions(root, split, count, seed=self.config.seed, plan=plan)
         return split_sessions(split, count, languages=self.config.corpora, seed=self.config.seed, plan=plan)
 
     def old_model(self) -> Path:

@@ -139,30 +139,59 @@ def split_sessions(
         for source in corpus.files
         if source.split == split
     ]
-    files.sort(key=lambda s: hashlib.sha256(f"{seed}:{s.key}".encode()).hexdigest())
+    chosen = _sessions_from([(s.path, s.key) for s in files], count, seed=seed, plan=plan, skip=skip)
+    if len(chosen) < count:
+        raise InklingError(f"the {split} split of {', '.join(languages)} gives only {len(chosen)} sessions")
+    return chosen
+
+
+def project_sessions(
+    root: Path, split: str, count: int, *, seed: int = 1, plan: SessionPlan = SIMULATION_PLAN
+) -> list[Session]:
+    """`count` sessions over distinct files of one project (a user's own code): its files in
+    the languages Inkling knows, half of them dev and half test by a hash of their path
+    (the same halves whatever the seed), so that what is learnt on one half is measured on
+    the other half of the same codebase."""
+    files: list[tuple[Path, str]] = []
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or lsp_language_id_for_path(str(path)) in ("", "plaintext"):
+            continue
+        key = f"{root.name}/{path.relative_to(root).as_posix()}"
+        half = "dev" if hashlib.sha256(key.encode()).digest()[0] < 128 else "test"
+        if half == split:
+            files.append((path, key))
+    chosen = _sessions_from(files, count, seed=seed, plan=plan)
+    if len(chosen) < count:
+        raise InklingError(f"the {split} half of {root} gives only {len(chosen)} sessions")
+    return chosen
+
+
+def _sessions_from(
+    files: Sequence[tuple[Path, str]], count: int, *, seed: int, plan: SessionPlan, skip: int = 0
+) -> list[Session]:
+    """Sessions over the first `count` usable files, in an order fixed by a hash of their keys
+    and the seed."""
+    ordered = sorted(files, key=lambda f: hashlib.sha256(f"{seed}:{f[1]}".encode()).hexdigest())
     sessions: list[Session] = []
-    for source in files[skip:]:
+    for path, key in ordered[skip:]:
         if len(sessions) == count:
             break
         try:
-            text = source.path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
         if text.count("\n") < 60 or "\r" in text:
             continue
-        path = str(source.path)
         try:
             session = generate_session(
-                SessionSource(source.path, lsp_language_id_for_path(path), source.key),
+                SessionSource(path, lsp_language_id_for_path(str(path)), key),
                 seed=seed,
                 plan=plan,
-                uri=f"file:///simulated/{source.key}",
+                uri=f"file:///simulated/{key}",
             )
         except InklingError:
             continue  # too short for the plan
         sessions.append(session)
-    if len(sessions) < count:
-        raise InklingError(f"the {split} split of {', '.join(languages)} gives only {len(sessions)} sessions")
     return sessions
 
 

@@ -117,3 +117,29 @@ def test_summary_figures() -> None:
     assert summary["acceptance"] == 0.2 and summary["acceptance_per_answer"] == 0.4
     assert summary["chars_per_key"] == 0.5 and summary["keys_saved"] == 0.4
     assert summary["latency_ms"]["p50"] == 20.0
+
+
+def test_project_sessions_split_one_codebase_in_two_fixed_halves(tmp_path: Path) -> None:
+    """A user's own code: feedback from one half of its files, measured on the other half."""
+    from lsp_server.bench.feedback_user import project_sessions
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in (
+        "textwrap", "shlex", "calendar", "glob", "heapq", "queue", "sched", "string",
+        "difflib", "base64", "csv", "gettext", "pprint", "random", "statistics", "tempfile",
+    ):  # fmt: skip
+        (project / f"{name}.py").write_text(
+            (stdlib / f"{name}.py").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+    (project / "notes.txt").write_text("not code\n" * 100, encoding="utf-8")
+    dev = project_sessions(project, "dev", 2, seed=1)
+    test = project_sessions(project, "test", 2, seed=1)
+    names = lambda sessions: {s.source.split(",")[0] for s in sessions}  # noqa: E731
+    assert len(dev) == len(test) == 2 and not names(dev) & names(test)
+    assert all(name.startswith("project/") and name.endswith(".py") for name in names(dev) | names(test))
+    # The halves do not move with the seed (only the order in each half does).
+    for seed in (2, 3, 7):
+        assert not names(project_sessions(project, "dev", 2, seed=seed)) & names(test)
+        assert not names(project_sessions(project, "test", 2, seed=seed)) & names(dev)
