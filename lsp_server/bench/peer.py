@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -48,9 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.bench.http_load import free_port
+from lsp_server.bench.report import quantile
 from lsp_server.evaluation.metrics import normalize, parses_cleanly
 from lsp_server.evaluation.tested_holes import TestedHole, passes, tested_holes
 from lsp_server.languages import language_for_id
+from lsp_server.lsp_client import cpu_seconds, rss_kib
 
 INKLING = "inkling"
 PEER = "llama-server"
@@ -209,10 +210,9 @@ class Server:
         if self.process is None:
             return 0.0
         try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return cpu_seconds(self.process.pid)
         except (OSError, IndexError):
             return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def settle(self, seconds: float = 120) -> None:
         """Wait until the server has stopped working (Inkling evaluates a cold prompt whole in
@@ -231,11 +231,9 @@ class Server:
         if self.process is None:
             return 0.0
         try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
+            return rss_kib(self.process.pid)[0] / 1024
         except OSError:
             return 0.0
-        found = re.search(r"VmRSS:\s+(\d+) kB", status)
-        return int(found.group(1)) / 1024 if found else 0.0
 
 
 def infill(
@@ -371,13 +369,6 @@ def _percent(values: Sequence[bool]) -> float:
     return 100.0 * sum(values) / len(values) if values else 0.0
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
     latencies = [outcome.latency_ms for outcome in outcomes]
     return {
@@ -387,7 +378,7 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, float]:
         "parses": _percent([o.parses for o in outcomes]),
         "empty": _percent([o.empty for o in outcomes]),
         "p50_ms": statistics.median(latencies) if latencies else 0.0,
-        "p90_ms": _quantile(latencies, 0.9),
+        "p90_ms": quantile(latencies, 0.9) if latencies else 0.0,
         "mean_ms": statistics.fmean(latencies) if latencies else 0.0,
     }
 

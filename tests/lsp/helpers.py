@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,24 @@ async def inline(client: LanguageClient, uri: str, position: types.Position) -> 
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         )
     )
+
+
+async def cancel_mid_generation(client: LanguageClient, uri: str, position: types.Position) -> None:
+    """Send an inline request, cancel it while it generates, and check that it is answered as
+    cancelled (not left hanging)."""
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+    )
+    # pytest-lsp's send_request_async is a coroutine: run it so the request goes out.
+    pending = asyncio.ensure_future(
+        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="to-cancel")
+    )
+    await asyncio.sleep(0.05)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="to-cancel"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, timeout=30)
 
 
 # Behaviour tests must not depend on how busy the machine is: with these

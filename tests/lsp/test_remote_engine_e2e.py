@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from export.build import BuildResult
@@ -27,7 +26,16 @@ from export.llama_server import BUILD_STEP, cached_llama_server, server_command
 from lsp_server.bench.http_load import free_port
 from lsp_server.pipeline import CompletionRequest, Pipeline
 from lsp_server.settings import Settings
-from tests.lsp.helpers import ROOT, SERVER, UNHURRIED, inline, open_document, position_after, wait_for_model
+from tests.lsp.helpers import (
+    ROOT,
+    SERVER,
+    UNHURRIED,
+    cancel_mid_generation,
+    inline,
+    open_document,
+    position_after,
+    wait_for_model,
+)
 from tests.requirements import require
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
@@ -155,18 +163,7 @@ async def test_cancelled_request_and_server_keeps_serving(client: LanguageClient
     await wait_for_model(client)
     open_document(client, URI, DEMO)
     position = position_after(DEMO, "    sy = ")
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=URI),
-        position=position,
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
-    )
-    pending = asyncio.ensure_future(
-        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="to-cancel")
-    )
-    await asyncio.sleep(0.05)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="to-cancel"))
-    with pytest.raises(JsonRpcRequestCancelled):
-        await asyncio.wait_for(pending, timeout=30)
+    await cancel_mid_generation(client, URI, position)
     result = await inline(client, URI, position)
     assert result is not None and result.items and result.items[0].insert_text
 

@@ -7,13 +7,13 @@ import asyncio
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.lsp.helpers import (
     ROOT,
     SERVER,
     UNHURRIED,
+    cancel_mid_generation,
     inline,
     open_document,
     position_after,
@@ -124,21 +124,7 @@ async def test_cancelled_request_and_server_keeps_serving(client: LanguageClient
     await wait_for_model(client)
     open_document(client, URI, DEMO)
     position = position_after(DEMO, "    sy = ")
-    params = types.InlineCompletionParams(
-        text_document=types.TextDocumentIdentifier(uri=URI),
-        position=position,
-        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
-    )
-    # pytest-lsp's send_request_async is a coroutine: run it so the request goes out.
-    pending = asyncio.ensure_future(
-        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="to-cancel")
-    )
-    await asyncio.sleep(0.1)
-    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="to-cancel"))
-    # The generation is under way when the cancel arrives: it must stop and be
-    # answered as cancelled, not left hanging.
-    with pytest.raises(JsonRpcRequestCancelled):
-        await asyncio.wait_for(pending, timeout=30)
+    await cancel_mid_generation(client, URI, position)
     result = await inline(client, URI, position)
     assert result.items and "p.y" in result.items[0].insert_text
 
