@@ -8,17 +8,22 @@ Pure: plain values in, a dataclass out. The rules, per language family:
            token the user is still typing.
 * inline - there is code to the right of the cursor on the same line (fill
            the gap), or the line has code to the left (finish the line), or
-           the cursor is on a blank line inside a body that already has
-           statements (write the next line). Generation stops at the end of
+           the cursor is on a blank line inside a body or bracket that already has
+           statements or elements (write the next one). Generation stops at the end of
            the line, or earlier where it closes a bracket the line's right
            side already closes, or where it reaches the text the right side
            begins with.
-* block  - the cursor is on a blank line right after a line that opens a body
-           (`:` in Python, `{` in brace languages) and the body is empty: the
-           next non-blank line is not indented deeper than the opener (or is
-           its closing brace). Generation stops at the end of that body: a
-           line indented no deeper than the opener (Python), or a closing
-           brace that balances the block (brace languages).
+* block  - the cursor is on a blank line in an empty body (a function's, class's,
+           loop's, branch's, closure's, `case` arm's: comments and a docstring do not
+           count) or an empty bracket (argument list, collection literal). Where the
+           language has a grammar the syntax decides (`placement.py`: the file parsed
+           with a probe at the cursor, the container found by the rules table in
+           `languages.py`); else the text: the line before opens a body (`:` in
+           Python, `{` in brace languages) and the next non-blank line is not indented
+           deeper (or is its closing brace). Generation stops at the end of that body:
+           a line indented no deeper than the opener (Python), a closing bracket that
+           balances the block (brace languages), or where the container ends in the
+           tree of the file with the completion in place (a `case` arm, a bracket).
 
 A language without a grammar follows the same rules on text alone.
 """
@@ -27,10 +32,12 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lsp_server import syntax
 from lsp_server.languages import LanguageSpec
+from lsp_server.placement import EnclosingEnd, Placement, Slot, place
 
 _WORD = re.compile(r"\w")
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
@@ -58,6 +65,9 @@ class CompletionContext:
     """Indentation of the cursor line (what the first generated line continues)."""
     block_indent: str | None = None
     """Block mode: indentation of the line that opened the body."""
+    end: EnclosingEnd | None = field(default=None, compare=False, repr=False)
+    """Block mode, where the syntax tree placed the cursor: where a completion leaves the
+    body (or bracket) it started in, read from the tree with the completion in place."""
 
     @property
     def offset(self) -> int:
@@ -141,7 +151,9 @@ def build_context(
     if not line_prefix.strip():
         indent = line_prefix
 
-    def make(mode: Mode, reason: str, block_indent: str | None = None) -> CompletionContext:
+    def make(
+        mode: Mode, reason: str, block_indent: str | None = None, end: EnclosingEnd | None = None
+    ) -> CompletionContext:
         return CompletionContext(
             prefix=prefix,
             suffix=suffix,
@@ -152,6 +164,7 @@ def build_context(
             language=language,
             indent=indent,
             block_indent=block_indent,
+            end=end,
         )
 
     before = prefix[-1:] if prefix else ""
@@ -171,6 +184,9 @@ def build_context(
     if line_prefix.strip():
         return make(Mode.INLINE, "finish the line")
 
+    placement = place(language, text, offset, tree) if language is not None and tree is not None else None
+    if placement is not None:
+        return _from_placement(placement, text, offset, language, tree, make)
     opener = _previous_nonblank_line(prefix[:line_start])
     if opener is not None and opens_body(opener, language):
         opener_indent = indentation(opener)
@@ -178,6 +194,31 @@ def build_context(
         if _body_is_empty(opener_indent, following, language):
             return make(Mode.BLOCK, "empty body after an opening line", opener_indent)
     return make(Mode.INLINE, "blank line: the next statement")
+
+
+_WHOLE = (Slot.BODY, Slot.COLLECTION, Slot.ARGUMENTS)
+
+
+def _from_placement(
+    placement: Placement,
+    text: str,
+    offset: int,
+    language: LanguageSpec | None,
+    tree: syntax.Tree | None,
+    make: Callable[..., CompletionContext],
+) -> CompletionContext:
+    """A blank line, decided by its container: an empty body or bracket gets all of its
+    content (block mode, ending where the container ends); elsewhere the next statement.
+    Where the opener has a textual end marker (a Python `:` and dedent, a `{` and its `}`)
+    the text rules end the block as fast; elsewhere (a `case 1:` arm, a bracket) the tree
+    of the file with the completion in place does, at each line's end (a few ms a line)."""
+    if placement.empty and placement.slot in _WHOLE and language is not None:
+        opener = text.split("\n", placement.opener_row + 1)[placement.opener_row]
+        marked = placement.slot is Slot.BODY and opens_body(opener, language)
+        end = None if marked else EnclosingEnd(language, text, offset, placement, tree)
+        return make(Mode.BLOCK, placement.describes, indentation(opener), end)
+    what = "statement" if placement.slot is Slot.BODY else "element"
+    return make(Mode.INLINE, f"blank line: the next {what} ({placement.describes})")
 
 
 def _body_is_empty(opener_indent: str, following: str | None, language: LanguageSpec | None) -> bool:
@@ -298,7 +339,8 @@ def stop_cut(context: CompletionContext, text: str) -> int | None:
 
 
 def _block_cut(context: CompletionContext, text: str) -> int | None:
-    cuts = [cut for cut in (_end_of_block(context, text), loop_cut(text)) if cut is not None]
+    tree_cut = context.end.cut(text) if context.end is not None else None
+    cuts = [cut for cut in (_end_of_block(context, text), loop_cut(text), tree_cut) if cut is not None]
     return min(cuts) if cuts else None
 
 
@@ -330,7 +372,7 @@ def _end_of_block(context: CompletionContext, text: str) -> int | None:
         if number > 0 and line.strip():
             if brace:
                 stripped = line.strip()
-                if stripped.startswith("}") and depth <= 0:
+                if stripped.startswith(("}", ")", "]")) and depth <= 0:
                     return position
             elif indent_width(indentation(line)) <= opener_width:
                 return position
@@ -341,4 +383,4 @@ def _end_of_block(context: CompletionContext, text: str) -> int | None:
 
 
 def _bracket_delta(line: str) -> int:
-    return sum(1 for c in line if c == "{") - sum(1 for c in line if c == "}")
+    return sum(1 for c in line if c in _OPENERS) - sum(1 for c in line if c in _CLOSERS)

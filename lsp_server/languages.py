@@ -12,6 +12,24 @@ from pathlib import PurePath
 
 
 @dataclass(frozen=True)
+class SyntaxRules:
+    """Node kinds that hold a completion (`placement.py`): the one table a contributor
+    extends to teach Inkling a language's bodies, brackets and expressions. The first
+    ancestor of the cursor of a kind named here is the completion's container."""
+
+    bodies: frozenset[str]
+    """Statements or members: a function's, class's, loop's, branch's, closure's, arm's."""
+    arguments: frozenset[str] = frozenset()
+    collections: frozenset[str] = frozenset()
+    """List, dictionary, array, object and initializer literals."""
+    expressions: frozenset[str] = frozenset()
+    """Statements whose right side is an expression: assignments, `return`, defaults."""
+    decorators: frozenset[str] = frozenset()
+    labelled: frozenset[str] = frozenset()
+    """Bodies whose labels are among their children (`case 1:` in C): not statements."""
+
+
+@dataclass(frozen=True)
 class LanguageSpec:
     """What Inkling needs to know about one language."""
 
@@ -29,9 +47,35 @@ class LanguageSpec:
     """Nodes that hold a block of statements or members."""
     definition_kinds: frozenset[str]
     """Top-level and member definitions: the start of the next one ends a block."""
+    syntax: SyntaxRules | None = None
+    """Where completions go (None: the text rules of `context.py` alone)."""
 
 
 _C_FAMILY_STRINGS = frozenset({"string_literal", "raw_string_literal", "char_literal", "system_lib_string"})
+
+_JS_SYNTAX = SyntaxRules(
+    bodies=frozenset({"statement_block", "class_body", "switch_case", "switch_default"}),
+    arguments=frozenset({"arguments"}),
+    collections=frozenset({"array", "object"}),
+    expressions=frozenset(
+        {
+            "variable_declarator",
+            "assignment_expression",
+            "return_statement",
+            "pair",
+            "public_field_definition",
+        }
+    ),
+    decorators=frozenset({"decorator"}),
+    labelled=frozenset({"switch_case"}),
+)
+_C_SYNTAX = SyntaxRules(
+    bodies=frozenset({"compound_statement", "case_statement", "field_declaration_list"}),
+    arguments=frozenset({"argument_list"}),
+    collections=frozenset({"initializer_list"}),
+    expressions=frozenset({"init_declarator", "assignment_expression", "return_statement"}),
+    labelled=frozenset({"case_statement"}),
+)
 
 LANGUAGES: tuple[LanguageSpec, ...] = (
     LanguageSpec(
@@ -46,6 +90,21 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         comment_kinds=frozenset({"comment"}),
         body_kinds=frozenset({"block"}),
         definition_kinds=frozenset({"function_definition", "class_definition", "decorated_definition"}),
+        syntax=SyntaxRules(
+            bodies=frozenset({"block"}),
+            arguments=frozenset({"argument_list"}),
+            collections=frozenset({"list", "dictionary", "set", "tuple"}),
+            expressions=frozenset(
+                {
+                    "assignment",
+                    "augmented_assignment",
+                    "return_statement",
+                    "default_parameter",
+                    "keyword_argument",
+                }
+            ),
+            decorators=frozenset({"decorator"}),
+        ),
     ),
     LanguageSpec(
         id="javascript",
@@ -67,6 +126,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
                 "export_statement",
             }
         ),
+        syntax=_JS_SYNTAX,
     ),
     LanguageSpec(
         id="typescript",
@@ -89,6 +149,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
                 "export_statement",
             }
         ),
+        syntax=_JS_SYNTAX,
     ),
     LanguageSpec(
         id="tsx",
@@ -111,6 +172,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
                 "export_statement",
             }
         ),
+        syntax=_JS_SYNTAX,
     ),
     LanguageSpec(
         id="go",
@@ -124,6 +186,14 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         comment_kinds=frozenset({"comment"}),
         body_kinds=frozenset({"block", "field_declaration_list", "literal_value"}),
         definition_kinds=frozenset({"function_declaration", "method_declaration", "type_declaration"}),
+        syntax=SyntaxRules(
+            bodies=frozenset({"statement_list", "block", "field_declaration_list"}),
+            arguments=frozenset({"argument_list"}),
+            collections=frozenset({"literal_value"}),
+            expressions=frozenset(
+                {"assignment_statement", "short_var_declaration", "return_statement", "var_spec"}
+            ),
+        ),
     ),
     LanguageSpec(
         id="rust",
@@ -138,6 +208,13 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         body_kinds=frozenset({"block", "declaration_list", "field_declaration_list"}),
         definition_kinds=frozenset(
             {"function_item", "impl_item", "struct_item", "enum_item", "trait_item", "mod_item"}
+        ),
+        syntax=SyntaxRules(
+            bodies=frozenset({"block", "declaration_list", "field_declaration_list"}),
+            arguments=frozenset({"arguments"}),
+            collections=frozenset({"array_expression", "tuple_expression"}),
+            expressions=frozenset({"let_declaration", "assignment_expression", "return_expression"}),
+            decorators=frozenset({"attribute_item"}),
         ),
     ),
     LanguageSpec(
@@ -159,6 +236,16 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
                 "interface_declaration",
             }
         ),
+        syntax=SyntaxRules(
+            bodies=frozenset(
+                {"block", "class_body", "interface_body", "constructor_body", "switch_block_statement_group"}
+            ),
+            arguments=frozenset({"argument_list"}),
+            collections=frozenset({"array_initializer"}),
+            expressions=frozenset({"variable_declarator", "assignment_expression", "return_statement"}),
+            decorators=frozenset({"annotation", "marker_annotation"}),
+            labelled=frozenset({"switch_block_statement_group"}),
+        ),
     ),
     LanguageSpec(
         id="c",
@@ -172,6 +259,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         comment_kinds=frozenset({"comment"}),
         body_kinds=frozenset({"compound_statement", "field_declaration_list"}),
         definition_kinds=frozenset({"function_definition", "struct_specifier"}),
+        syntax=_C_SYNTAX,
     ),
     LanguageSpec(
         id="cpp",
@@ -187,6 +275,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         definition_kinds=frozenset(
             {"function_definition", "class_specifier", "struct_specifier", "namespace_definition"}
         ),
+        syntax=_C_SYNTAX,
     ),
 )
 
