@@ -454,13 +454,12 @@ def exec_selection(
     kinds = [kind for kind in TESTED_KINDS if kind in kinds]  # one order, one cache file
     names = "+".join(kind.value for kind in kinds)
     path = cache or cache_dir() / "eval" / f"exec-holes-py{_python()}-seed{seed}-{split}-{names}.json"
-    return _cached(
-        path,
-        exec_stamp(seed, split, kinds),
-        count,
-        kinds,
-        lambda: choose_holes(count, seed=seed, split=split, kinds=kinds, progress=progress, found=found),
-    )
+
+    def choose() -> list[TestedHole]:
+        progress(f"choosing {names} holes of the {split} split")
+        return choose_holes(count, seed=seed, split=split, kinds=kinds, progress=progress, found=found)
+
+    return _cached(path, exec_stamp(seed, split, kinds), count, kinds, choose)
 
 
 def exec_stamp(seed: int, split: Split, kinds: Sequence[HoleKind]) -> dict[str, Any]:
