@@ -7,6 +7,13 @@ inkling eval --track crossfile --lang python,go --per-group 30 --no-baseline
                                              # holes that need another file: project context vs in-file
 inkling eval --track crossfile --per-group 100 --context-only
                                              # the same holes: does the context hold the definition?
+inkling eval --track exec --split test --per-group 50 --tasks-only
+                                             # choose the line and block holes CPython's tests notice
+                                             # (runs tests for many minutes; cached)
+inkling eval --track exec --split test --per-group 50
+                                             # answer them, then run the tests: pass@1 beside EM and ES
+inkling eval --rescore inkling-eval-exec-test.json
+                                             # metrics again; the stored pass flags are kept, not rerun
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lsp_server.corpora import Corpus, Split
+    from lsp_server.evaluation.tasks import HoleKind
+    from lsp_server.evaluation.tested_holes import TestedHole
 
 DEFAULT_PER_GROUP = 50
 
@@ -36,17 +48,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--track",
         default="fim",
-        choices=["fim", "crossfile"],
+        choices=["fim", "crossfile", "exec"],
         help="fim: holes in single files; crossfile: holes needing another file of the repository, "
-        "answered with project context and with the in-file prompt",
+        "answered with project context and with the in-file prompt; exec: line and block holes in "
+        "standard-library functions that CPython's own tests exercise, also scored by running those "
+        "tests with the answer in place (pass@1; Python only)",
     )
     parser.add_argument(
         "--lang",
         default=None,
         help="comma-separated language ids (default: the five standard corpora; "
-        "crossfile: python,go,typescript)",
+        "crossfile: python,go,typescript; exec: python, the only one)",
     )
-    parser.add_argument("--kinds", default="line,midline,block,span", help="hole kinds (comma-separated)")
+    parser.add_argument(
+        "--kinds",
+        default=None,
+        help="hole kinds (comma-separated; default line,midline,block,span; exec: line,block, its only ones)",
+    )
     parser.add_argument(
         "--split", default="dev", choices=["dev", "test", "both"], help="dev (tuning) or test"
     )
@@ -54,7 +72,8 @@ def register(subparsers: Any) -> None:
         "--per-group",
         type=int,
         default=DEFAULT_PER_GROUP,
-        help=f"tasks per language, split and kind (default {DEFAULT_PER_GROUP})",
+        help=f"tasks per language, split and kind (default {DEFAULT_PER_GROUP}; exec: choosing new ones runs "
+        "tests, many minutes, then they are cached)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -108,7 +127,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--chart", type=Path, default=None, help="also draw a PNG bar chart of ours vs baseline"
     )
-    parser.add_argument("--tasks-only", action="store_true", help="build and write the tasks; load no model")
+    parser.add_argument(
+        "--tasks-only",
+        action="store_true",
+        help="build and write the tasks; load no model (exec: choose and cache the holes)",
+    )
     parser.add_argument(
         "--context-only",
         action="store_true",
@@ -125,7 +148,8 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=None,
         metavar="RESULTS",
-        help="score the answers of a results file again with the current metrics (no model), then exit",
+        help="score the answers of a results file again with the current metrics (no model), then exit; "
+        "exec results keep their stored pass flags (the tests are not run again)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_setting_flags(parser)
@@ -133,7 +157,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsp_server.corpora import STANDARD_LANGUAGES, Split
+    from lsp_server.corpora import STANDARD_LANGUAGES
     from lsp_server.errors import InklingError
     from lsp_server.evaluation import corpus
     from lsp_server.evaluation.crossfile import build_crossfile_tasks
@@ -143,11 +167,14 @@ def run(args: argparse.Namespace) -> int:
         return _prepare()
     if args.rescore:
         return _rescore(args.rescore, args.out or args.rescore)
-    crossfile = args.track == "crossfile"
-    default_languages = "python,go,typescript" if crossfile else ",".join(STANDARD_LANGUAGES)
+    crossfile, exec_track = args.track == "crossfile", args.track == "exec"
+    default_languages = {"crossfile": "python,go,typescript", "exec": "python"}.get(
+        args.track, ",".join(STANDARD_LANGUAGES)
+    )
     languages = [item.strip() for item in (args.lang or default_languages).split(",") if item.strip()]
+    default_kinds = "line,block" if exec_track else "line,midline,block,span"
     try:
-        kinds = [HoleKind(item.strip()) for item in args.kinds.split(",") if item.strip()]
+        kinds = [HoleKind(item.strip()) for item in (args.kinds or default_kinds).split(",") if item.strip()]
     except ValueError as exc:
         raise InklingError(
             f"unknown hole kind: {exc} (known: {', '.join(k.value for k in ALL_KINDS)})"
@@ -162,13 +189,18 @@ def run(args: argparse.Namespace) -> int:
         raise InklingError("--context-only measures project context: use it with --track crossfile")
     splits: list[Split] = ["dev", "test"] if args.split == "both" else [args.split]
     started = time.perf_counter()
+    holes: dict[str, TestedHole] = {}  # the exec track's, by task id
     if crossfile:
         corpora = _repositories(languages, args.source)
         kinds = [HoleKind.CROSSFILE]
         tasks = build_crossfile_tasks(corpora, splits=splits, per_group=args.per_group, seed=args.seed)
+    elif exec_track:
+        corpora, holes = _exec_holes(args, languages, kinds, splits)
+        tasks = [hole.task for hole in holes.values()]
     else:
         corpora = corpus.discover(languages, args.source)
         tasks = build_tasks(corpora, kinds=kinds, splits=splits, per_group=args.per_group, seed=args.seed)
+    if not crossfile:
         if args.lsp:
             args.no_project_context = True  # the server over stdio opens each file alone
         if not args.no_project_context:
@@ -177,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         tasks = [task for task in tasks if any(text in task.id for text in args.only)]
     if not tasks:
         raise InklingError("no tasks: the corpora have no suitable holes (or --only matched none)")
-    out = args.out or Path(f"inkling-eval-{'crossfile-' if crossfile else ''}{args.split}.json")
+    out = args.out or Path(f"inkling-eval-{'' if args.track == 'fim' else args.track + '-'}{args.split}.json")
     meta: dict[str, Any] = {
         "command": ["inkling", *sys.argv[1:]],
         "track": args.track,
@@ -190,11 +222,33 @@ def run(args: argparse.Namespace) -> int:
         "corpora": [c.describe() for c in corpora],
         "tasks": len(tasks),
     }
+    if exec_track:
+        from lsp_server.evaluation.exec_track import describe
+
+        meta["exec"] = describe()
     if args.tasks_only:
-        return _write_tasks_only(out, meta, tasks)
+        records = [holes[t.id].record() if holes else t.record() for t in tasks]
+        return _write_tasks_only(out, meta, tasks, records)
     if args.context_only:
         return _context_only(args, out, meta, tasks)
-    return _evaluate(args, out, meta, tasks, started)
+    return _evaluate(args, out, meta, tasks, started, holes)
+
+
+def _exec_holes(
+    args: argparse.Namespace, languages: list[str], kinds: list[HoleKind], splits: list[Split]
+) -> tuple[list[Corpus], dict[str, TestedHole]]:
+    """The exec track's corpus (the standard library, the workspace of project context) and
+    its holes by task id, chosen or read from the cache; says how long that took."""
+    from lsp_server.corpora import standard_corpora
+    from lsp_server.evaluation import exec_track
+
+    exec_track.check_options(languages, kinds, args.source)
+    started = time.perf_counter()
+    holes = exec_track.choose(
+        args.per_group, splits=splits, kinds=kinds, seed=args.seed, show_progress=not args.no_progress
+    )
+    print(f"{len(holes)} tested holes in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return standard_corpora("python"), {hole.task.id: hole for hole in holes}
 
 
 def _repositories(languages: list[str], sources: list[Path]) -> list[Any]:
@@ -264,12 +318,12 @@ def _context_only(args: argparse.Namespace, out: Path, meta: dict[str, Any], tas
     return 0
 
 
-def _write_tasks_only(out: Path, meta: dict[str, Any], tasks: list[Any]) -> int:
+def _write_tasks_only(out: Path, meta: dict[str, Any], tasks: list[Any], records: list[Any]) -> int:
     import json
     from collections import Counter
 
     out.write_text(
-        json.dumps({"meta": meta, "tasks": [t.record() for t in tasks]}, indent=1, ensure_ascii=False) + "\n",
+        json.dumps({"meta": meta, "tasks": records}, indent=1, ensure_ascii=False) + "\n",
         encoding="utf-8",
     )
     counts = Counter((t.split, t.language, t.kind.value) for t in tasks)
@@ -280,7 +334,12 @@ def _write_tasks_only(out: Path, meta: dict[str, Any], tasks: list[Any]) -> int:
 
 
 def _evaluate(
-    args: argparse.Namespace, out: Path, meta: dict[str, Any], tasks: list[Any], started: float
+    args: argparse.Namespace,
+    out: Path,
+    meta: dict[str, Any],
+    tasks: list[Any],
+    started: float,
+    holes: dict[str, TestedHole],
 ) -> int:
     from tqdm import tqdm
 
@@ -399,6 +458,10 @@ def _evaluate(
             remote.close()
     names = [runner.name for runner in runners]
     meta["machine"]["load_average_end"] = os.getloadavg()
+    if holes:  # the model is done: the tests now have the cores to themselves
+        from lsp_server.evaluation.exec_track import judge_results
+
+        results = judge_results(results, holes, show_progress=not args.no_progress, meta=meta)
     meta["duration_s"] = round(time.perf_counter() - started, 1)
     write_json(out, meta, results, names)
     summary = summaries(results, names)

@@ -26,6 +26,11 @@
                     rejected everything): a miss for exact match, similarity 0,
                     and neither parses nor repeats is counted for it: those two
                     shares are over non-empty completions.
+* passes (pass@1) - the exec track only (`exec_track.py`): the tests that
+                    exercise the hole pass with the completion inserted at the
+                    cursor (one answer per task, so the pass rate is pass@1).
+                    An exact match passes unrun, an empty answer fails unrun.
+                    None on the other tracks, whose summaries then show none.
 """
 
 from __future__ import annotations
@@ -98,6 +103,8 @@ class Score:
     repeats: bool | None
     latency_ms: float
     error: str | None = None
+    passed: bool | None = None
+    """Exec track: the tests passed with the completion in place; None: not judged by running."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,6 +147,8 @@ class Summary:
     latency_p50_ms: float
     latency_p90_ms: float
     errors: int
+    pass_at_1: float | None = None
+    """The share of tasks whose tests passed (exec track); None when none were judged so."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,6 +172,7 @@ def summarize(scores: Sequence[Score]) -> Summary:
     clean = [s.clean for s in answered if s.clean is not None]
     repeated = [s.repeats for s in answered if s.repeats is not None]
     latencies = [s.latency_ms for s in scores]
+    judged = [s.passed for s in scores if s.passed is not None]
     return Summary(
         n=n,
         exact_match=statistics.fmean(s.exact for s in scores) if n else 0.0,
@@ -174,4 +184,5 @@ def summarize(scores: Sequence[Score]) -> Summary:
         latency_p50_ms=percentile(latencies, 0.5),
         latency_p90_ms=percentile(latencies, 0.9),
         errors=sum(1 for s in scores if s.error),
+        pass_at_1=statistics.fmean(judged) if judged else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,13 @@ class TaskResult:
     reason: str
     answers: dict[str, Answer]
     scores: dict[str, Score]
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """More about the task for the JSON (the exec track: the module and its tests' names)."""
 
     def record(self) -> dict[str, Any]:
         return {
             **self.task.record(),
+            **self.extra,
             "mode": self.mode,
             "reason": self.reason,
             "answers": {
@@ -34,8 +38,13 @@ class TaskResult:
         }
 
 
+EXTRA_FIELDS = ("module", "tests")
+"""Task fields a track adds (`TaskResult.extra`), read back with the results."""
+
+
 def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult]]:
-    """A results file read back, every answer scored again by the current metrics."""
+    """A results file read back, every answer scored again by the current metrics. Whether an
+    answer passed its tests (the exec track) is kept as stored: the tests are not run again."""
     from lsp_server.errors import InklingError
     from lsp_server.evaluation.metrics import score
     from lsp_server.evaluation.tasks import task_from_record
@@ -63,10 +72,20 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
                 }
             )
             answers[name] = answer
-            scores[name] = score(
-                spec, task.prefix, task.suffix, task.expected, answer.text, answer.latency_ms, answer.error
+            scores[name] = dataclasses.replace(
+                score(
+                    spec,
+                    task.prefix,
+                    task.suffix,
+                    task.expected,
+                    answer.text,
+                    answer.latency_ms,
+                    answer.error,
+                ),
+                passed=stored.get("score", {}).get("passed"),
             )
-        results.append(TaskResult(task, record["mode"], record["reason"], answers, scores))
+        extra = {key: record[key] for key in EXTRA_FIELDS if key in record}
+        results.append(TaskResult(task, record["mode"], record["reason"], answers, scores, extra))
     return document["meta"], runners, results
 
 
@@ -187,7 +206,9 @@ _COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("p50 ms", "latency_p50_ms", False),
     ("p90 ms", "latency_p90_ms", False),
 )
-DELTA_COLUMNS = ("exact_match", "edit_similarity")
+PASS_COLUMN = ("pass@1%", "pass_at_1", True)
+"""Shown after ES where the tasks were judged by running tests (the exec track)."""
+DELTA_COLUMNS = ("exact_match", "edit_similarity", "pass_at_1")
 COMPARISONS = (("project", "in-file"), ("ours", "baseline"))
 """(reference, against) pairs a table shows the gain for, the first whose runners both ran."""
 
@@ -198,10 +219,14 @@ def _cell(value: float | None, percent: bool) -> str:
     return f"{value * 100:.1f}" if percent else f"{value:.0f}"
 
 
+def _delta(reference: float | None, against: float | None) -> str:
+    return "-" if reference is None or against is None else f"{(reference - against) * 100:+.1f}"
+
+
 def render_table(summary: dict[str, Any], runners: Sequence[str]) -> str:
     """One row per language and kind, then per kind and overall. A cell holds one
-    value per runner ("ours/baseline"); EM and ES also show the gain of ours over
-    the baseline (of project context over the in-file prompt) in points."""
+    value per runner ("ours/baseline"); EM, ES and pass@1 also show the gain of ours
+    over the baseline (of project context over the in-file prompt) in points."""
     reference, against = next((pair for pair in COMPARISONS if set(pair) <= set(runners)), COMPARISONS[-1])
     compare = reference in runners and against in runners
     first = runners[0]
@@ -212,18 +237,21 @@ def render_table(summary: dict[str, Any], runners: Sequence[str]) -> str:
     for kind in summary[first]["by_kind"]:
         keys.append(("(all)", kind, {name: summary[name]["by_kind"][kind] for name in runners}))
     keys.append(("(all)", "(all)", {name: summary[name]["all"] for name in runners}))
+    columns = list(_COLUMNS)
+    if any(summary[name]["all"].get("pass_at_1") is not None for name in runners):
+        columns.insert(2, PASS_COLUMN)
     header = ["language", "kind", "n"]
-    for title, field, _ in _COLUMNS:
+    for title, field, _ in columns:
         header.append(title)
         if compare and field in DELTA_COLUMNS:
             header.append("Δ")
     rows = [header]
     for language, kind, values in keys:
         cells = [language, kind, str(values[first]["n"])]
-        for _, field, percent in _COLUMNS:
+        for _, field, percent in columns:
             cells.append("/".join(_cell(values[name][field], percent) for name in runners))
             if compare and field in DELTA_COLUMNS:
-                cells.append(f"{(values[reference][field] - values[against][field]) * 100:+.1f}")
+                cells.append(_delta(values[reference][field], values[against][field]))
         rows.append(cells)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"cells: {'/'.join(runners)}" + (f"; Δ = {reference} - {against}, in points" if compare else "")]

@@ -1,48 +1,57 @@
-"""Held-out single-line holes in functions with tests, scored by running those tests.
+"""Held-out holes in functions with tests, scored by running those tests.
 
-The holes are `line` tasks (`lsp_server.evaluation.tasks`: a clean line's
-code, the cursor after its indentation) cut from the held-out (test) half of
-Python's standard library, in modules that CPython's own test suite covers
-(`Lib/test/test_<package>`), on lines that
+The holes are `line` and `block` tasks (`lsp_server.evaluation.tasks`: a clean
+line's code, the cursor after its indentation; a body's statements, the cursor
+on its first line) cut from one split of Python's standard library (by file,
+as the corpora split it), in modules that CPython's own test suite covers
+(`Lib/test/test_<package>`), where
 
-* are inside a function's body (not its docstring),
-* run when that test module runs (traced once per module), and
-* matter to it: with the line's code replaced by `pass`, the tests fail.
+* the hole starts inside a function's body (not its docstring),
+* its first line runs when that test module runs (traced once per module), and
+* it matters to the tests: with the hole's code replaced by `pass` (at the
+  cursor, hence at the right indentation), they fail.
 
-A completion is then scored by execution: the module, with the hole's line
-replaced by what the client would have in its buffer, is put first on
-`sys.path` (a copy of its package, for a module inside one) and the test
-module runs against it in a fresh interpreter (`python -I`, its own
-temporary directory, a time limit). The module must really be the copy
-(modules the interpreter imports at start-up cannot be replaced: they are
-skipped), and the tests must pass on the untouched copy first.
+A completion is then scored by execution: the module, with the completion in
+the hole, is put first on `sys.path` (a copy of its package, for a module
+inside one) and the test module runs against it in a fresh interpreter
+(`python -I`, its own temporary directory as the working and temporary
+directory, a time limit, no network: see `sandbox_prefix`). The module must
+really be the copy (modules the interpreter imports at start-up cannot be
+replaced: they are skipped), and the tests must pass on the untouched copy
+first.
 
-Finding the holes runs tests (minutes); the chosen holes are kept in a JSON
-file in the cache and rebuilt only when the standard library changed.
+Finding the holes runs tests (minutes); each selection is kept in a JSON file
+in the cache and rebuilt only when the standard library changed. `inkling
+bench-peer` uses the test split's line holes (`tested_holes`), `inkling eval
+--track exec` both kinds of either split (`exec_track.py`).
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
+import functools
 import json
 import logging
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from lsp_server.corpora import SourceFile, standard_corpora
+from lsp_server.corpora import SourceFile, Split, standard_corpora
 from lsp_server.evaluation.metrics import normalize
-from lsp_server.evaluation.tasks import Task, make_task, parse_clean, task_from_record
-from lsp_server.holes.tokens import line_holes
+from lsp_server.evaluation.tasks import HOLE_FINDERS, HoleKind, Task, make_task, parse_clean, task_from_record
+from lsp_server.holes import Hole
+from lsp_server.holes.parsed import ParsedFile
 from lsp_server.models import cache_dir
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,11 @@ TEST_TIMEOUT_S = 60.0
 MODULE_BUDGET_S = 15.0
 """Modules whose tests take longer than this untouched are not used: every hole runs them."""
 SELECTION_VERSION = 1
+"""`tested_holes`' selection (bench-peer's): raise it when the holes it chooses change."""
+EXEC_SELECTION_VERSION = 1
+"""`exec_selection`'s (the eval's exec track): raise it when the holes it chooses change."""
+PER_FILE = 3
+TESTED_KINDS = (HoleKind.LINE, HoleKind.BLOCK)
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,16 @@ class TestedHole:
         """The original file with the hole's line replaced by `line` (one line)."""
         return self.task.text[: self.line_start] + line + self.task.text[self.line_end :]
 
+    def fill(self, answer: str) -> str:
+        """The file with `answer` inserted at the cursor, as the eval's metrics see it."""
+        return self.task.text[: self.task.offset] + answer + self.task.text[self.task.offset :]
+
     def record(self) -> dict[str, Any]:
         return {**self.task.record(), "module": self.module, "tests": self.tests}
+
+
+def hole_from_record(record: dict[str, Any]) -> TestedHole:
+    return TestedHole(task_from_record(record), record["module"], record["tests"])
 
 
 def _stdlib() -> Path:
@@ -138,6 +160,50 @@ sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
 """
 NOT_SHADOWED = 3
 
+_LOOPBACK_UP = r"""
+import fcntl, os, socket, struct, sys
+try:  # a new network namespace has its loopback down: tests serve on 127.0.0.1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        flags = struct.unpack("16sH22x", fcntl.ioctl(probe, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
+        fcntl.ioctl(probe, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
+except OSError:
+    pass
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+"""Run in the namespace before the harness; the harness then starts with no module imported
+that this needed (`socket`, `struct`), so those can still be replaced by a copy."""
+
+_NAMESPACES = {
+    ("--net",): "network namespace",
+    ("--map-root-user", "--net"): "user and network namespace",
+}
+
+
+@functools.cache
+def sandbox_prefix() -> tuple[str, ...]:
+    """The command that runs the tests without the network: `unshare --net` (as root), else
+    `unshare --map-root-user --net` (where unprivileged user namespaces are allowed), else
+    none, with a warning: then the tests run with the machine's network."""
+    unshare = shutil.which("unshare")
+    for options in _NAMESPACES if unshare else ():
+        command = (str(unshare), *options)
+        try:
+            probe = subprocess.run(
+                [*command, sys.executable, "-I", "-c", ""], capture_output=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return command
+    log.warning("no network namespace can be made here (unshare): tests run with the machine's network")
+    return ()
+
+
+def sandbox_mode() -> str:
+    """How test runs are cut off from the network, in words (recorded with results)."""
+    prefix = sandbox_prefix()
+    return _NAMESPACES[prefix[1:]] if prefix else "none (no network namespace permitted)"
+
 
 @dataclass(frozen=True)
 class TestRun:
@@ -158,7 +224,7 @@ def run_tests(
     trace: bool = False,
     timeout: float = TEST_TIMEOUT_S,
 ) -> TestRun:
-    """Run `tests` with `module` (the file `source_path`) replaced by `text`."""
+    """Run `tests` with `module` (the file `source_path`) replaced by `text`, sandboxed."""
     with tempfile.TemporaryDirectory(prefix="inkling-tested-") as scratch:
         shadow = Path(scratch) / "shadow"
         parts = module.split(".")
@@ -170,28 +236,54 @@ def run_tests(
         else:
             shadow.mkdir()
             (shadow / source_path.name).write_text(text, encoding="utf-8")
-        work = Path(scratch) / "work"
+        work, temporary = Path(scratch) / "work", Path(scratch) / "tmp"
         work.mkdir()
+        temporary.mkdir()
         trace_out = str(Path(scratch) / "executed.json") if trace else ""
+        harness = ["-I", "-c", _HARNESS, str(shadow), module, tests, trace_out]
+        prefix = sandbox_prefix()
+        command = (
+            [*prefix, sys.executable, "-I", "-c", _LOOPBACK_UP, *harness]
+            if prefix
+            else [sys.executable, *harness]
+        )
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(temporary)}
         started = time.monotonic()
-        try:
-            result = subprocess.run(
-                [sys.executable, "-I", "-c", _HARNESS, str(shadow), module, tests, trace_out],
-                cwd=work,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-            )
-        except subprocess.TimeoutExpired:
-            return TestRun(False, time.monotonic() - started)
+        returncode = _run_in_own_group(command, work, env, timeout)
         seconds = time.monotonic() - started
-        if result.returncode == NOT_SHADOWED:
+        if returncode is None:
+            return TestRun(False, seconds)
+        if returncode == NOT_SHADOWED:
             return TestRun(False, seconds, shadowed=False)
         executed: frozenset[int] = frozenset()
         if trace and Path(trace_out).is_file():
             executed = frozenset(json.loads(Path(trace_out).read_text()))
-        return TestRun(result.returncode == 0, seconds, executed=executed)
+        return TestRun(returncode == 0, seconds, executed=executed)
+
+
+def _run_in_own_group(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> int | None:
+    """The exit status, or None past `timeout`. Then, or when the run ends, whatever is left
+    of its process group is killed: no process a test started outlives the run. The group's
+    leader is reaped only after that, so that its id cannot name another group meanwhile."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    ended = None
+    while ended is None and time.monotonic() < deadline:
+        ended = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if ended is None:
+            time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    returncode = process.wait()
+    return returncode if ended is not None else None
 
 
 def passes(hole: TestedHole, line: str) -> bool:
@@ -220,21 +312,45 @@ def _function_body_lines(text: str) -> set[int]:
     return lines
 
 
-def _sources(seed: int) -> Iterator[SourceFile]:
+def split_sources(seed: int, split: Split = "test") -> list[SourceFile]:
+    """The standard library's files of one split, in the seeded order the holes are chosen in."""
     (corpus,) = standard_corpora("python")
-    files = [source for source in corpus.files if source.split == "test"]
+    files = [source for source in corpus.files if source.split == split]
     random.Random(f"tested-holes:{seed}").shuffle(files)
-    yield from files
+    return files
+
+
+def _shuffled_holes(parsed: ParsedFile, kind: HoleKind, seed: int, key: str) -> list[Hole]:
+    holes = HOLE_FINDERS[kind](parsed)
+    # Line holes keep the order bench-peer's selection was first made with.
+    salt = f"{seed}:{key}" if kind is HoleKind.LINE else f"{seed}:{key}:{kind.value}"
+    random.Random(salt).shuffle(holes)
+    return holes
 
 
 def choose_holes(
-    count: int, *, seed: int = 0, per_file: int = 3, progress: Callable[[str], None] = lambda _: None
+    count: int,
+    *,
+    seed: int = 0,
+    split: Split = "test",
+    kinds: Sequence[HoleKind] = (HoleKind.LINE,),
+    per_file: int = PER_FILE,
+    sources: Iterable[SourceFile] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    found: Callable[[TestedHole], None] = lambda _: None,
 ) -> list[TestedHole]:
-    """Up to `count` holes (see the module's docstring); minutes: it runs tests."""
-    chosen: list[TestedHole] = []
+    """Up to `count` holes of each kind (see the module's docstring), kind by kind; minutes:
+    it runs tests. Files come from `sources`, else from `split` in the seeded order; each kind
+    is picked apart from the others, so that one kind's holes do not depend on the kinds asked
+    with it, and a smaller `count` gives a prefix of a larger one's."""
+    unknown = [kind.value for kind in kinds if kind not in TESTED_KINDS]
+    if unknown:
+        raise ValueError(f"no tested holes of kind {', '.join(unknown)}")
+    chosen: dict[HoleKind, list[TestedHole]] = {kind: [] for kind in kinds}
     slow: set[str] = set()  # test modules over the budget: every module they cover is skipped
-    for source in _sources(seed):
-        if len(chosen) >= count:
+    for source in split_sources(seed, split) if sources is None else sources:
+        wanted = [kind for kind in kinds if len(chosen[kind]) < count]
+        if not wanted:
             break
         names = module_and_tests(source)
         parsed = parse_clean(source)
@@ -243,63 +359,161 @@ def choose_holes(
         module, tests = names
         if tests in slow:
             continue
-        original = parsed.text
         try:
-            body_lines = _function_body_lines(original)
+            body_lines = _function_body_lines(parsed.text)
         except SyntaxError:
             continue
-        baseline = run_tests(source.path, module, tests, original, trace=True, timeout=4 * MODULE_BUDGET_S)
+        baseline = run_tests(source.path, module, tests, parsed.text, trace=True, timeout=4 * MODULE_BUDGET_S)
         if baseline.seconds > MODULE_BUDGET_S:
             slow.add(tests)
         if not baseline.shadowed or not baseline.passed or baseline.seconds > MODULE_BUDGET_S:
             why = "not replaceable" if not baseline.shadowed else "failing" if not baseline.passed else "slow"
             progress(f"skip {module} ({tests}: {why}, {baseline.seconds:.1f} s)")
             continue
-        holes = line_holes(parsed)
-        random.Random(f"{seed}:{source.key}").shuffle(holes)
-        picked = 0
-        for hole in holes:
-            if picked == per_file or len(chosen) >= count:
-                break
-            line = parsed.line_of(hole.start) + 1
-            if line not in body_lines or line not in baseline.executed:
-                continue
-            task = make_task(source, parsed, hole)
-            if task is None:
-                continue
-            candidate = TestedHole(task, module, tests)
-            indentation = original[candidate.line_start : hole.start]
-            if run_tests(source.path, module, tests, candidate.filled(indentation + "pass")).passed:
-                continue  # the tests do not notice the line gone: they would not judge a completion
-            chosen.append(candidate)
-            picked += 1
-        progress(f"{module}: {picked} holes ({len(chosen)}/{count})")
-    return chosen
+        target = _Target(source, parsed, module, tests, body_lines & baseline.executed, baseline.seconds)
+        picked = []
+        for kind in wanted:
+            for hole in _noticed(target, kind, seed, min(per_file, count - len(chosen[kind]))):
+                chosen[kind].append(hole)
+                picked.append(hole)
+                found(hole)
+        total = sum(len(holes) for holes in chosen.values())
+        progress(f"{module}: {len(picked)} holes ({total}/{count * len(kinds)})")
+    return [hole for kind in kinds for hole in chosen[kind]]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A module whose tests passed on its copy, and what that run said."""
+
+    source: SourceFile
+    parsed: ParsedFile
+    module: str
+    tests: str
+    eligible: set[int]
+    """1-based lines in function bodies that the tests ran."""
+    seconds: float
+
+
+def _noticed(target: _Target, kind: HoleKind, seed: int, limit: int) -> list[TestedHole]:
+    """Up to `limit` holes of one kind whose first line is eligible and whose loss the tests
+    notice: with `pass` in place of the hole's code, they fail."""
+    # A loop's body gone loops forever: a block's run ends well before the usual limit. Line
+    # holes keep the limit they were first chosen with (bench-peer's selection).
+    timeout = TEST_TIMEOUT_S if kind is HoleKind.LINE else min(TEST_TIMEOUT_S, 10 + 4 * target.seconds)
+    picked: list[TestedHole] = []
+    for hole in _shuffled_holes(target.parsed, kind, seed, target.source.key):
+        if len(picked) == limit:
+            break
+        if target.parsed.line_of(hole.start) + 1 not in target.eligible:
+            continue
+        task = make_task(target.source, target.parsed, hole)
+        if task is None:
+            continue
+        candidate = TestedHole(task, target.module, target.tests)
+        if run_tests(
+            target.source.path, target.module, target.tests, candidate.fill("pass"), timeout=timeout
+        ).passed:
+            continue  # the tests do not notice the code gone: they would not judge a completion
+        picked.append(candidate)
+    return picked
+
+
+# -- the selections, cached ----------------------------------------------------------------------
+
+
+def _python() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def tested_holes(
     count: int, *, seed: int = 0, cache: Path | None = None, progress: Callable[[str], None] = lambda _: None
 ) -> list[TestedHole]:
-    """The first `count` holes of the seeded selection, from the cache when it has as many."""
-    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    path = cache or cache_dir() / "bench-peer" / f"tested-holes-py{python}-{seed}.json"
+    """bench-peer's holes: the first `count` line holes of the test split's seeded selection,
+    from the cache when it has as many."""
+    path = cache or cache_dir() / "bench-peer" / f"tested-holes-py{_python()}-{seed}.json"
     stamp = {"version": SELECTION_VERSION, "python": sys.version.split()[0], "seed": seed}
+    return _cached(
+        path, stamp, count, (HoleKind.LINE,), lambda: choose_holes(count, seed=seed, progress=progress)
+    )
+
+
+def exec_selection(
+    count: int,
+    *,
+    seed: int = 0,
+    split: Split = "test",
+    kinds: Sequence[HoleKind] = TESTED_KINDS,
+    cache: Path | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+    found: Callable[[TestedHole], None] = lambda _: None,
+) -> list[TestedHole]:
+    """The eval's exec track: the first `count` holes of each kind of one split's seeded
+    selection, from the cache (one file per Python version, seed, split and kinds) when it
+    has as many."""
+    kinds = [kind for kind in TESTED_KINDS if kind in kinds]  # one order, one cache file
+    names = "+".join(kind.value for kind in kinds)
+    path = cache or cache_dir() / "eval" / f"exec-holes-py{_python()}-seed{seed}-{split}-{names}.json"
+
+    def choose() -> list[TestedHole]:
+        progress(f"choosing {names} holes of the {split} split")
+        return choose_holes(count, seed=seed, split=split, kinds=kinds, progress=progress, found=found)
+
+    return _cached(path, exec_stamp(seed, split, kinds), count, kinds, choose)
+
+
+def exec_stamp(seed: int, split: Split, kinds: Sequence[HoleKind]) -> dict[str, Any]:
+    """What a stored exec selection must match to be used: anything that changes the choice."""
+    return {
+        "version": EXEC_SELECTION_VERSION,
+        "python": sys.version.split()[0],
+        "seed": seed,
+        "split": split,
+        "kinds": [kind.value for kind in kinds],
+        "sandbox": sandbox_mode(),
+    }
+
+
+def _cached(
+    path: Path,
+    stamp: dict[str, Any],
+    count: int,
+    kinds: Sequence[HoleKind],
+    choose: Callable[[], list[TestedHole]],
+) -> list[TestedHole]:
+    """The first `count` holes of each kind from `path` when its stamp matches and it holds as
+    many (or all its split has), else `choose()`'s, stored for the next time."""
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-        enough = len(stored["holes"]) >= count or stored.get("exhausted", False)
-        if {key: stored.get(key) for key in stamp} == stamp and enough:
-            return [
-                TestedHole(task_from_record(record), record["module"], record["tests"])
-                for record in stored["holes"][:count]
-            ]
+        if {key: stored.get(key) for key in stamp} == stamp:
+            holes = [hole_from_record(record) for record in stored["holes"]]
+            exhausted = _exhausted_kinds(stored.get("exhausted", False), kinds)
+            by_kind = {kind: [h for h in holes if h.task.kind is kind][:count] for kind in kinds}
+            if all(len(by_kind[kind]) == count or kind in exhausted for kind in kinds):
+                return [hole for kind in kinds for hole in by_kind[kind]]
     except (OSError, ValueError, KeyError):
         pass
     except Exception as exc:  # a file changed since: choose again
         log.info("chosen holes out of date (%s): choosing again", exc)
-    holes = choose_holes(count, seed=seed, progress=progress)
+    started = time.monotonic()
+    holes = choose()
+    short = [kind.value for kind in kinds if sum(1 for h in holes if h.task.kind is kind) < count]
+    body = {
+        **stamp,
+        "exhausted": short,
+        "choice_seconds": round(time.monotonic() - started, 1),
+        "holes": [hole.record() for hole in holes],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {**stamp, "exhausted": len(holes) < count, "holes": [hole.record() for hole in holes]}
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     temporary.replace(path)
     return holes
+
+
+def _exhausted_kinds(stored: object, kinds: Sequence[HoleKind]) -> set[HoleKind]:
+    """The kinds a stored selection ran out of: a list of kinds, or (files written before
+    there were several kinds) true for all of them."""
+    if isinstance(stored, bool):
+        return set(kinds) if stored else set()
+    return {HoleKind(value) for value in stored} if isinstance(stored, list) else set()
