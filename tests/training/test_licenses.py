@@ -1,0 +1,234 @@
+"""The license rule for training code."""
+
+from __future__ import annotations
+
+import email
+
+import pytest
+
+from training.data.filters import FilterConfig, detect_language, is_benchmark, rejection
+from training.data.licenses import classify, expression_verdict, file_verdict
+
+MIT_TEXT = """MIT License
+
+Copyright (c) 2020 Someone
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+"""
+BSD_TEXT = """Copyright (c) 2001-2002 Enthought, Inc. 2003, SciPy Developers.
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+"""
+BUNDLED_GPL = (
+    BSD_TEXT + "\n" * 40 + "x" * 3000 + "\nlibgfortran ... under the terms of the GNU General Public License"
+)
+
+
+def _metadata(**fields: str | list[str]) -> email.message.Message:
+    message = email.message.Message()
+    for key, value in fields.items():
+        for item in value if isinstance(value, list) else [value]:
+            message[key.replace("_", "-")] = item
+    return message
+
+
+@pytest.mark.parametrize(
+    ("fields", "verdict", "label"),
+    [
+        # PEP 639: the expression decides alone.
+        ({"License_Expression": "MIT"}, "permissive", "MIT"),
+        ({"License_Expression": "Apache-2.0 OR BSD-2-Clause"}, "permissive", "Apache-2.0 OR BSD-2-Clause"),
+        ({"License_Expression": "MIT OR GPL-3.0-or-later"}, "permissive", "MIT OR GPL-3.0-or-later"),
+        ({"License_Expression": "MIT AND GPL-3.0-only"}, "restricted", "MIT AND GPL-3.0-only"),
+        ({"License_Expression": "MPL-2.0 AND MIT"}, "restricted", "MPL-2.0 AND MIT"),
+        ({"License_Expression": "LGPL-2.1-or-later"}, "restricted", "LGPL-2.1-or-later"),
+        ({"License_Expression": "AGPL-3.0-only"}, "restricted", "AGPL-3.0-only"),
+        ({"License_Expression": "GPL-2.0-only WITH Classpath-exception-2.0"}, "restricted", None),
+        (
+            {"License_Expression": "Apache-2.0 WITH LLVM-exception AND (BSD-3-Clause OR GPL-2.0)"},
+            "permissive",
+            None,
+        ),
+        ({"License_Expression": "BSD-3-Clause AND 0BSD AND MIT AND Zlib AND CC0-1.0"}, "permissive", None),
+        ({"License_Expression": "PSF-2.0"}, "permissive", None),
+        ({"License_Expression": "Apache-2.0 AND CNRI-Python"}, "permissive", None),
+        ({"License_Expression": "ISC"}, "permissive", None),
+        ({"License_Expression": "Unlicense"}, "permissive", None),
+        ({"License_Expression": "BSL-1.0"}, "permissive", None),
+        ({"License_Expression": "MIT AND LicenseRef-Custom"}, "unknown", None),
+        ({"License_Expression": "LicenseRef-Proprietary"}, "restricted", None),
+        ({"License_Expression": "(MIT OR"}, "unknown", None),
+        # The expression wins over contradicting classifiers.
+        (
+            {
+                "License_Expression": "MIT",
+                "Classifier": "License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
+            },
+            "permissive",
+            "MIT",
+        ),
+        # No expression: the License field and the classifiers together.
+        ({"License": "MIT"}, "permissive", "MIT"),
+        ({"License": "Apache 2.0"}, "permissive", "Apache 2.0"),
+        ({"License": "BSD (3 clause)"}, "permissive", "BSD (3 clause)"),
+        ({"License": "MIT or Apache-2.0"}, "permissive", "MIT or Apache-2.0"),
+        ({"License": "ISC License"}, "permissive", None),
+        ({"License": "Dual License: MIT and GPL"}, "restricted", None),
+        ({"License": "GPLv3+"}, "restricted", None),
+        ({"License": "LGPL"}, "restricted", None),
+        ({"License": "Mozilla Public License 2.0"}, "restricted", None),
+        ({"License": "Proprietary"}, "restricted", None),
+        ({"License": "UNLICENSED"}, "unknown", None),
+        ({"License": "UNKNOWN"}, "unknown", ""),
+        ({"License": MIT_TEXT}, "permissive", "MIT"),
+        ({"License": BSD_TEXT}, "permissive", "BSD"),
+        ({"License": BUNDLED_GPL}, "permissive", "BSD"),  # a bundled library's text comes later
+        ({"License": "The Kiwi licensing terms\n\n" + BSD_TEXT}, "permissive", "BSD"),
+        ({"License": "Custom terms\n\nSee the file."}, "unknown", "Custom terms"),
+        ({"Classifier": "License :: OSI Approved :: MIT License"}, "permissive", "MIT"),
+        ({"Classifier": "License :: OSI Approved :: BSD License"}, "permissive", "BSD"),
+        (
+            {"Classifier": "License :: OSI Approved :: Python Software Foundation License"},
+            "permissive",
+            "PSF",
+        ),
+        ({"Classifier": "License :: OSI Approved :: ISC License (ISCL)"}, "permissive", "ISC"),
+        ({"Classifier": "License :: OSI Approved :: The Unlicense (Unlicense)"}, "permissive", "Unlicense"),
+        ({"Classifier": "License :: OSI Approved :: zlib/libpng License"}, "permissive", "Zlib"),
+        ({"Classifier": "License :: Public Domain"}, "permissive", "public domain"),
+        (
+            {"Classifier": "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication"},
+            "permissive",
+            None,
+        ),
+        (
+            {"Classifier": "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)"},
+            "restricted",
+            "MPL",
+        ),
+        (
+            {
+                "Classifier": "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)"
+            },
+            "restricted",
+            "LGPL",
+        ),
+        (
+            {"Classifier": "License :: OSI Approved :: GNU Affero General Public License v3"},
+            "restricted",
+            "AGPL",
+        ),
+        ({"Classifier": "License :: OSI Approved :: GNU General Public License (GPL)"}, "restricted", "GPL"),
+        ({"Classifier": "License :: Other/Proprietary License"}, "restricted", "proprietary"),
+        ({"Classifier": "License :: OSI Approved :: Artistic License"}, "unknown", ""),
+        ({"Classifier": "License :: OSI Approved"}, "unknown", ""),  # says nothing about which
+        (
+            {"Classifier": ["License :: DFSG approved", "License :: OSI Approved :: MIT License"]},
+            "permissive",
+            "MIT",
+        ),
+        (
+            {
+                "Classifier": [
+                    "License :: OSI Approved :: MIT License",
+                    "License :: OSI Approved :: Apache Software License",
+                ]
+            },
+            "permissive",
+            "MIT; Apache",
+        ),
+        (
+            {"License": "Apache", "Classifier": "License :: OSI Approved :: Apache Software License"},
+            "permissive",
+            "Apache",
+        ),
+        # Contradictions keep a distribution out.
+        (
+            {
+                "License": "MIT",
+                "Classifier": "License :: OSI Approved :: GNU General Public License v2 (GPLv2)",
+            },
+            "restricted",
+            "GPL",
+        ),
+        # An unrecognised field does not hide a recognised classifier.
+        (
+            {"License": "Custom terms", "Classifier": "License :: OSI Approved :: BSD License"},
+            "permissive",
+            "BSD",
+        ),
+        ({"Classifier": "Programming Language :: Python :: 3"}, "unknown", ""),
+        ({}, "unknown", ""),
+    ],
+)
+def test_a_distributions_license_from_its_metadata(
+    fields: dict[str, str | list[str]], verdict: str, label: str | None
+) -> None:
+    found = classify(_metadata(**fields))  # type: ignore[arg-type]
+    assert found.verdict == verdict, found
+    if label is not None:
+        assert found.label == label
+
+
+@pytest.mark.parametrize(
+    ("expression", "verdict"),
+    [
+        ("MIT", "permissive"),
+        ("mit or gpl-2.0", "permissive"),
+        ("(Apache-2.0 OR MIT) AND BSD-3-Clause", "permissive"),
+        ("(Apache-2.0 OR MIT) AND GPL-2.0", "restricted"),
+        ("GPL-2.0 OR LGPL-2.1", "restricted"),
+        ("GPL-2.0 OR Foo", "unknown"),
+        ("", "unknown"),
+        ("MIT AND", "unknown"),
+        ("MIT)", "unknown"),
+        ("curl", "permissive"),
+    ],
+)
+def test_spdx_expressions(expression: str, verdict: str) -> None:
+    assert expression_verdict(expression) == verdict
+
+
+@pytest.mark.parametrize(
+    ("header", "verdict"),
+    [
+        ("/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */\n", "restricted"),
+        ("# SPDX-License-Identifier: MIT\n", "permissive"),
+        (" * SPDX-License-Identifier: curl\n", "permissive"),
+        (
+            "/* The GNU C Library is free software; you can redistribute it and/or\n"
+            "   modify it under the terms of the GNU Lesser General Public\n   License as published by ... */\n",
+            "restricted",
+        ),
+        (
+            "# This Source Code Form is subject to the terms of the Mozilla Public\n# License, v. 2.0.\n",
+            "restricted",
+        ),
+        ("// Use of this source code is governed by a BSD-style license\n", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_a_files_license_from_its_header(header: str, verdict: str) -> None:
+    assert file_verdict(header + "int x;\n" * 20) == verdict
+
+
+def test_copyleft_files_are_dropped_only_when_asked() -> None:
+    text = "/* SPDX-License-Identifier: LGPL-2.1-or-later */\n" + "int f(int x) { return x + 1; }\n" * 5
+    language = detect_language("a.c", text)
+    assert rejection("a.c", text, language, FilterConfig()) is None
+    assert rejection("a.c", text, language, FilterConfig(drop_copyleft=True)) == "license"
+    assert (
+        rejection("a.c", text.replace("LGPL-2.1-or-later", "MIT"), language, FilterConfig(drop_copyleft=True))
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["human-eval", "human_eval", "evalplus", "eval-plus", "mbpp", "bigcodebench", "ds-1000"]
+)
+def test_benchmark_names(name: str) -> None:
+    assert is_benchmark(name)
+    assert not is_benchmark("retrieval-plus") and not is_benchmark("evaluate")
