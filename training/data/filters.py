@@ -1,5 +1,5 @@
 """Which files are worth learning from: language, and no generated, minified,
-vendored, binary or benchmark files.
+vendored, binary or benchmark files (nor, where asked, copyleft ones).
 
 Each check returns a reason or None, so the stats report says why every
 dropped file was dropped.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from lsp_server.languages import LANGUAGES, language_for_id, language_for_path
+from training.data.licenses import file_verdict
 
 # Languages without a grammar in the server still complete line-wise; their
 # extensions and the names code fences and datasets use for them.
@@ -59,11 +60,16 @@ _VENDORED_PARTS = frozenset(
         "dist-packages",
     }
 )
-_BENCHMARK = re.compile(r"human[-_ ]?eval|\bmbpp\b|codecontests|\bapps[-_]bench", re.IGNORECASE)
+_BENCHMARK = re.compile(
+    r"human[-_ ]?eval|\bmbpp\b|\beval[-_]?plus|codecontests|\bapps[-_]bench|bigcodebench|\bds[-_]1000\b",
+    re.IGNORECASE,
+)
 _BENCHMARK_TEXT = (
     "def has_close_elements(numbers: List[float], threshold: float)",  # HumanEval/0
     "HumanEval/",
     "from human_eval",
+    "from evalplus",
+    "Mbpp/",
 )
 
 
@@ -76,6 +82,19 @@ class FilterConfig:
     max_line_chars: int = 1000
     """A longer line marks minified or data files."""
     max_mean_line_chars: float = 120.0
+    drop_copyleft: bool = False
+    """Drop files whose own header puts them under a copyleft or other restricted license (an
+    SPDX-License-Identifier line, or the GPL/LGPL/AGPL/MPL/EPL notice): `licenses.file_verdict`."""
+
+
+def is_vendored(path: str) -> bool:
+    """A copy of another project's code (vendor/, _vendor/, node_modules/...)."""
+    return bool(set(PurePosixPath(path.split("#", 1)[0]).parts) & _VENDORED_PARTS)
+
+
+def is_benchmark(name: str) -> bool:
+    """A path or package named like a public benchmark (HumanEval, MBPP, EvalPlus...)."""
+    return bool(_BENCHMARK.search(name))
 
 
 def detect_language(path: str, text: str, declared: str = "") -> str | None:
@@ -107,11 +126,12 @@ def rejection(path: str, text: str | None, language: str | None, config: FilterC
         return "binary"
     if language is None or language not in config.languages:
         return "language"
-    parts = set(PurePosixPath(path.split("#", 1)[0]).parts)
-    if parts & _VENDORED_PARTS:
+    if is_vendored(path):
         return "vendored"
-    if _BENCHMARK.search(path) or any(marker in text for marker in _BENCHMARK_TEXT):
+    if is_benchmark(path) or any(marker in text for marker in _BENCHMARK_TEXT):
         return "benchmark"
+    if config.drop_copyleft and file_verdict(text) == "restricted":
+        return "license"
     if len(text.encode("utf-8", "surrogatepass")) > config.max_bytes:
         return "too large"
     if len(text.strip()) < config.min_chars:

@@ -10,7 +10,7 @@ import json
 import statistics
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from training.data.context import RepositoryContext
 from training.data.dedup import DedupConfig, duplicates
 from training.data.examples import ExampleConfig, examples_for_file
 from training.data.filters import FilterConfig, detect_language, rejection
-from training.data.sources import SourceConfig, iter_source, source_name, source_root
+from training.data.sources import (
+    SourceConfig,
+    SourceFile,
+    iter_source,
+    source_details,
+    source_name,
+    source_root,
+)
 from training.data.split import Exclusions, split_of
 
 SPLITS = ("train", "validation", "test")
@@ -102,6 +109,51 @@ def _contexts(
     return {"train": train, "validation": every, "test": every}
 
 
+def _drop_reason(
+    item: SourceFile,
+    language: str | None,
+    config: PrepareConfig,
+    exclusions: Exclusions,
+    evaluation_test: Callable[[str, str | None], bool] | None,
+) -> str | None:
+    """Why a file from a source is not used (None: it is)."""
+    inner = item.path.split("/", 1)[-1]
+    if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
+        return "excluded"
+    if evaluation_test is not None and evaluation_test(item.path.split("#", 1)[0], item.text):
+        return "evaluation test"
+    return rejection(item.path, item.text, language, config.filters)
+
+
+def _read(
+    source: SourceConfig,
+    config: PrepareConfig,
+    exclusions: Exclusions,
+    evaluation_test: Callable[[str, str | None], bool] | None,
+    progress: bool,
+) -> tuple[list[_File], Counter[str]]:
+    """A source's files worth keeping, and how many were dropped for each reason."""
+    kept: list[_File] = []
+    rejected: Counter[str] = Counter()
+    for item in tqdm(iter_source(source), desc=f"reading {source_name(source)}", disable=not progress):
+        language = detect_language(item.path, item.text or "", item.declared_language)
+        reason = _drop_reason(item, language, config, exclusions, evaluation_test)
+        if reason is not None or item.text is None or language is None:
+            rejected[reason or "binary"] += 1
+            continue
+        kept.append(_File(item.path, item.text, language, item.origin))
+    return kept, rejected
+
+
+def _with_files_kept(details: dict[str, Any], name: str, kept: list[_File]) -> dict[str, Any]:
+    """Per distribution of a site-packages source (paths `<name>/<dist>/...`), its files kept."""
+    taken = details.get("distributions", {}).get("taken", {})
+    counts = Counter(f.path.removeprefix(name + "/").split("/", 1)[0] for f in kept)
+    for distribution, entry in taken.items():
+        entry["files_kept"] = counts[distribution]
+    return details
+
+
 def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     """Run the whole preparation; returns the stats it also writes to stats.json."""
     import datasets
@@ -124,27 +176,19 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     )
     files: list[_File] = []
     for source in config.sources:
-        seen = kept = 0
+        name = source_name(source)
         if source.optional and not source_root(source.path).exists():
-            stats["sources"][source_name(source)] = {"files_seen": 0, "files_kept": 0, "missing": source.path}
+            stats["sources"][name] = {"files_seen": 0, "files_kept": 0, "missing": source.path}
             continue
-        for item in tqdm(iter_source(source), desc=f"reading {source_name(source)}", disable=not progress):
-            seen += 1
-            inner = item.path.split("/", 1)[-1]
-            if exclusions.matches(item.path, inner, item.location, item.path.split("#", 1)[0]):
-                stats["dropped"]["excluded"] += 1
-                continue
-            if evaluation_test is not None and evaluation_test(item.path.split("#", 1)[0], item.text):
-                stats["dropped"]["evaluation test"] += 1
-                continue
-            language = detect_language(item.path, item.text or "", item.declared_language)
-            reason = rejection(item.path, item.text, language, config.filters)
-            if reason is not None or item.text is None or language is None:
-                stats["dropped"][reason or "binary"] += 1
-                continue
-            kept += 1
-            files.append(_File(item.path, item.text, language, item.origin))
-        stats["sources"][source_name(source)] = {"files_seen": seen, "files_kept": kept}
+        kept, rejected = _read(source, config, exclusions, evaluation_test, progress)
+        files += kept
+        stats["dropped"].update(rejected)
+        stats["sources"][name] = {
+            "files_seen": len(kept) + rejected.total(),
+            "files_kept": len(kept),
+            "dropped": dict(sorted(rejected.items())),
+            **_with_files_kept(source_details(source), name, kept),
+        }
 
     dropped = duplicates(((f.path, f.text) for f in files), config.dedup)
     stats["dedup"] = dict(Counter(kind for kind, _ in dropped.values()))
@@ -159,6 +203,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     rows: dict[str, list[dict[str, Any]]] = {split: [] for split in SPLITS}
     split_files: dict[str, list[str]] = {split: [] for split in SPLITS}
     split_chars: Counter[str] = Counter()
+    source_examples: Counter[str] = Counter()
     splits = {
         f.path: split_of(
             f.path.split("#", 1)[0], config.validation_share, config.test_share, config.split_salt
@@ -173,7 +218,10 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
             split_files[split].append(path)
             split_chars[split] += len(text)
             examples = examples_for_file(path, text, kept_file.language, config.examples, contexts.get(split))
-            rows[split].extend(example.as_row() for example in examples)
+            made = [example.as_row() for example in examples]
+            rows[split].extend(made)
+            if split == "train":
+                source_examples[kept_file.origin] += len(made)
     finally:
         for context in set(contexts.values()):
             context.close()
@@ -212,6 +260,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
         "hole": dict(Counter(r["hole"] or "-" for r in train)),
         "order": dict(Counter(r["order"] for r in train)),
         "language": dict(Counter(r["language"] for r in train).most_common()),
+        "source": dict(source_examples.most_common()),
         "middle_chars": _percentiles([len(r["middle"]) for r in train]),
         "prefix_chars": _percentiles([len(r["prefix"]) for r in train]),
         "with_project_context": sum(r["context"] != "[]" for r in train),
@@ -223,6 +272,15 @@ def prepare(config: PrepareConfig, progress: bool = True) -> dict[str, Any]:
     return stats
 
 
+def _distributions_line(report: dict[str, Any]) -> str:
+    left_out = report["left_out"]
+    reasons = ", ".join(
+        f"{reason} {count} ({', '.join(n for n, e in left_out.items() if e['reason'] == reason)})"
+        for reason, count in report["left_out_by_reason"].items()
+    )
+    return f"distributions: {len(report['taken'])} read; left out: {reasons or 'none'}"
+
+
 def format_stats(stats: dict[str, Any]) -> str:
     lines = [f"prepared in {stats['seconds']} s"]
     for name, counts in stats["sources"].items():
@@ -230,6 +288,8 @@ def format_stats(stats: dict[str, Any]) -> str:
             lines.append(f"  source {name}: {counts['missing']} is not on this machine (optional), skipped")
             continue
         lines.append(f"  source {name}: {counts['files_seen']} files seen, {counts['files_kept']} kept")
+        if "distributions" in counts:
+            lines.append("    " + _distributions_line(counts["distributions"]))
     if stats["dropped"]:
         lines.append("  dropped: " + ", ".join(f"{k} {v}" for k, v in stats["dropped"].items()))
     lines.append("  duplicates: " + (", ".join(f"{k} {v}" for k, v in stats["dedup"].items()) or "none"))
@@ -239,6 +299,6 @@ def format_stats(stats: dict[str, Any]) -> str:
         lines.append(
             f"  {split}: {counts['files']} files, {counts['chars']} chars, {counts['examples']} examples"
         )
-    for key in ("kind", "hole", "order"):
+    for key in ("kind", "hole", "order", "language"):
         lines.append(f"  train {key}: " + ", ".join(f"{k} {v}" for k, v in stats["examples"][key].items()))
     return "\n".join(lines)

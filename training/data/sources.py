@@ -1,4 +1,5 @@
-"""Where training code comes from: directories, git repositories, datasets on disk.
+"""Where training code comes from: directories, git repositories, datasets on disk,
+installed Python distributions (`packages.py`).
 
 Every source yields `SourceFile`s with a stable path (`<source name>/<path in
 source>`): the split, the dedup report and the exclusion lists all key on it.
@@ -14,23 +15,26 @@ import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lsp_server.corpora import CorpusError, go_source
 from training.config import ConfigError, expand_path
+from training.data import packages
 from training.data.docs import DOC_EXTENSIONS, code_blocks
 
-SourceKind = Literal["auto", "directory", "git", "dataset"]
+SourceKind = Literal["auto", "directory", "git", "dataset", "site-packages"]
 
 
 @dataclass
 class SourceConfig:
     path: str
     """A directory, a git work tree, a `save_to_disk` directory, a .jsonl/.parquet file or directory,
-    'python-stdlib' (this interpreter's standard library) or 'go-stdlib[/folder]' (the newest
-    installed Go standard library source)."""
+    'python-stdlib' (this interpreter's standard library), 'go-stdlib[/folder]' (the newest
+    installed Go standard library source) or 'site-packages' (this interpreter's installed
+    distributions, permissively licensed ones only; `kind: site-packages` reads another environment's)."""
     name: str = ""
-    """Prefix of every path from this source (default: the directory's name)."""
+    """Prefix of every path from this source (default: the directory's name; python-packages for
+    site-packages, whose own name the vendored-code filter would drop)."""
     kind: SourceKind = "auto"
     revision: str = "HEAD"
     """git: the commit to read (committed code only; the work tree may hold secrets in progress)."""
@@ -43,6 +47,9 @@ class SourceConfig:
     """Datasets: column with a language name (e.g. The Stack's `lang`); empty: detect from the path."""
     max_files: int = 0
     """0: no limit."""
+    max_files_per_distribution: int = 0
+    """site-packages: at most this many files of each distribution (0: no limit), so that a few
+    large ones (torch, transformers) do not make up the source."""
     optional: bool = False
     """A missing path is skipped (and reported) instead of stopping the run: for code that only
     some machines have installed."""
@@ -64,6 +71,11 @@ PYTHON_STDLIB = "python-stdlib"
 """A source path that names this interpreter's standard library, wherever it is installed."""
 
 
+SITE_PACKAGES = "site-packages"
+"""A source path that names this interpreter's site-packages (its purelib), wherever it is."""
+SITE_PACKAGES_NAME = "python-packages"
+
+
 GO_STDLIB = "go-stdlib"
 """A source path (or its first part, `go-stdlib/runtime`) that names the newest installed
 golang-X.Y-src, the one the evaluation reads: a recipe naming `/usr/share/go-1.19/src` finds
@@ -73,6 +85,8 @@ nothing on a machine with another Go version."""
 def source_root(path: str) -> Path:
     if path == PYTHON_STDLIB:
         return Path(sysconfig.get_paths()["stdlib"])
+    if path == SITE_PACKAGES:
+        return Path(sysconfig.get_paths()["purelib"])
     first, _, rest = path.partition("/")
     if first == GO_STDLIB:
         return _go_root() / rest
@@ -86,17 +100,35 @@ def _go_root() -> Path:
         return Path("/nonexistent/golang-src")
 
 
+def _is_site_packages(config: SourceConfig) -> bool:
+    return config.kind == "site-packages" or (config.kind == "auto" and config.path == SITE_PACKAGES)
+
+
 def source_name(config: SourceConfig) -> str:
-    return config.name or source_root(config.path).stem
+    if config.name:
+        return config.name
+    return SITE_PACKAGES_NAME if _is_site_packages(config) else source_root(config.path).stem
+
+
+def source_details(config: SourceConfig) -> dict[str, Any]:
+    """What the stats should say about a source beyond its files: for site-packages, which
+    distributions were read, with their license, and which were left out and why."""
+    if not _is_site_packages(config):
+        return {}
+    return {"distributions": packages.select(source_root(config.path)).report()}
 
 
 def iter_source(config: SourceConfig) -> Iterator[SourceFile]:
     root = source_root(config.path)
     if not root.exists():
         raise ConfigError(f"source {config.path} does not exist")
-    kind = config.kind if config.kind != "auto" else _detect_kind(root)
+    kind = "site-packages" if _is_site_packages(config) else config.kind
+    if kind == "auto":
+        kind = _detect_kind(root)
     name = source_name(config)
-    if kind == "dataset":
+    if kind == "site-packages":
+        files = _iter_site_packages(root, config, name)
+    elif kind == "dataset":
         files = _iter_dataset(root, config, name)
     elif kind == "git":
         files = _iter_git(root, config, name)
@@ -140,6 +172,19 @@ def _iter_directory(root: Path, config: SourceConfig, name: str) -> Iterator[Sou
         relative = path.relative_to(root).as_posix()
         if relative.startswith(".git/") or "/.git/" in relative or not _wanted(relative, config):
             continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        yield SourceFile(f"{name}/{relative}", _decode(data), name, location=str(path))
+
+
+def _iter_site_packages(root: Path, config: SourceConfig, name: str) -> Iterator[SourceFile]:
+    selection = packages.select(root)
+    chosen = packages.package_files(
+        root, selection, lambda relative: _wanted(relative, config), config.max_files_per_distribution
+    )
+    for relative, path in chosen:
         try:
             data = path.read_bytes()
         except OSError:
