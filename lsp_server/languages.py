@@ -27,6 +27,9 @@ class SyntaxRules:
     decorators: frozenset[str] = frozenset()
     labelled: frozenset[str] = frozenset()
     """Bodies whose labels are among their children (`case 1:` in C): not statements."""
+    probes: tuple[str, ...] = ("__inkling__();", "__inkling__()")
+    """Texts put at the cursor to find its container, tried in order: a statement, then
+    an expression (a bracket's element); the first that parses without errors there wins."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
                 }
             ),
             decorators=frozenset({"decorator"}),
+            probes=("__inkling__()",),
         ),
     ),
     LanguageSpec(

@@ -1,15 +1,17 @@
 """Where the cursor sits in the syntax: the node that will hold the completion.
 
-The file is parsed again with a probe (a call, `__inkling__()`) at the
-cursor: it is an expression and a statement in every language Inkling
-knows, so the grammar places it where the completion will go, in a body,
+The file is parsed again with a probe at the cursor, a call
+(`__inkling__();` as a statement, `__inkling__()` as an expression: each
+language's rules list what to try): the grammar places it where the completion will go, in a body,
 an argument list, a collection literal, the right side of an assignment, a
 decorator, without guessing from the text of the line, and without the
 error recovery an unfinished file would need (a Python `def f():` with
 nothing under it does not parse; with the probe it does). The first
 ancestor of the probe that a language's rules (`languages.SyntaxRules`)
 name is the container; whether it holds anything besides the probe (comments
-and a docstring do not count) says whether a whole body is wanted.
+and a docstring do not count) says whether a whole body is wanted. Where the
+probe's container has a syntax error (error recovery put it there), the
+placement is not trusted and the text rules decide.
 
 The same container then says where a completion ends (`EnclosingEnd`): the
 completion is put in place of the probe, the tree updated incrementally, and
@@ -23,8 +25,6 @@ from dataclasses import dataclass
 
 from lsp_server import syntax
 from lsp_server.languages import LanguageSpec, SyntaxRules
-
-PROBE = "__inkling__()"
 
 
 class Slot(enum.StrEnum):
@@ -59,18 +59,29 @@ class Placement:
 
 
 def place(spec: LanguageSpec, text: str, offset: int, tree: syntax.Tree | None = None) -> Placement | None:
-    """The container at `offset` (a str index), or None where the probe finds none."""
+    """The container at `offset` (a str index), or None where no probe finds one in a
+    tree without errors (then the text rules decide)."""
     rules = spec.syntax
     if rules is None:
         return None
-    probed, cursor = _probed_tree(spec, text, offset, tree)
+    for probe in rules.probes:
+        probed, cursor = _probed_tree(spec, text, offset, tree, probe)
+        found = _container(spec, rules, probed, cursor, len(probe))
+        if found is not None:
+            return found
+    return None
+
+
+def _container(
+    spec: LanguageSpec, rules: SyntaxRules, probed: syntax.Tree, cursor: int, width: int
+) -> Placement | None:
     node = syntax.node_at(probed, cursor + 1)
     probe: syntax.Node | None = None
     for ancestor in syntax.ancestors(node):
         if _slot_of(rules, ancestor.type) is not None:
             break  # a body that holds the probe alone is still the probe's container
-        if ancestor.start_byte == cursor and ancestor.end_byte == cursor + len(PROBE):
-            probe = ancestor  # the outermost node that is the probe alone (the call)
+        if ancestor.start_byte == cursor and ancestor.end_byte == cursor + width:
+            probe = ancestor  # the outermost node that is the probe alone (the statement)
         elif probe is not None:
             break
     if probe is None:
@@ -78,9 +89,13 @@ def place(spec: LanguageSpec, text: str, offset: int, tree: syntax.Tree | None =
     held: syntax.Node = probe
     outer: syntax.Node | None = probe.parent
     while outer is not None:
+        if outer.is_error:
+            return None
         slot = _slot_of(rules, outer.type)
         if slot is not None:
             owner = _owner(outer, rules)
+            if outer.has_error or owner.is_error:
+                return None  # error recovery placed the probe: not to be trusted
             return Placement(
                 slot=slot,
                 container=owner.type if slot is Slot.BODY else outer.type,
@@ -140,20 +155,20 @@ def _is_docstring(node: syntax.Node, spec: LanguageSpec) -> bool:
 
 
 def _probed_tree(
-    spec: LanguageSpec, text: str, offset: int, tree: syntax.Tree | None
+    spec: LanguageSpec, text: str, offset: int, tree: syntax.Tree | None, probe: str
 ) -> tuple[syntax.Tree, int]:
     """The tree of `text` with the probe at `offset`, and the probe's byte offset; updated
     incrementally from `tree` (the text's own tree) when there is one."""
     before = text[:offset].encode("utf-8", "surrogatepass")
     after = text[offset:].encode("utf-8", "surrogatepass")
-    source = before + PROBE.encode() + after
+    source = before + probe.encode() + after
     cursor = len(before)
     if tree is None:
         return syntax.parse(spec, source), cursor
     edited = tree.copy()
     point = _point(before)
     syntax.edit_tree(
-        edited, cursor, cursor, cursor + len(PROBE), point, point, (point[0], point[1] + len(PROBE))
+        edited, cursor, cursor, cursor + len(probe), point, point, (point[0], point[1] + len(probe))
     )
     return syntax.parse(spec, source, edited), cursor
 

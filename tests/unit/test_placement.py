@@ -145,3 +145,20 @@ def test_the_end_is_read_only_at_line_ends_and_a_line_inside_keeps_going() -> No
     assert end.cut("total = 0\n    for x in xs:\n") is None  # an unfinished statement: inside
     assert end.cut("total = 0\n    for x in xs:\n        total += x\n    return total\n") is None
     assert end.cut("total = 0\n    return total\nprint(1)\n") == len("total = 0\n    return total\n")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # A statement follows in the same body: the probe must not swallow it in error recovery.
+        "void f(char *h) {\n  if (!h)\n    {\n      |\n      return;\n    }\n}\n",
+        # A braceless branch whose statement is the hole: not an empty body of its own.
+        "void f(int i) {\n  for (;;) {\n    if (i)\n      |\n    if (i < 24)\n      g();\n  }\n}\n",
+    ],
+)
+def test_a_body_with_statements_is_not_empty_in_c(source: str) -> None:
+    assert ctx(source, "c").mode is Mode.INLINE
+
+
+def test_an_argument_list_gets_one_argument_a_line() -> None:
+    assert ctx("foo(\n    |\n)\n", "python").mode is Mode.INLINE
