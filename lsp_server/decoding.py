@@ -22,8 +22,11 @@ if TYPE_CHECKING:
     from lsp_server.llama_model import LlamaModel
 
 _HEALING_CANDIDATES = 512
-ALTERNATIVE_ODDS = 1000.0
-"""An alternative's first token is at least 1/ALTERNATIVE_ODDS as likely as the answer's."""
+ALTERNATIVE_ODDS = 100_000.0
+"""An alternative's first token is at least 1/ALTERNATIVE_ODDS as likely as the answer's. A
+small model is sure of most starts by thousands to one and the runners-up are still the
+alternatives worth showing (Gemma 3 270M after `sy = ` in examples/demo.py: `sum` over `max`
+by 2,300 to 1); past this a start is noise."""
 
 
 def forced_tokens(model: LlamaModel, request: GenerationRequest) -> list[int]:
@@ -91,8 +94,8 @@ def other_first_tokens(
     the cursor's line where the answer starts there), each a text of its own: a token whose
     piece is the start of another's, or begins with it, would mostly write the same text
     split otherwise, so only the more likely of the two is taken. None that the model finds
-    ALTERNATIVE_ODDS times less likely than `chosen` (or the most likely, without one): such
-    a start is noise, and its line costs as much as a good one."""
+    more than ALTERNATIVE_ODDS times less likely than `chosen` (or the most likely, without
+    one): such a start is noise, and its line costs as much as a good one."""
     if count <= 0:
         return []
     remaining = request.forced_prefix[len(text) :]

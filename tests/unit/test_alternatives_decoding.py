@@ -91,8 +91,8 @@ def test_other_first_tokens_are_other_texts_the_rule_could_begin_with() -> None:
     # Not " ab" (it starts with " a"), not the line break, the control token or the end.
     assert other_first_tokens(model, logits, on_line, "", 2, 3) == [3, 4]  # type: ignore[arg-type]
     assert other_first_tokens(model, logits, on_line, "", 2, 1) == [3]  # type: ignore[arg-type]
-    # A start thousands of times less likely than the answer's is noise, not an alternative.
-    faint = _logits({**START, 4: START[2] - 8.0})
+    # A start some hundred thousand times less likely than the answer's is noise.
+    faint = _logits({**START, 4: START[2] - 12.0})
     assert other_first_tokens(model, faint, on_line, "", 2, 3) == [3]  # type: ignore[arg-type]
     stopped = _request(3, start_on_line=True, stop_token_ids=frozenset({3}))
     assert other_first_tokens(model, logits, stopped, "", 2, 3) == [4]  # type: ignore[arg-type]
