@@ -158,8 +158,8 @@ def branch_alternatives(
             trunk.reason = "cancelled"
             return trunk, ()
     candidates = tuple(
-        _unjudged(request, branch, first_logprob)
-        for branch, first_logprob in zip(branches, first_logprobs, strict=True)
+        _unjudged(request, branch, first_logprob, offered=number == 0 or branch.reason != "budget")
+        for number, (branch, first_logprob) in enumerate(zip(branches, first_logprobs, strict=True))
     )
     return branches[0], candidates
 
@@ -191,11 +191,16 @@ def _decode_side_by_side(
     return not cancel.cancelled
 
 
-def _unjudged(request: GenerationRequest, branch: Branch, first_logprob: float) -> Candidate:
+def _unjudged(
+    request: GenerationRequest, branch: Branch, first_logprob: float, *, offered: bool
+) -> Candidate:
+    """A branch as a candidate; not `offered`: nothing to insert (an alternative the time
+    budget cut short, which would show the user half a line)."""
     reason = branch.reason or "eos"
     final = branch.text
     if request.finalize is not None:
         final = request.finalize(branch.text, reason not in INCOMPLETE) or ""
+    final = final if offered else ""
     return Candidate(branch.text, final, branch.logprob, 0.0, reason, len(branch.tokens), 0, first_logprob)
 
 

@@ -140,3 +140,20 @@ def test_a_cancel_stops_the_branches() -> None:
         8,
     )
     assert trunk.reason == "cancelled" and candidates == ()
+
+
+def test_an_alternative_the_time_budget_cut_short_offers_nothing() -> None:
+    model = ScriptedModel(8)
+    trunk = Branch(seq=0, position=PROMPT, max_tokens=8, deadline=0.0)  # every token past it
+    answer, candidates = branch_alternatives(
+        model,  # type: ignore[arg-type]
+        _request(2, start_on_line=True),
+        CancelToken(),
+        trunk,
+        _logits(START),
+        [],
+        8,
+    )
+    assert [c.reason for c in candidates] == ["budget", "budget", "budget"]
+    assert candidates[0].final == answer.text == " a"  # the answer is what the budget left
+    assert [c.final for c in candidates[1:]] == ["", ""]
