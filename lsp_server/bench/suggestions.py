@@ -3,8 +3,9 @@
     inkling eval --tasks-only --split test --kinds line,midline --per-group 6 --out tasks.json
     python -m lsp_server.bench.suggestions --tasks tasks.json
 
-For each task the prompt is first evaluated into the KV cache by an untimed request (as
-when the user asks after the ghost text appeared, or cycles), then an automatic request
+For each task the prompt is first evaluated into the KV cache by an untimed request that
+writes one token (as when the user asks after the ghost text appeared, or cycles; the
+prompt does not depend on how many tokens may follow it), then an automatic request
 and an explicit one (`CompletionRequest.explicit`: what an Invoked LSP request or HTTP
 `n` > 1 is) are timed at the same place, through `Pipeline.complete` as the server runs
 it, with the settings flags and `INKLING_*` variables given. Reported per hole kind: the
@@ -41,11 +42,13 @@ class Measured:
     explicit: tuple[str, ...]
     automatic_ms: float
     explicit_ms: float
+    evaluated: int = 0
+    """Prompt tokens the two timed requests evaluated (0: both found the prompt cached)."""
 
 
 def measure(pipeline: Pipeline, task: Task, settings: Settings) -> Measured:
     request = CompletionRequest(task.text, task.offset, task.lsp_language_id, path=task.path)
-    pipeline.complete(request, replace(settings, cold_start_tokens=0))  # untimed: the whole prompt cached
+    pipeline.complete(request, _prompt_only(settings))  # untimed: the whole prompt into the cache
     started = time.perf_counter()
     automatic = pipeline.complete(request, settings)
     between = time.perf_counter()
@@ -59,7 +62,13 @@ def measure(pipeline: Pipeline, task: Task, settings: Settings) -> Measured:
         explicit.items,
         (between - started) * 1000,
         (ended - between) * 1000,
+        sum(c.generation.evaluated_tokens for c in (automatic, explicit) if c.generation is not None),
     )
+
+
+def _prompt_only(settings: Settings) -> Settings:
+    """The same prompt, evaluated whole (no quick answer from part of it), one token written."""
+    return replace(settings, cold_start_tokens=0, max_tokens_inline=1, max_tokens_block=1, line_candidates=1)
 
 
 def summary(results: Sequence[Measured], most: int) -> dict[str, Any]:
@@ -127,25 +136,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = load_engine(settings, quiet=True)
     try:
         pipeline = Pipeline(engine)
-        results = []
+        model = engine.config.model_path.name
+        results: list[Measured] = []
+        groups = _groups(results, settings.inline_suggestions)
         for number, task in enumerate(tasks, start=1):
             results.append(measure(pipeline, task, settings))
             print(f"\r{number}/{len(tasks)}", end="", file=sys.stderr, flush=True)
+            groups = _groups(results, settings.inline_suggestions)
+            if args.out is not None:  # after every task: a run cut short keeps what it measured
+                _write(args.out, model, settings, groups, results)
         print(file=sys.stderr)
-        model = engine.config.model_path.name
     finally:
         engine.close()
     most = settings.inline_suggestions
+    print(f"model {model}, inlineSuggestions {most}, {len(results)} tasks from {args.tasks}")
+    print(render(groups, most))
+    return 0
+
+
+def _groups(results: Sequence[Measured], most: int) -> dict[str, dict[str, Any]]:
     kinds = sorted({r.kind for r in results})
     groups = {kind: summary([r for r in results if r.kind == kind], most) for kind in kinds}
     groups["all"] = summary(results, most)
-    print(f"model {model}, inlineSuggestions {most}, {len(results)} tasks from {args.tasks}")
-    print(render(groups, most))
-    if args.out is not None:
-        document: dict[str, Any] = {"model": model, "settings": asdict(settings), "groups": groups}
-        document["tasks"] = [asdict(r) for r in results]
-        args.out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    return 0
+    return groups
+
+
+def _write(
+    out: Path, model: str, settings: Settings, groups: dict[str, Any], results: Sequence[Measured]
+) -> None:
+    document: dict[str, Any] = {"model": model, "settings": asdict(settings), "groups": groups}
+    document["tasks"] = [asdict(r) for r in results]
+    out.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
