@@ -58,7 +58,7 @@ class GenerationRequest:
     alternatives: int = 0
     """Besides the answer, decode up to this many other completions, each starting with
     another of the most likely tokens where the decoding rule first chooses (a different
-    text, not the same one split otherwise) and continued by the rule, side by side with
+    text, not the same one split otherwise) and continued by the rule, side by side after
     the answer. The answer stays what the rule writes; all come back in
     `Generation.candidates`, the answer's first. Where ranking runs (`candidates`), its
     candidates are the alternatives. A generator that cannot branch ignores this."""

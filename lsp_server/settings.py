@@ -149,8 +149,8 @@ class Settings:
             "through them (VS Code, Neovim; menu clients list them). The first is the answer you "
             "get with 1. Requests made while typing carry only the alternatives a blank line's "
             "ranking decoded anyway (`lineCandidates`), at no cost; when you ask (a keybinding, "
-            "cycling), the model also writes completions that start with its next most likely "
-            "first tokens, side by side with the answer. Not with `engineUrl`: the first only.",
+            "cycling), the model then also writes completions that start with its next most "
+            "likely first tokens, side by side. Not with `engineUrl`: the first only.",
             minimum=1,
             maximum=MAX_SUGGESTIONS,
         ),

@@ -3,7 +3,7 @@ clients, the `openai` package, notebooks).
 
 `prompt` is the text before the cursor and `suffix` the text after it; `n`
 asks for several distinct completions, best first: the answer `n` = 1 gives,
-then alternatives decoded beside it from the next most likely first tokens (or
+then alternatives decoded after it from the next most likely first tokens (or
 a blank line's ranked candidates), never more than there are distinct ones
 (the in-process engine only: a remote engine gives the first); `stream` sends the
 answer as server-sent events; `user` names the client whose newer request
