@@ -6,6 +6,12 @@ the user accepts it, which comes back as `workspace/executeCommand`; an item
 offered and never accepted was rejected. The counts live in a small JSON
 file in the user's state directory and go nowhere else: no code, no file
 names, only numbers per editor, language and kind of completion.
+
+An answer with alternatives (`inlineSuggestions`) is one offer: the user sees
+one of its items at a time and accepts at most one, so it counts once as
+shown and, whichever item is accepted, once as accepted; each item has its
+own id all the same, and `byItem` says which was taken (its "shown": answers
+that carried an item in that place).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +37,7 @@ ACCEPT_COMMAND = "inkling.accepted"
 FILE_NAME = "acceptance.json"
 FORMAT_VERSION = 1
 _REMEMBERED_ITEMS = 512
-_GROUPS = ("byClient", "byLanguage", "byKind")
+_GROUPS = ("byClient", "byLanguage", "byKind", "byItem")
 
 
 def state_dir() -> Path:
@@ -51,6 +57,10 @@ class Offered:
     client: str
     language: str
     kind: str
+    place: int = 1
+    """Its place in the answer (1: the answer itself; 2 on: alternatives)."""
+    siblings: tuple[str, ...] = ()
+    """The ids of the answer's other items: accepting one settles them all."""
 
 
 def empty_record() -> dict[str, Any]:
@@ -84,31 +94,47 @@ class AcceptanceLog:
 
     def offered(self, client: str, language: str, kind: str) -> str:
         """Count one item sent to the client; returns the id its command carries."""
-        item_id = uuid.uuid4().hex[:16]
+        return self.offered_items(client, language, kind, 1)[0]
+
+    def offered_items(self, client: str, language: str, kind: str, count: int) -> list[str]:
+        """Count one answer of `count` items (at least one) sent to the client; returns the
+        ids their commands carry, the answer's first."""
+        ids = [uuid.uuid4().hex[:16] for _ in range(max(1, count))]
         with self._lock:
-            self._offered[item_id] = Offered(client, language or "unknown", kind)
+            for place, item_id in enumerate(ids, start=1):
+                siblings = tuple(other for other in ids if other != item_id)
+                self._offered[item_id] = Offered(client, language or "unknown", kind, place, siblings)
             while len(self._offered) > _REMEMBERED_ITEMS:
                 self._offered.popitem(last=False)
-            self._add(self._offered[item_id], "shown")
+            self._add(self._offered[ids[0]], "shown", places=range(1, len(ids) + 1))
             due = time.monotonic() - self._last_flush >= self.flush_interval_s
         if due:
             self.flush()
-        return item_id
+        return ids
 
     def accepted(self, item_id: Any) -> bool:
-        """Count an accept; False for an id that was never offered (or already counted)."""
+        """Count an accept; False for an id that was never offered (or already counted, it or
+        another item of its answer)."""
         with self._lock:
             item = self._offered.pop(item_id, None) if isinstance(item_id, str) else None
             if item is None:
                 return False
-            self._add(item, "accepted")
+            for sibling in item.siblings:
+                self._offered.pop(sibling, None)
+            self._add(item, "accepted", places=(item.place,))
         self.flush()
         return True
 
-    def _add(self, item: Offered, counter: str) -> None:
+    def _add(self, item: Offered, counter: str, places: Iterable[int]) -> None:
+        keys = [
+            ("byClient", item.client),
+            ("byLanguage", item.language),
+            ("byKind", item.kind),
+            *(("byItem", str(place)) for place in places),
+        ]
         for record in (self._pending, self._session):
             record["total"][counter] += 1
-            for group, key in zip(_GROUPS, (item.client, item.language, item.kind), strict=True):
+            for group, key in keys:
                 counts = record[group].setdefault(key, {"shown": 0, "accepted": 0})
                 counts[counter] += 1
 

@@ -44,8 +44,9 @@ class CompletionCache:
             while len(self._entries) > self._documents:
                 self._entries.popitem(last=False)
 
-    def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
-        """The rest of a cached completion consistent with this text, if any."""
+    def lookup(self, uri: str, prefix: str, suffix: str, *, count: bool = True) -> str | None:
+        """The rest of a cached completion consistent with this text, if any; `count`: as a
+        hit or miss (not when the answer comes from the model anyway)."""
         with self._lock:
             entries = list(self._entries.get(uri, ()))
         for entry in reversed(entries):
@@ -59,9 +60,9 @@ class CompletionCache:
                 continue
             rest = entry.text[typed_len:]
             if rest.strip():
-                self.hits += 1
+                self.hits += int(count)
                 return rest
-        self.misses += 1
+        self.misses += int(count)
         return None
 
     def forget(self, uri: str) -> None:

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from lsp_server.llama_model import LlamaModel
 
 _HEALING_CANDIDATES = 512
+ALTERNATIVE_ODDS = 100_000.0
+"""An alternative's first token is at least 1/ALTERNATIVE_ODDS as likely as the answer's. A
+small model is sure of most starts by thousands to one and the runners-up are still the
+alternatives worth showing (Gemma 3 270M after `sy = ` in examples/demo.py: `sum` over `max`
+by 2,300 to 1); past this a start is noise."""
 
 
 def forced_tokens(model: LlamaModel, request: GenerationRequest) -> list[int]:
@@ -73,6 +78,53 @@ def tokens_on_this_line(
             found.append(token)
             if len(found) == count:
                 break
+    return found
+
+
+def other_first_tokens(
+    model: LlamaModel,
+    logits: npt.NDArray[np.float32],
+    request: GenerationRequest,
+    text: str,
+    chosen: int | None,
+    count: int,
+) -> list[int]:
+    """Up to `count` of the most likely tokens the rule could have begun with instead of
+    `chosen`, under the same constraints (agreeing with the healed text still unwritten; on
+    the cursor's line where the answer starts there), each a text of its own: a token whose
+    piece is the start of another's, or begins with it, would mostly write the same text
+    split otherwise, so only the more likely of the two is taken. None that the model finds
+    more than ALTERNATIVE_ODDS times less likely than `chosen` (or the most likely, without
+    one): such a start is noise, and its line costs as much as a good one."""
+    if count <= 0:
+        return []
+    remaining = request.forced_prefix[len(text) :]
+    chosen_piece = model.token_piece(chosen) if chosen is not None else ""
+    on_line = request.start_on_line or chosen is None or on_this_line(chosen_piece)
+    taken = [chosen_piece] if chosen_piece else []
+    found: list[int] = []
+    considered = min(_HEALING_CANDIDATES, logits.size)
+    top = np.argpartition(logits, -considered)[-considered:]
+    floor = float(logits[chosen] if chosen is not None else logits.max()) - float(np.log(ALTERNATIVE_ODDS))
+    for candidate in top[np.argsort(logits[top])[::-1]]:
+        token = int(candidate)
+        if logits[token] < floor:
+            break
+        if (
+            token == chosen
+            or model.is_eog(token)
+            or model.is_control(token)
+            or token in request.stop_token_ids
+        ):
+            continue
+        piece = model.token_piece(token)
+        fits = agrees_with(piece, remaining) if remaining else on_this_line(piece) or not on_line
+        if not piece or not fits or any(piece.startswith(t) or t.startswith(piece) for t in taken):
+            continue
+        found.append(token)
+        taken.append(piece)
+        if len(found) == count:
+            break
     return found
 
 
@@ -149,6 +201,11 @@ class Branch:
         elif len(self.tokens) >= self.max_tokens:
             self.reason = "length"
         return self.reason is None
+
+    def choosing(self, written: Sequence[int]) -> bool:
+        """Whether the rule chooses the next token (the forced tokens are written; healed
+        text may remain, which the choice must agree with)."""
+        return len(self.tokens) >= len(written)
 
     def forcing(self, request: GenerationRequest, written: Sequence[int]) -> bool:
         """Whether the rule is still writing forced or healed text (it does not choose yet)."""

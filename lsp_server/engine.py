@@ -28,7 +28,7 @@ from lsp_server.errors import ModelError, ModelNotReadyError, RequestCancelledEr
 from lsp_server.generator import CancelToken, Candidate, Generation, GenerationRequest
 from lsp_server.kv_reuse import ReusePlan, plan_reuse, removals, shift_order
 from lsp_server.llama_model import LlamaModel
-from lsp_server.ranking import rank, sure_of_the_start
+from lsp_server.ranking import branch_alternatives, rank, sure_of_the_start
 from lsp_server.settings import MAX_CANDIDATES, MAX_FORKS
 
 log = logging.getLogger(__name__)
@@ -287,9 +287,10 @@ class Engine:
         assert self._prompt_logits is not None  # set by every completed prompt evaluation
         max_tokens = min(room, request.max_tokens)
         candidates: tuple[Candidate, ...] = ()
-        if request.candidates > 1 and request.candidates + request.forks <= model.n_seq_max:
-            branch, candidates = self._generate_ranked(
-                model, request, cancel, max_tokens, self._prompt_logits[1]
+        ranked = request.candidates > 1 and request.candidates + request.forks <= model.n_seq_max
+        if ranked or request.alternatives > 0:
+            branch, candidates = self._generate_branched(
+                model, request, cancel, max_tokens, self._prompt_logits[1], ranked=ranked
             )
         else:
             branch = self._generate(model, request, cancel, max_tokens, self._prompt_logits[1])
@@ -410,31 +411,45 @@ class Engine:
             self._decode_greedy(model, request, cancel, branch, prompt_logits, forced_tokens(model, request))
         return branch
 
-    def _generate_ranked(
+    def _generate_branched(
         self,
         model: LlamaModel,
         request: GenerationRequest,
         cancel: CancelToken,
         max_tokens: int,
         prompt_logits: npt.NDArray[np.float32],
+        *,
+        ranked: bool,
     ) -> tuple[Branch, tuple[Candidate, ...]]:
-        """The forced text greedily, then `request.candidates` branches judged by `ranking`.
-        The cache is left holding the prompt alone (its logits are kept)."""
+        """The forced text greedily, then (`ranked`) `request.candidates` branches judged by
+        `ranking` where the line's start is unsure, else the greedy completion, with
+        `request.alternatives` beside it when asked for. The cache is left holding the
+        prompt alone (its logits are kept)."""
         prompt_length = len(self._cached)
-        trunk = self._branch(request, max_tokens, score_tokens=True)
+        trunk = self._branch(request, max_tokens, score_tokens=ranked)
         written = forced_tokens(model, request)
         try:
             logits = self._decode_greedy(
-                model, request, cancel, trunk, prompt_logits, written, until_free=True
+                model,
+                request,
+                cancel,
+                trunk,
+                prompt_logits,
+                written,
+                until_free=ranked,
+                until_choice=not ranked,
             )
             if logits is None or max_tokens <= 0:
                 return trunk, ()
-            if sure_of_the_start(model, request, logits):
-                self._decode_greedy(model, request, cancel, trunk, logits, written)
-                return trunk, ()
-            return rank(model, request, cancel, trunk, logits, written, prompt_length)
+            if ranked and not sure_of_the_start(model, request, logits):
+                return rank(model, request, cancel, trunk, logits, written, prompt_length)
+            if request.alternatives > 0:
+                return branch_alternatives(model, request, cancel, trunk, logits, written, model.n_seq_max)
+            self._decode_greedy(model, request, cancel, trunk, logits, written)
+            return trunk, ()
         finally:
-            for seq in range(1, request.candidates + request.forks):
+            used = max(request.candidates + request.forks, 1 + request.alternatives)
+            for seq in range(1, min(used, model.n_seq_max)):
                 model.kv_remove(0, -1, seq)
             model.kv_truncate(prompt_length)
             self._cached = self._cached[:prompt_length]
@@ -454,12 +469,16 @@ class Engine:
         written: list[int],
         *,
         until_free: bool = False,
+        until_choice: bool = False,
     ) -> npt.NDArray[np.float32] | None:
         """Decode `branch` in sequence 0 until it ends (None); with `until_free`, stop once
-        the forced and healed text is written and return the logits there."""
+        the forced and healed text is written, with `until_choice` once the forced tokens
+        are (the rule chooses the next one), and return the logits there."""
         branch.position = len(self._cached)
         while True:
             if until_free and not branch.forcing(request, written):
+                return logits
+            if until_choice and branch.choosing(written):
                 return logits
             if cancel.cancelled:
                 branch.reason = "cancelled"

@@ -13,6 +13,12 @@ what the user does next:
 * partial: the user typed the first `matched_chars` characters of it, then
   went on differently (or it was replaced there).
 
+An answer with alternatives (`inlineSuggestions`) is one offer, its first
+item's: taking an alternative (its command) settles it as rejected, or
+partial by the text they share, with reason "alternative" and the
+alternative as what the user typed instead, complete: the preference pair
+(alternative chosen over the first item) that a rejection with typing gives.
+
 After an offer is rejected or partial the tracker keeps watching the place
 until the user has typed as many lines as the completion had (or leaves), and
 stores what they typed instead (`typed`, `typed_complete`): that is the
@@ -41,7 +47,7 @@ import queue
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -377,6 +383,10 @@ class _Offer:
     offered_at: str
     serial: int
     aliases: list[str] = field(default_factory=list)
+    alternatives: dict[str, str] = field(default_factory=dict)
+    """Item id -> the text an alternative of the same answer inserts at `offset`."""
+    chosen: str | None = None
+    """The alternative the user took instead (its command ran)."""
     typed: str = ""
     shown: bool = True
     outcome: str = ""
@@ -454,7 +464,8 @@ class FeedbackTracker:
         self._pending: dict[str, list[_Offer]] = {}
         self._items: dict[str, _Offer] = {}
         self._settled: OrderedDict[str, str] = OrderedDict()
-        """Item id (aliases included) -> the record's item, for accepts that come late."""
+        """Item id (aliases included) -> the record's item, for accepts that come late ("" for
+        an alternative's id: taking it does not make the first item accepted)."""
         self._serial = itertools.count()
 
     def watching(self, uri: str) -> bool:
@@ -465,9 +476,17 @@ class FeedbackTracker:
         return sum(len(offers) for offers in self._pending.values())
 
     def offered(
-        self, item: str, uri: str, text: str, offset: int, completion: str, context: OfferContext
+        self,
+        item: str,
+        uri: str,
+        text: str,
+        offset: int,
+        completion: str,
+        context: OfferContext,
+        alternatives: Mapping[str, str] | None = None,
     ) -> None:
-        """An item was sent to the editor: `completion` to insert at `offset` of `text`."""
+        """An item was sent to the editor: `completion` to insert at `offset` of `text`;
+        `alternatives`: the ids and texts of the same answer's other items."""
         if not completion:
             return
         with self._lock:
@@ -490,6 +509,8 @@ class FeedbackTracker:
             if same is not None:
                 same.aliases.append(item)
                 self._items[item] = same
+                typed_here = text[same.offset : offset]
+                self._add_alternatives(same, {k: typed_here + v for k, v in (alternatives or {}).items()})
                 return
             prefix, suffix = prompt_windows(text, offset, context.prefix_tokens, context.suffix_tokens)
             offer = _Offer(
@@ -507,6 +528,7 @@ class FeedbackTracker:
             offers = self._pending.setdefault(uri, [])
             offers.append(offer)
             self._items[item] = offer
+            self._add_alternatives(offer, alternatives or {})
             if len(offers) > MAX_PENDING_PER_DOCUMENT:
                 self._finish(offers[0], "moved")
             if sum(map(len, self._pending.values())) > MAX_PENDING:
@@ -529,6 +551,9 @@ class FeedbackTracker:
             return False
         with self._lock:
             offer = self._items.get(item)
+            if offer is not None and item in offer.alternatives:
+                self._take_alternative(offer, offer.alternatives[item])
+                return True
             if offer is not None:
                 offer.shown = False
                 offer.outcome, offer.how, offer.reason = "accepted", "command", "accepted"
@@ -538,7 +563,8 @@ class FeedbackTracker:
             settled = self._settled.get(item)
         if settled is None:
             return False
-        self.sink.mark_accepted(settled)  # settled before the command came (the edit came first)
+        if settled:
+            self.sink.mark_accepted(settled)  # settled before the command came (the edit came first)
         return True
 
     def closed(self, uri: str, reason: str = "closed") -> None:
@@ -557,6 +583,20 @@ class FeedbackTracker:
             self._items.clear()
 
     # -- inside the lock --------------------------------------------------------------------
+
+    def _add_alternatives(self, offer: _Offer, alternatives: Mapping[str, str]) -> None:
+        for item, text in alternatives.items():
+            if text and text != offer.completion:
+                offer.alternatives[item] = text
+                self._items[item] = offer
+
+    def _take_alternative(self, offer: _Offer, text: str) -> None:
+        """The user took another item of the answer: the first was passed over for it."""
+        offer.typed = text
+        if offer.shown:
+            self._hide(offer, "alternative")
+        offer.how, offer.reason, offer.chosen = "command", "alternative", text
+        self._finish(offer, "alternative")
 
     def _observe(self, offer: _Offer, typed: str) -> bool:
         """Update an offer with what is typed at its place; True when that settled it."""
@@ -596,10 +636,15 @@ class FeedbackTracker:
         for item in (offer.item, *offer.aliases):
             self._items.pop(item, None)
             self._settled[item] = offer.item
+        for item in offer.alternatives:
+            self._items.pop(item, None)
+            self._settled[item] = ""  # taken after it settled: its record stands as it is
         while len(self._settled) > MAX_PENDING * 2:
             self._settled.popitem(last=False)
         if offer.outcome == "accepted":
             typed, complete = offer.completion, True
+        elif offer.chosen is not None:
+            typed, complete = offer.chosen[:MAX_TYPED_CHARS], True
         else:
             typed, complete = typed_extent(offer.typed, offer.completion, left=reason == "moved")
         context = offer.context

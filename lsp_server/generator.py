@@ -55,6 +55,13 @@ class GenerationRequest:
     """Ranking: only where the most likely first token's share of the candidates' first
     tokens' probability is below this (the greedy line is unsure of its start); at or
     above it the greedy line is written alone, in the time of one line. 1.0: always rank."""
+    alternatives: int = 0
+    """Besides the answer, decode up to this many other completions, each starting with
+    another of the most likely tokens where the decoding rule first chooses (a different
+    text, not the same one split otherwise) and continued by the rule, side by side after
+    the answer. The answer stays what the rule writes; all come back in
+    `Generation.candidates`, the answer's first. Where ranking runs (`candidates`), its
+    candidates are the alternatives. A generator that cannot branch ignores this."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ class Generation:
     generate_ms: float
     token_ids: tuple[int, ...] = ()
     candidates: tuple[Candidate, ...] = ()
-    """Ranked requests: every candidate with its scores (the chosen one is `text`)."""
+    """Ranked requests: every candidate with its scores (the chosen one is `text`); requests
+    with `alternatives`: the answer's candidate first, then the alternatives."""
 
     @property
     def evaluated_tokens(self) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,6 +44,10 @@ class CompletionRequest:
     context: tuple[ContextFile, ...] | None = None
     """Other files' text the client chose itself (HTTP `input_extra`), used instead of
     the project context the pipeline would gather; None: gather it."""
+    explicit: bool = False
+    """The user asked (a keybinding, cycling through suggestions; HTTP `n` > 1), so the
+    answer may take the time of alternatives (`Settings.inline_suggestions`); else only
+    those ranking decoded anyway come with it."""
 
     def __post_init__(self) -> None:
         if self.language is None:
@@ -81,10 +86,26 @@ class Completion:
     one's is `text`, unless post-processing emptied it)."""
     truncated: bool = False
     """The prompt held only the end of the text before the cursor (it did not fit)."""
+    alternatives: tuple[str, ...] = ()
+    """Other distinct texts to insert instead of `text`, best first (at most
+    `Settings.inline_suggestions` - 1)."""
 
     @property
     def empty(self) -> bool:
         return not self.text
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        """What the answer offers, best first: `text`, then the alternatives (none without text)."""
+        return (self.text, *self.alternatives) if self.text else ()
+
+    def led_by(self, text: str, limit: int) -> Completion:
+        """This answer with `text` first (what the editor shows already, from the completion
+        cache), then the others that differ from it: at most `limit` in all."""
+        if not text or text == self.text:
+            return self
+        rest = distinct((self.text, *self.alternatives), besides=text)[: max(0, limit - 1)]
+        return replace(self, text=text, alternatives=rest, status=Status.OFFERED)
 
 
 class Pipeline:
@@ -164,6 +185,10 @@ class Pipeline:
         # The candidates share the context's cells: each may write max_tokens, then be judged.
         if len(prompt.tokens) + (candidates + forks) * (max_tokens + JUDGED_TOKENS) > model.n_ctx:
             candidates, forks = 1, 0
+        generated_most = settings.max_tokens_inline if first_statement_only else max_tokens
+        alternatives = settings.inline_suggestions - 1 if request.explicit else 0
+        if len(prompt.tokens) + (1 + alternatives) * generated_most > model.n_ctx:
+            alternatives = 0
         budget_s = (
             settings.time_budget_block_ms
             if context.mode is Mode.BLOCK and not first_statement_only
@@ -172,7 +197,7 @@ class Pipeline:
         generation = self.engine.generate(
             GenerationRequest(
                 prompt=prompt.tokens,
-                max_tokens=settings.max_tokens_inline if first_statement_only else max_tokens,
+                max_tokens=generated_most,
                 time_budget_s=budget_s,
                 stop=lambda text: _healed_stop(
                     context, prompt, text, first_statement_only=first_statement_only
@@ -186,6 +211,7 @@ class Pipeline:
                 finalize=lambda raw, complete: _finalized(context, prompt, raw, complete, parses),
                 judged_text=_text_below(context) if candidates > 1 else "",
                 rank_below=settings.line_rank_below,
+                alternatives=alternatives,
             ),
             cancel,
         )
@@ -212,7 +238,8 @@ class Pipeline:
         result = _result(request, context, generation, finished, timings)
         ranked = tuple(replace(c, final=prompt.unheal(c.final) or "") for c in generation.candidates)
         truncated = len(prompt.prefix_text) + len(prompt.healed) < len(context.prefix)
-        return replace(result, candidates=ranked, truncated=truncated)
+        result = replace(result, candidates=ranked, truncated=truncated)
+        return _with_alternatives(result, settings.inline_suggestions)
 
     def _prompt(
         self, request: CompletionRequest, settings: Settings, context: CompletionContext
@@ -268,6 +295,29 @@ class Pipeline:
             request.offset,
             ContextBudget.from_settings(settings),
         )
+
+
+def distinct(texts: Iterable[str], besides: str = "") -> tuple[str, ...]:
+    """`texts` in order without repeats, empty ones, or `besides`."""
+    return tuple(dict.fromkeys(t for t in texts if t and t != besides))
+
+
+def _with_alternatives(completion: Completion, limit: int) -> Completion:
+    """The candidates' other texts, best score first, as `alternatives` (at most `limit` items
+    in all). Where the answer is empty and a candidate is not, the best such comes first."""
+    ordered = sorted(completion.candidates, key=lambda c: c.score, reverse=True)
+    others = distinct((c.final for c in ordered), besides=completion.text)
+    if not others or (limit <= 1 and completion.text):
+        return completion
+    if completion.text:
+        return replace(completion, alternatives=others[: limit - 1])
+    return replace(
+        completion,
+        text=others[0],
+        alternatives=others[1:limit],
+        status=Status.OFFERED,
+        reason=f"{completion.reason}; the best alternative instead",
+    )
 
 
 def _writes_a_whole_line(context: CompletionContext) -> bool:

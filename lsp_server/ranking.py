@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from lsp_server.decoding import Branch, log_probability, next_token, tokens_on_this_line
+from lsp_server.decoding import Branch, log_probability, next_token, other_first_tokens, tokens_on_this_line
 from lsp_server.generator import INCOMPLETE, Candidate, GenerationRequest
 
 if TYPE_CHECKING:
@@ -119,6 +119,94 @@ def rank(
     usable = [i for i, c in enumerate(candidates) if c.final]
     best = max(usable, key=lambda i: (candidates[i].score, -i)) if usable else 0
     return branches[best], candidates
+
+
+def branch_alternatives(
+    model: LlamaModel,
+    request: GenerationRequest,
+    cancel: Cancel,
+    trunk: Branch,
+    logits: npt.NDArray[np.float32],
+    written: Sequence[int],
+    sequences: int,
+) -> tuple[Branch, tuple[Candidate, ...]]:
+    """Branch `trunk` (sequence 0, decoded up to where the rule chooses) into the rule's own
+    token, the answer, and up to `request.alternatives` others (`other_first_tokens`), each
+    continued by the rule. The answer is decoded alone first, as greedy decoding writes it:
+    a batch's arithmetic differs in the last bits and can settle a near tie the other way
+    (it did on 1 of 40 held-out holes), and the answer must be the one a request made while
+    typing gets. The alternatives follow side by side, at most `sequences` at a time (one:
+    in turn); where the output layer dominates (a 262k vocabulary on a CPU) this costs
+    about what decoding all of them in one batch would. Returns the answer's branch and
+    every candidate, the answer's first, unjudged (`score` is the log-probability of what
+    each wrote); a branch whose `reason` is "cancelled" if cancelled. Leaves their cells in
+    the cache: the caller drops them."""
+    chosen = next_token(model, logits, request, trunk.text, trunk.tokens, written)
+    firsts = [chosen, *other_first_tokens(model, logits, request, trunk.text, chosen, request.alternatives)]
+    first_logprobs = [0.0 if token is None else log_probability(logits, token) for token in firsts]
+    branches: list[Branch] = []
+    for token in firsts:  # all before any decode: `logits` is gone after one
+        branch = trunk.fork(0)
+        branch.score_tokens = True
+        branch.take(model, request, token, logits)
+        branches.append(branch)
+    sequences = max(1, sequences)
+    groups = [branches[:1]] + [branches[i : i + sequences] for i in range(1, len(branches), sequences)]
+    for number, group in enumerate(groups):
+        if number:
+            _back_to_trunk(model, trunk.position, sequences)
+        for seq, branch in enumerate(group):
+            branch.seq = seq
+            if seq:
+                model.seq_copy(0, seq)
+        if not _decode_side_by_side(model, request, cancel, group, written):
+            trunk.reason = "cancelled"
+            return trunk, ()
+    candidates = tuple(
+        _unjudged(request, branch, first_logprob, offered=number == 0 or branch.reason != "budget")
+        for number, (branch, first_logprob) in enumerate(zip(branches, first_logprobs, strict=True))
+    )
+    return branches[0], candidates
+
+
+def _back_to_trunk(model: LlamaModel, trunk_end: int, sequences: int) -> None:
+    """Drop what the last group of branches decoded: sequence 0 keeps the trunk only."""
+    model.kv_remove(trunk_end, -1, 0)
+    for seq in range(1, sequences):
+        model.kv_remove(0, -1, seq)
+
+
+def _decode_side_by_side(
+    model: LlamaModel, request: GenerationRequest, cancel: Cancel, group: list[Branch], written: Sequence[int]
+) -> bool:
+    """Advance every branch of `group` by the rule, one batch a step, until all have ended;
+    False if cancelled."""
+    live = [b for b in group if b.reason is None]
+    while live:
+        if cancel.cancelled:
+            return False
+        model.decode_each([(b.tokens[-1], b.position, b.seq) for b in live])
+        for index, branch in enumerate(live):
+            branch.position += 1
+            row = model.logits_ith(index)
+            branch.take(
+                model, request, next_token(model, row, request, branch.text, branch.tokens, written), row
+            )
+        live = [b for b in live if b.reason is None]
+    return not cancel.cancelled
+
+
+def _unjudged(
+    request: GenerationRequest, branch: Branch, first_logprob: float, *, offered: bool
+) -> Candidate:
+    """A branch as a candidate; not `offered`: nothing to insert (an alternative the time
+    budget cut short, which would show the user half a line)."""
+    reason = branch.reason or "eos"
+    final = branch.text
+    if request.finalize is not None:
+        final = request.finalize(branch.text, reason not in INCOMPLETE) or ""
+    final = final if offered else ""
+    return Candidate(branch.text, final, branch.logprob, 0.0, reason, len(branch.tokens), 0, first_logprob)
 
 
 def _near_tie(model: LlamaModel, logits: npt.NDArray[np.float32], chosen: int) -> int | None:

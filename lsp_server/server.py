@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -210,11 +210,14 @@ class InklingServer(LanguageServer):
     # -- completion --------------------------------------------------------------------
 
     async def complete_at(
-        self, uri: str, position: types.Position
+        self, uri: str, position: types.Position, *, explicit: bool = False
     ) -> tuple[Completion, DocumentSnapshot] | None:
-        """The service's answer for a cursor; None when there is nothing to offer."""
+        """The service's answer for a cursor; None when there is nothing to offer.
+        `explicit`: the user asked, so alternatives are worth their time."""
         try:
-            answer = await self.service.complete(uri, position.line, position.character, self.encoding)
+            answer = await self.service.complete(
+                uri, position.line, position.character, self.encoding, explicit=explicit
+            )
         except InklingError as exc:
             self.tell(str(exc))
             return None
@@ -227,73 +230,88 @@ class InklingServer(LanguageServer):
 def inline_items(
     server: InklingServer, completion: Completion, view: DocumentSnapshot
 ) -> types.InlineCompletionList:
+    """The answer, then its alternatives (`inlineSuggestions`), for editors that cycle."""
     line, character = view.position_at(completion.offset, server.encoding)
     position = types.Position(line=line, character=character)
-    item = types.InlineCompletionItem(
-        insert_text=completion.text,
-        range=types.Range(start=position, end=position),
-        command=_accept_command(server, view, completion, "inline"),
-    )
-    return types.InlineCompletionList(items=[item])
+    texts = completion.items[: server.settings.inline_suggestions]
+    commands = _accept_commands(server, view, completion, "inline", texts)
+    items = [
+        types.InlineCompletionItem(
+            insert_text=text, range=types.Range(start=position, end=position), command=command
+        )
+        for text, command in zip(texts, commands, strict=True)
+    ]
+    return types.InlineCompletionList(items=items)
 
 
 def completion_items(
     server: InklingServer, completion: Completion, view: DocumentSnapshot
 ) -> types.CompletionList:
-    """One item carrying the whole completion, for clients without ghost text.
+    """One item carrying the whole completion, for clients without ghost text, then one per
+    alternative (`inlineSuggestions`), in their order.
 
-    Its edit starts at the beginning of the word being typed, so that clients
-    which filter by that word (Helix, Neovim's menu) keep showing it."""
+    Each edit starts at the beginning of the word being typed, so that clients
+    which filter by that word (Helix, Neovim's menu) keep showing them."""
     encoding = server.encoding
     line_start = view.offset_at(view.position_at(completion.offset, encoding)[0], 0, encoding)
     word = _WORD_TAIL.search(view.text[line_start : completion.offset])
     word_text = word.group(0) if word else ""
     start = view.position_at(completion.offset - len(word_text), encoding)
     end = view.position_at(completion.offset, encoding)
-    new_text = word_text + completion.text
+    edit_range = types.Range(
+        start=types.Position(line=start[0], character=start[1]),
+        end=types.Position(line=end[0], character=end[1]),
+    )
+    texts = completion.items[: server.settings.inline_suggestions]
+    commands = _accept_commands(server, view, completion, "menu", texts)
+    items = [
+        _menu_item(word_text + text, word_text, edit_range, place, command)
+        for place, (text, command) in enumerate(zip(texts, commands, strict=True))
+    ]
+    return types.CompletionList(is_incomplete=True, items=items)
+
+
+def _menu_item(
+    new_text: str, word_text: str, edit_range: types.Range, place: int, command: types.Command
+) -> types.CompletionItem:
     first_line = new_text.split("\n", 1)[0]
     label = first_line.strip() or new_text.strip().split("\n", 1)[0]
     if "\n" in new_text:
         label += " …"
-    item = types.CompletionItem(
+    return types.CompletionItem(
         label=label[:80],
         kind=types.CompletionItemKind.Text,
         detail="Inkling",
         documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{new_text}\n```"),
         filter_text=word_text + first_line[len(word_text) :],
-        sort_text="0",
-        preselect=True,
+        sort_text=str(place),
+        preselect=place == 0,
         insert_text_format=types.InsertTextFormat.PlainText,
         insert_text_mode=types.InsertTextMode.AsIs,
-        command=_accept_command(server, view, completion, "menu"),
-        text_edit=types.TextEdit(
-            range=types.Range(
-                start=types.Position(line=start[0], character=start[1]),
-                end=types.Position(line=end[0], character=end[1]),
-            ),
-            new_text=new_text,
-        ),
+        command=command,
+        text_edit=types.TextEdit(range=edit_range, new_text=new_text),
     )
-    return types.CompletionList(is_incomplete=True, items=[item])
 
 
-def _accept_command(
-    server: InklingServer, view: DocumentSnapshot, completion: Completion, kind: str
-) -> types.Command:
-    """Counts the item as offered (and records it, with `recordFeedback`); the client runs
-    the command when the user accepts it."""
-    item_id = server.acceptance.offered(server.client_name, view.language_id, kind)
-    if server.settings.record_feedback:
+def _accept_commands(
+    server: InklingServer, view: DocumentSnapshot, completion: Completion, kind: str, texts: Sequence[str]
+) -> list[types.Command]:
+    """One command per item: the answer counts once as offered, whichever item is accepted
+    (acceptance.py), and is recorded with its alternatives, with `recordFeedback`; the client
+    runs an item's command when the user accepts that item."""
+    ids = server.acceptance.offered_items(server.client_name, view.language_id, kind, len(texts))
+    if server.settings.record_feedback and texts:
         server.feedback.sink.max_bytes = server.settings.feedback_max_mib << 20
         server.feedback.offered(
-            item_id,
+            ids[0],
             view.uri,
             view.text,
             completion.offset,
-            completion.text,
+            texts[0],
             _offer_context(server, view, completion, kind),
+            alternatives=dict(zip(ids[1:], texts[1:], strict=True)),
         )
-    return types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[item_id])
+    return [types.Command(title="Inkling: accepted", command=ACCEPT_COMMAND, arguments=[i]) for i in ids]
 
 
 def _offer_context(
@@ -442,13 +460,16 @@ async def _pull_configuration(ls: InklingServer) -> Any:
 async def inline_completion(
     ls: InklingServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
-    found = await ls.complete_at(params.text_document.uri, params.position)
+    # Invoked: a keybinding, or VS Code cycling through suggestions (it then wants them all).
+    explicit = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    found = await ls.complete_at(params.text_document.uri, params.position, explicit=explicit)
     if found is None:
         return types.InlineCompletionList(items=[])
     return inline_items(ls, *found)
 
 
 async def completion(ls: InklingServer, params: types.CompletionParams) -> types.CompletionList:
+    # Never explicit: menu clients (Helix, nvim-cmp) send "Invoked" while the user types too.
     found = await ls.complete_at(params.text_document.uri, params.position)
     if found is None:
         return types.CompletionList(is_incomplete=True, items=[])

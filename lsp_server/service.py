@@ -118,10 +118,13 @@ class CompletionService:
 
     # -- completion ------------------------------------------------------------
 
-    async def complete(self, uri: str, line: int, character: int, encoding: str) -> Answer | None:
+    async def complete(
+        self, uri: str, line: int, character: int, encoding: str, *, explicit: bool = False
+    ) -> Answer | None:
         """A completion at a cursor in an open buffer; None when there is nothing to offer
         (language off, model not ready, cancelled, nothing useful, buffer changed meanwhile).
-        Raises DocumentError and the pipeline's other InklingErrors for the user to see."""
+        `explicit`: the user asked (`CompletionRequest.explicit`). Raises DocumentError and
+        the pipeline's other InklingErrors for the user to see."""
         settings = self.settings
         snapshot = self.documents.snapshot(uri)
         if not settings.language_enabled(snapshot.language_id) or self.pipeline is None:
@@ -133,11 +136,17 @@ class CompletionService:
         def request() -> CompletionRequest:
             tree = self.documents.syntax_tree_at(uri, snapshot.version, settings.max_file_bytes)
             return CompletionRequest(
-                snapshot.text, offset, snapshot.language_id, path=path, tree=tree, language=snapshot.language
+                snapshot.text,
+                offset,
+                snapshot.language_id,
+                path=path,
+                tree=tree,
+                language=snapshot.language,
+                explicit=explicit,
             )
 
         try:
-            completion = await self._complete(request, snapshot.text, offset, uri, "", settings)
+            completion = await self._complete(request, snapshot.text, offset, uri, "", settings, explicit)
         except (RequestCancelledError, ModelNotReadyError):
             return None
         if completion.empty or completion.status is Status.CANCELLED:
@@ -161,7 +170,7 @@ class CompletionService:
         if self.pipeline is None:
             raise ModelNotReadyError(self.slot.error or f"the model is {self.slot.state.value}")
         return await self._complete(
-            lambda: request, request.text, request.offset, cache_key, client, settings
+            lambda: request, request.text, request.offset, cache_key, client, settings, request.explicit
         )
 
     async def prefill_text(self, request: CompletionRequest, *, client: str, settings: Settings) -> bool:
@@ -184,15 +193,18 @@ class CompletionService:
         cache_key: str,
         client: str,
         settings: Settings,
+        explicit: bool = False,
     ) -> Completion:
-        """The completion cache, else the pipeline on the scheduler's thread."""
+        """The completion cache, else the pipeline on the scheduler's thread. An explicit
+        request always asks the pipeline (for alternatives), and an answer the cache holds
+        for this place, which the editor may be showing, stays first."""
         pipeline = self.pipeline
         if pipeline is None:
             raise ModelNotReadyError("the model is not loaded")
         started = time.perf_counter()
         prefix, suffix = text[:offset], text[offset:]
-        cached = self.cache.lookup(cache_key, prefix, suffix)
-        if cached is not None:
+        cached = self.cache.lookup(cache_key, prefix, suffix, count=not explicit)
+        if cached is not None and not explicit:
             # The user typed what the completion predicted: no model needed. The idle
             # model evaluates this document's prompt meanwhile (superseded by the next
             # request like any job), so that the next keystroke's request finds it cached.
@@ -215,6 +227,8 @@ class CompletionService:
             raise
         if completion.status is not Status.CANCELLED:
             self.last_latency_ms = (time.perf_counter() - started) * 1000
+            if cached is not None:
+                completion = completion.led_by(cached, settings.inline_suggestions)
         if not completion.empty:
             self.cache.store(cache_key, prefix, suffix, completion.text)
         return completion

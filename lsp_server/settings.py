@@ -42,6 +42,8 @@ MAX_CANDIDATES = 4
 MAX_FORKS = 4
 """The most candidate lines forked off others (the engine keeps MAX_CANDIDATES + MAX_FORKS
 KV sequences)."""
+MAX_SUGGESTIONS = 5
+"""The most completions an inline answer carries (`Settings.inline_suggestions`)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,19 @@ class Settings:
             "in the time of one line. 1: always rank.",
             minimum=0.0,
             maximum=1.0,
+        ),
+    )
+    inline_suggestions: int = field(
+        default=3,
+        metadata=_meta(
+            "Most distinct completions one answer carries, best first, for editors that cycle "
+            "through them (VS Code, Neovim; menu clients list them). The first is the answer you "
+            "get with 1. Requests made while typing carry only the alternatives a blank line's "
+            "ranking decoded anyway (`lineCandidates`), at no cost; when you ask (a keybinding, "
+            "cycling), the model then also writes completions that start with its next most "
+            "likely first tokens, side by side. Not with `engineUrl`: the first only.",
+            minimum=1,
+            maximum=MAX_SUGGESTIONS,
         ),
     )
     time_budget_inline_ms: int = field(

@@ -31,7 +31,7 @@ def with_rates(record: dict[str, Any]) -> dict[str, Any]:
     from lsp_server.acceptance import rate
 
     out: dict[str, Any] = {"total": {**record["total"], "rate": rate(record["total"])}}
-    for group in ("byClient", "byLanguage", "byKind"):
+    for group in ("byClient", "byLanguage", "byKind", "byItem"):
         out[group] = {key: {**counts, "rate": rate(counts)} for key, counts in sorted(record[group].items())}
     return out
 
@@ -44,7 +44,10 @@ def render(record: dict[str, Any], path: Path) -> str:
         return f"no completions offered yet ({path})"
     lines = [f"acceptance counts in {path}", ""]
     rows = [("all", total)]
-    for group, title in (("byClient", "editor"), ("byLanguage", "language"), ("byKind", "kind")):
+    groups = (("byClient", "editor"), ("byLanguage", "language"), ("byKind", "kind"), ("byItem", "item"))
+    for group, title in groups:
+        if group == "byItem" and set(record[group]) <= {"1"}:
+            continue  # no answer carried alternatives: item 1 is all of them
         rows += [(f"{title} {key}", counts) for key, counts in sorted(record[group].items())]
     width = max(len(name) for name, _ in rows)
     lines.append(f"{'':{width}}  {'offered':>8}  {'accepted':>8}  {'rate':>6}")

@@ -76,7 +76,7 @@ def create_app(front: Front, keys: KeyStore, *, require_keys: bool, rate_limit: 
     async def completions(request: Request) -> Response:
         body = await _json_body(request)
         wanted = choices_wanted(body)
-        ask = ask_from_openai(body, _client(request))
+        ask = ask_from_openai(body, _client(request), wanted)
         answer = await _complete(front, request, "/v1/completions", ask)
         response = completion_response(answer, wanted, answer.model)
         if body.get("stream"):

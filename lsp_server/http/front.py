@@ -48,6 +48,9 @@ class Ask:
     stop: tuple[str, ...] = ()
     model: str | None = None
     """The model the request names (None: the server's default)."""
+    choices: int = 1
+    """Distinct completions asked for (OpenAI `n`): more than one is an explicit request,
+    answered with alternatives (`CompletionRequest.explicit`)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Answer:
     stopping_word: str = ""
     model: str = ""
     """The registered name of the model that answered."""
+    alternatives: tuple[str, ...] = ()
+    """The completion's alternatives, each cut at the client's stop strings too."""
 
 
 class Front:
@@ -112,7 +117,12 @@ class Front:
         # Project context is what the client sent, never gathered here: the server's own files
         # and the buffers of an LSP session beside it are no HTTP client's to see.
         completion_request = CompletionRequest(
-            text, len(ask.prefix), language_id, path=ask.filename, context=ask.extra or ()
+            text,
+            len(ask.prefix),
+            language_id,
+            path=ask.filename,
+            context=ask.extra or (),
+            explicit=ask.choices > 1,
         )
         key = f"{ask.client}\0{ask.filename}"
         if ask.max_tokens == 0:
@@ -146,6 +156,8 @@ class Front:
             changes["max_tokens_inline"] = changes["max_tokens_block"] = min(ask.max_tokens, MAX_PREDICT)
         if ask.time_budget_ms is not None and ask.time_budget_ms > 0:
             changes["time_budget_inline_ms"] = changes["time_budget_block_ms"] = ask.time_budget_ms
+        if ask.choices > 1:
+            changes["inline_suggestions"] = ask.choices
         return dataclasses.replace(settings, **changes) if changes else settings
 
 
@@ -169,12 +181,21 @@ def _language_id(filename: str, extra: Sequence[ContextFile] | None) -> str:
 
 
 def _cut_at_stop(completion: Completion, stop: Iterable[str], model: str = "") -> Answer:
-    """Cut at the earliest of the client's stop strings (llama.cpp's `stop`, OpenAI's)."""
-    found = [(completion.text.find(word), word) for word in stop if word and word in completion.text]
+    """Cut at the earliest of the client's stop strings (llama.cpp's `stop`, OpenAI's), the
+    alternatives too."""
+    words = tuple(stop)
+    text, word = _cut(completion.text, words)
+    alternatives = tuple(_cut(other, words)[0] for other in completion.alternatives)
+    return Answer(completion, text, word, model=model, alternatives=alternatives)
+
+
+def _cut(text: str, stop: Sequence[str]) -> tuple[str, str]:
+    """`text` up to the earliest stop string in it, and that string ("" if none)."""
+    found = [(text.find(word), word) for word in stop if word and word in text]
     if not found:
-        return Answer(completion, completion.text, model=model)
+        return text, ""
     at, word = min(found)
-    return Answer(completion, completion.text[:at], word, model=model)
+    return text[:at], word
 
 
 def context_files(raw: Any) -> tuple[ContextFile, ...] | None:

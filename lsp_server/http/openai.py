@@ -2,8 +2,10 @@
 clients, the `openai` package, notebooks).
 
 `prompt` is the text before the cursor and `suffix` the text after it; `n`
-asks for several distinct completions (the ranked candidates of a blank line,
-where there are several; never more than there are); `stream` sends the
+asks for several distinct completions, best first: the answer `n` = 1 gives,
+then alternatives decoded after it from the next most likely first tokens (or
+a blank line's ranked candidates), never more than there are distinct ones
+(the in-process engine only: a remote engine gives the first); `stream` sends the
 answer as server-sent events; `user` names the client whose newer request
 supersedes its older one. `temperature` is accepted and left alone: Inkling
 decodes greedily.
@@ -21,7 +23,7 @@ from lsp_server.http.errors import HttpError
 from lsp_server.http.front import Answer, Ask, number, stop_strings
 
 
-def ask_from_openai(body: dict[str, Any], client: str) -> Ask:
+def ask_from_openai(body: dict[str, Any], client: str, choices: int = 1) -> Ask:
     prompt = body.get("prompt", "")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]
@@ -41,6 +43,7 @@ def ask_from_openai(body: dict[str, Any], client: str) -> Ask:
         max_tokens=max_tokens,
         stop=stop_strings(body.get("stop")),
         model=body.get("model") if isinstance(body.get("model"), str) else None,
+        choices=choices,
     )
 
 
@@ -52,10 +55,9 @@ def choices_wanted(body: dict[str, Any]) -> int:
 
 
 def texts(answer: Answer, wanted: int) -> list[str]:
-    """The answer first, then other candidates that differ from it (at most `wanted`)."""
+    """The answer first, then its alternatives that differ from it (at most `wanted`)."""
     found = [answer.text]
-    for candidate in answer.completion.candidates:
-        text = candidate.final
+    for text in answer.alternatives:
         if len(found) < wanted and text and text not in found:
             found.append(text)
     return found

@@ -22,7 +22,10 @@ and post-processing. Only generation happens on the server.
 
 Neither ranks a blank line's candidates (`lineCandidates`): ranking judges each
 candidate by the log-probability of the code below it, which neither API returns for
-prompt text. Those requests are decoded greedily, and the log says so once.
+prompt text. Those requests are decoded greedily, and the log says so once. Neither
+branches an explicit request into alternatives (`inlineSuggestions`): each would be
+another request holding another slot, with the rule's first-token choice made here;
+such a request gets its first suggestion only (the log says so once).
 Failures (refused connection, timeout, HTTP 5xx, a connection closed mid-answer)
 raise `EngineError`: the front end answers empty and shows the message once.
 """
@@ -154,6 +157,12 @@ class RemoteGenerator:
                 f"the {self.info.kind} engine at {self.info.url} does not give the log-probability "
                 "of the code below a candidate line: blank lines are decoded greedily "
                 "(lineCandidates has no effect)",
+            )
+        if request.alternatives > 0:
+            self.note_once(
+                "alternatives",
+                f"the {self.info.kind} engine at {self.info.url} is not asked for alternatives: an "
+                "explicit request gets the first suggestion only (inlineSuggestions has no effect)",
             )
 
     def uncached(self, prompt: Sequence[int]) -> int:

@@ -135,6 +135,17 @@ def test_the_openai_package_completes_plain_and_streamed(api: openai.OpenAI) -> 
     assert chunks[-1].choices[0].finish_reason == "stop"
 
 
+def test_openai_n_gets_distinct_suggestions_the_first_as_n_1_gets_it(api: openai.OpenAI) -> None:
+    prompt = "def centre(points):\n    n = len(points)\n    sx = sum(p.x for p in points)\n    sy = "
+    # Different users: neither answer comes from the other's completion cache.
+    several = api.completions.create(model="inkling", prompt=prompt, suffix="\n", n=3, user="n3")
+    one = api.completions.create(model="inkling", prompt=prompt, suffix="\n", user="n1")
+    texts = [choice.text for choice in several.choices]
+    assert texts[0] == one.choices[0].text and texts[0].strip(), (texts, one.choices[0].text)
+    assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts), texts
+    assert [choice.index for choice in several.choices] == list(range(len(texts)))
+
+
 def test_infill_in_llama_vims_shape(server: str) -> None:
     """The body llama.vim sends (its `llama#fim`), fields and all."""
     body = {

@@ -55,12 +55,18 @@ def position_after(text: str, marker: str) -> types.Position:
     return types.Position(line=line, character=len(column_text.encode("utf-16-le")) // 2)
 
 
-async def inline(client: LanguageClient, uri: str, position: types.Position) -> Any:
+async def inline(
+    client: LanguageClient,
+    uri: str,
+    position: types.Position,
+    trigger: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
+) -> Any:
+    """An inline request; `trigger` Invoked is the user asking (a keybinding, cycling)."""
     return await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=position,
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            context=types.InlineCompletionContext(trigger_kind=trigger),
         )
     )
 

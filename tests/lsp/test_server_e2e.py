@@ -70,6 +70,31 @@ async def test_inline_completion_fits_the_code(client: LanguageClient) -> None:
     assert item.range.start == position and item.range.end == position
 
 
+async def test_an_invoked_request_offers_distinct_suggestions_the_first_as_typing_gets_it(
+    client: LanguageClient,
+) -> None:
+    await wait_for_model(client)
+    open_document(client, URI, DEMO)
+    position = position_after(DEMO, "    sy = ")
+    typing = await inline(client, URI, position)
+    assert typing is not None and len(typing.items) == 1  # while typing: no alternatives paid for
+    # Closed and opened again: the completion cache forgets the answer, so the first item of
+    # the invoked request is the model's own, not the cached one.
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=URI))
+    )
+    open_document(client, URI, DEMO)
+    asked = await inline(client, URI, position, types.InlineCompletionTriggerKind.Invoked)
+    assert asked is not None
+    texts = [item.insert_text for item in asked.items]
+    assert texts[0] == typing.items[0].insert_text, (texts, typing.items[0].insert_text)
+    assert 2 <= len(texts) <= 3 and len(set(texts)) == len(texts), texts  # inlineSuggestions 3
+    assert all("\n" not in text for text in texts)  # the same stop rules as the answer
+    ids = [item.command.arguments[0] for item in asked.items]
+    assert len(set(ids)) == len(ids)  # each item its own accept command
+    assert all(item.range.start == position == item.range.end for item in asked.items)
+
+
 async def test_completion_item_for_menu_clients(client: LanguageClient) -> None:
     await wait_for_model(client)
     text = DEMO.replace("    sy = \n", "    sy = su\n")

@@ -5,9 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from lsp_server.generator import CancelToken, FinishReason, Generation, GenerationRequest
+from lsp_server.generator import (
+    INCOMPLETE,
+    CancelToken,
+    Candidate,
+    FinishReason,
+    Generation,
+    GenerationRequest,
+)
 
 
 class FakeVocab:
@@ -85,6 +92,13 @@ class FakeGenerator:
     cached: list[int] | None = None
     requests: list[GenerationRequest] = field(default_factory=list)
     prefilled: list[list[int]] = field(default_factory=list)
+    alternatives: tuple[tuple[str, float], ...] = ()
+    """What a request with `alternatives` also gets, as the engine would branch them: each
+    a script written after the healed text, with its score (log-probability), in the order
+    the first tokens were (as many as asked for, after the answer's)."""
+    ranked: tuple[tuple[str, float], ...] = ()
+    """What a request with `candidates` > 1 decodes instead of `script`: each a script and its
+    score; the best usable one is the answer, as ranking picks it."""
 
     @property
     def model(self) -> FakeVocab:
@@ -96,16 +110,18 @@ class FakeGenerator:
         if cancel.cancelled:
             return Generation("", "cancelled", len(request.prompt), 0, 0, 0.0, 0.0)
         self.primed = True
-        written = request.forced_prefix + self.script
-        text, reason = written[: request.max_tokens], "eos"
-        if len(written) > request.max_tokens:
-            reason = "length"
-        for end in range(1, len(text) + 1):
-            cut = request.stop(text[:end]) if request.stop is not None else None
-            if cut is not None:
-                text, reason = text[:cut], "stop"
-                break
-        return _generation(text, reason, len(request.prompt))
+        if request.candidates > 1 and self.ranked:
+            ranked = [_candidate(request, *_write(request, script), score) for script, score in self.ranked]
+            usable = [c for c in ranked if c.final] or ranked
+            best = max(usable, key=lambda c: c.score)
+            return replace(_generation(best.text, best.reason, len(request.prompt)), candidates=tuple(ranked))
+        text, reason = _write(request, self.script)
+        generation = _generation(text, reason, len(request.prompt))
+        if request.alternatives <= 0 or not self.alternatives:
+            return generation
+        answer = _candidate(request, text, reason, 0.0)
+        others = [_candidate(request, *_write(request, s), score) for s, score in self.alternatives]
+        return replace(generation, candidates=(answer, *others[: request.alternatives]))
 
     def uncached(self, prompt: Sequence[int]) -> int:
         if not self.primed:
@@ -126,6 +142,26 @@ class FakeGenerator:
         done: Future[int] = Future()
         done.set_result(0)
         return done
+
+
+def _write(request: GenerationRequest, script: str) -> tuple[str, FinishReason]:
+    """What the engine writes for `script`: the healed text first, cut where the stop rule
+    cuts it, within `max_tokens` (one character a token)."""
+    written = request.forced_prefix + script
+    text: str = written[: request.max_tokens]
+    reason: FinishReason = "length" if len(written) > request.max_tokens else "eos"
+    for end in range(1, len(text) + 1):
+        cut = request.stop(text[:end]) if request.stop is not None else None
+        if cut is not None:
+            return text[:cut], "stop"
+    return text, reason
+
+
+def _candidate(request: GenerationRequest, text: str, reason: FinishReason, score: float) -> Candidate:
+    final = text
+    if request.finalize is not None:
+        final = request.finalize(text, reason not in INCOMPLETE) or ""
+    return Candidate(text, final, score, 0.0, reason, len(text))
 
 
 def _generation(text: str, reason: FinishReason, prompt_tokens: int) -> Generation:

@@ -10,12 +10,12 @@ import pytest
 from lsp_server.context import Mode
 from lsp_server.generator import CancelToken
 from lsp_server.http.errors import HttpError
-from lsp_server.http.front import Answer, _cut_at_stop, _language_id, context_files
+from lsp_server.http.front import Front, _cut_at_stop, _language_id, context_files
 from lsp_server.http.infill import ask_from_infill, pick_fields
-from lsp_server.http.openai import ask_from_openai, completion_response, texts
+from lsp_server.http.openai import ask_from_openai, choices_wanted, completion_response, texts
 from lsp_server.pipeline import Completion, Status
-from lsp_server.ranking import Candidate
 from lsp_server.scheduler import Scheduler
+from lsp_server.settings import Settings
 from lsp_server.templates import ContextFile
 
 
@@ -56,15 +56,30 @@ def test_the_earliest_stop_string_cuts() -> None:
     assert _cut_at_stop(completion, ["zz", ""]).text == "a(b); c(d)"
 
 
-def test_openai_n_offers_distinct_candidates_and_no_more() -> None:
-    candidates = tuple(
-        Candidate(text, final, 0.0, 0.0, "eos")
-        for text, final in (("a", "x = 1"), ("b", "y = 2"), ("c", "x = 1"))
-    )
-    completion = Completion("x = 1", 0, Mode.INLINE, "", Status.OFFERED, candidates=candidates)
-    assert texts(Answer(completion, "x = 1"), 3) == ["x = 1", "y = 2"]
-    response = completion_response(Answer(completion, "x = 1"), 1, "m")
+def test_openai_n_offers_distinct_alternatives_and_no_more() -> None:
+    completion = Completion("x = 1", 0, Mode.INLINE, "", Status.OFFERED, alternatives=("y = 2", "z = 3"))
+    assert texts(_cut_at_stop(completion, []), 2) == ["x = 1", "y = 2"]
+    assert texts(_cut_at_stop(completion, []), 8) == ["x = 1", "y = 2", "z = 3"]  # never more than there are
+    response = completion_response(_cut_at_stop(completion, []), 1, "m")
     assert [c["text"] for c in response["choices"]] == ["x = 1"] and response["object"] == "text_completion"
+
+
+def test_alternatives_are_cut_at_the_stop_strings_and_stay_distinct() -> None:
+    completion = Completion(
+        "f(a); g()", 0, Mode.INLINE, "", Status.OFFERED, alternatives=("f(a); h()", "k()")
+    )
+    answer = _cut_at_stop(completion, [";"])
+    assert (answer.text, answer.alternatives) == ("f(a)", ("f(a)", "k()"))
+    assert texts(answer, 3) == ["f(a)", "k()"]  # the first alternative became the answer's text
+
+
+def test_openai_n_above_one_is_an_explicit_request_for_that_many() -> None:
+    ask = ask_from_openai({"prompt": "x = ", "n": 3}, "127.0.0.1", choices_wanted({"n": 3}))
+    assert ask.choices == 3
+    settings = Front._settings(ask, Settings(inline_suggestions=2))
+    assert settings.inline_suggestions == 3
+    one = ask_from_openai({"prompt": "x = "}, "127.0.0.1")
+    assert one.choices == 1 and Front._settings(one, Settings()) == Settings()
 
 
 def test_openai_user_names_the_client() -> None:

@@ -251,6 +251,18 @@ def test_ranking_is_greedy_and_said_once(caplog: pytest.LogCaptureFixture) -> No
     assert sum("decoded greedily" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_alternatives_are_not_asked_for_the_first_comes_alone_and_it_is_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with fake_engine(script_of("abc")) as server, caplog.at_level(logging.WARNING):
+        generator = llama(server.url)
+        for _ in range(2):
+            generation = generator.generate(request(alternatives=2), CancelToken())
+            assert (generation.text, generation.candidates) == ("abc", ())
+        assert len(server.bodies("/completion")) == 2  # one request each: no branches
+    assert sum("inlineSuggestions has no effect" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_prefill_evaluates_the_prompt_into_the_slot() -> None:
     with fake_engine(script_of("abc")) as server:
         generator = llama(server.url)
