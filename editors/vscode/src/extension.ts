@@ -115,7 +115,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<Inklin
         provideCompletionItem: () => undefined,
         // The server reports its latency in `inkling/status`; ask after each completion.
         provideInlineCompletionItems: async (document, position, context, token, next) => {
-          const result = await next(document, position, context, token);
+          // vscode-languageclient 9 sends VS Code's trigger kind as it is, and VS Code numbers
+          // them Invoke 0, Automatic 1 where LSP has Invoked 1, Automatic 2: typing would read
+          // as an explicit request (which asks the model for alternatives to cycle through).
+          const invoked = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke;
+          const lspContext = { ...context, triggerKind: invoked ? 1 : 2 } as unknown as typeof context;
+          const result = await next(document, position, lspContext, token);
           void refreshStatus();
           return result;
         },

@@ -96,6 +96,11 @@ test('ghost text from the real server, accepted and counted, status bar in step'
   const stored = JSON.parse(readFileSync(join(process.env.INKLING_STATE!, 'acceptance.json'), 'utf8'));
   assert.equal(stored.byClient['Visual Studio Code (test host)'].accepted, 1);
 
+  // Asked for (VS Code's Invoke, 0): the same answer first, then alternatives to cycle through.
+  const asked = await provider.provideInlineCompletionItems(document, cursor, { triggerKind: 0 }, token);
+  assert.ok(asked && asked.items.length >= 2, 'alternatives when asked');
+  assert.equal(asked.items[0].insertText, item.insertText);
+
   // The status bar shows the last latency once a completion has been made.
   await until(() => (/ \d+ ms$/.test(status.text) ? true : undefined), 'the latency in the status bar', 10);
 
