@@ -344,12 +344,12 @@ def _evaluate(
     from tqdm import tqdm
 
     from lsp_server.cli import settings_from_args
-    from lsp_server.evaluation import metrics
     from lsp_server.evaluation.report import (
         TaskResult,
         draw_chart,
         render_findings,
         render_table,
+        score_answer,
         summaries,
         write_json,
     )
@@ -361,7 +361,6 @@ def _evaluate(
         Runner,
         context_of,
     )
-    from lsp_server.languages import language_for_id
     from lsp_server.loading import load_engine
     from lsp_server.models import resolve_model
     from lsp_server.settings import setting_specs
@@ -429,24 +428,12 @@ def _evaluate(
         results: list[TaskResult] = []
         with tqdm(tasks, desc="eval", unit="task", disable=args.no_progress, file=sys.stderr) as bar:
             for task in bar:
-                spec = language_for_id(task.language)
                 answers = {runner.name: runner.run(task) for runner in runners}
                 mode, reason = answers[ours.name].mode, answers[ours.name].reason
                 if not mode:
                     found_mode, reason = context_of(ours.pipeline, task, settings)
                     mode = found_mode.value
-                scores = {
-                    name: metrics.score(
-                        spec,
-                        task.prefix,
-                        task.suffix,
-                        task.expected,
-                        answer.text,
-                        answer.latency_ms,
-                        answer.error,
-                    )
-                    for name, answer in answers.items()
-                }
+                scores = {name: score_answer(task, answer) for name, answer in answers.items()}
                 results.append(TaskResult(task, mode, reason, answers, scores))
                 bar.set_postfix(_running(results, [r.name for r in runners]))
     finally:

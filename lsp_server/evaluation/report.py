@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lsp_server.evaluation.metrics import Score, exact_match, summarize
+from lsp_server.evaluation.metrics import Score, exact_match, score, summarize
 from lsp_server.evaluation.runners import Answer
 from lsp_server.evaluation.tasks import HoleKind, Task
+from lsp_server.languages import language_for_id
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,24 @@ EXTRA_FIELDS = ("module", "tests")
 """Task fields a track adds (`TaskResult.extra`), read back with the results."""
 
 
+def score_answer(task: Task, answer: Answer) -> Score:
+    """An answer scored against its task: the one call the run and the rescore share."""
+    return score(
+        language_for_id(task.language),
+        task.prefix,
+        task.suffix,
+        task.expected,
+        answer.text,
+        answer.latency_ms,
+        answer.error,
+    )
+
+
 def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult]]:
     """A results file read back, every answer scored again by the current metrics. Whether an
     answer passed its tests (the exec track) is kept as stored: the tests are not run again."""
     from lsp_server.errors import InklingError
-    from lsp_server.evaluation.metrics import score
     from lsp_server.evaluation.tasks import task_from_record
-    from lsp_server.languages import language_for_id
 
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -58,7 +70,6 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
     results = []
     for record in document["tasks"]:
         task = task_from_record(record)
-        spec = language_for_id(task.language)
         answers: dict[str, Answer] = {}
         scores: dict[str, Score] = {}
         for name, stored in record["answers"].items():
@@ -73,16 +84,7 @@ def load_results(path: Path) -> tuple[dict[str, Any], list[str], list[TaskResult
             )
             answers[name] = answer
             scores[name] = dataclasses.replace(
-                score(
-                    spec,
-                    task.prefix,
-                    task.suffix,
-                    task.expected,
-                    answer.text,
-                    answer.latency_ms,
-                    answer.error,
-                ),
-                passed=stored.get("score", {}).get("passed"),
+                score_answer(task, answer), passed=stored.get("score", {}).get("passed")
             )
         extra = {key: record[key] for key in EXTRA_FIELDS if key in record}
         results.append(TaskResult(task, record["mode"], record["reason"], answers, scores, extra))
