@@ -26,14 +26,8 @@ from lsp_server.errors import InklingError
 from lsp_server.evaluation.metrics import exact_match, normalize
 from lsp_server.evaluation.report import TaskResult
 from lsp_server.evaluation.tasks import HoleKind
-from lsp_server.evaluation.tested_holes import (
-    TEST_TIMEOUT_S,
-    TESTED_KINDS,
-    TestedHole,
-    exec_selection,
-    run_tests,
-    sandbox_mode,
-)
+from lsp_server.evaluation.tested_holes import TESTED_KINDS, TestedHole, exec_selection
+from lsp_server.stdlib_tests import TEST_TIMEOUT_S, run_tests, sandbox_mode
 
 LANGUAGE = "python"
 

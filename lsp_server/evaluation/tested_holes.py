@@ -15,7 +15,7 @@ A completion is then scored by execution: the module, with the completion in
 the hole, is put first on `sys.path` (a copy of its package, for a module
 inside one) and the test module runs against it in a fresh interpreter
 (`python -I`, its own temporary directory as the working and temporary
-directory, a time limit, no network: see `sandbox_prefix`). The module must
+directory, a time limit, no network: `lsp_server.stdlib_tests`). The module must
 really be the copy (modules the interpreter imports at start-up cannot be
 replaced: they are skipped), and the tests must pass on the untouched copy
 first.
@@ -29,18 +29,10 @@ bench-peer` uses the test split's line holes (`tested_holes`), `inkling eval
 from __future__ import annotations
 
 import ast
-import contextlib
-import functools
 import json
 import logging
-import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -53,11 +45,15 @@ from lsp_server.evaluation.tasks import HOLE_FINDERS, HoleKind, Task, make_task,
 from lsp_server.holes import Hole
 from lsp_server.holes.parsed import ParsedFile
 from lsp_server.models import cache_dir
+from lsp_server.stdlib_tests import (
+    TEST_TIMEOUT_S,
+    run_tests,
+    sandbox_mode,
+    stdlib,
+)
 
 log = logging.getLogger(__name__)
 
-TEST_TIMEOUT_S = 60.0
-"""A test run that takes longer fails (a completion that loops forever, say)."""
 MODULE_BUDGET_S = 15.0
 """Modules whose tests take longer than this untouched are not used: every hole runs them."""
 SELECTION_VERSION = 1
@@ -108,10 +104,6 @@ def hole_from_record(record: dict[str, Any]) -> TestedHole:
     return TestedHole(task_from_record(record), record["module"], record["tests"])
 
 
-def _stdlib() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
 def module_and_tests(source: SourceFile) -> tuple[str, str] | None:
     """The module's dotted name and the test module that covers its package, if any."""
     relative = PurePosixPath(source.key.split("/", 1)[1])
@@ -121,169 +113,11 @@ def module_and_tests(source: SourceFile) -> tuple[str, str] | None:
     if not parts or parts[-1] == "__main__" or any(not part.isidentifier() for part in parts):
         return None
     top = parts[0].lstrip("_")
-    tests = _stdlib() / "test"
+    tests = stdlib() / "test"
     for name in (f"test_{parts[0]}", f"test_{top}"):
         if (tests / f"{name}.py").is_file() or (tests / name / "__init__.py").is_file():
             return ".".join(parts), f"test.{name}"
     return None
-
-
-# -- running a module's tests against a copy ----------------------------------------------
-
-_HARNESS = r"""
-import importlib, json, os, sys, threading, unittest
-shadow, module, tests, trace_out = sys.argv[1:5]
-sys.path.insert(0, shadow)
-target = os.path.join(shadow, *module.split("."))
-target = target + ".py" if os.path.isfile(target + ".py") else os.path.join(target, "__init__.py")
-executed = set()
-if trace_out:
-    def local(frame, event, arg):
-        if event == "line":
-            executed.add(frame.f_lineno)
-        return local
-    def outer(frame, event, arg):
-        return local if frame.f_code.co_filename == target else None
-    sys.settrace(outer)
-    threading.settrace(outer)
-imported = importlib.import_module(module)
-if os.path.realpath(imported.__file__) != os.path.realpath(target):
-    sys.exit(3)
-suite = unittest.defaultTestLoader.loadTestsFromName(tests)
-with open(os.devnull, "w") as quiet:
-    result = unittest.TextTestRunner(stream=quiet, verbosity=0).run(suite)
-sys.settrace(None)
-if trace_out:
-    with open(trace_out, "w") as out:
-        json.dump(sorted(executed), out)
-sys.exit(0 if result.wasSuccessful() and result.testsRun > 0 else 1)
-"""
-NOT_SHADOWED = 3
-
-_LOOPBACK_UP = r"""
-import fcntl, os, socket, struct, sys
-try:  # a new network namespace has its loopback down: tests serve on 127.0.0.1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        flags = struct.unpack("16sH22x", fcntl.ioctl(probe, 0x8913, struct.pack("16sH22x", b"lo", 0)))[1]
-        fcntl.ioctl(probe, 0x8914, struct.pack("16sH22x", b"lo", flags | 1))
-except OSError:
-    pass
-os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
-"""
-"""Run in the namespace before the harness; the harness then starts with no module imported
-that this needed (`socket`, `struct`), so those can still be replaced by a copy."""
-
-_NAMESPACES = {
-    ("--net",): "network namespace",
-    ("--map-root-user", "--net"): "user and network namespace",
-}
-
-
-@functools.cache
-def sandbox_prefix() -> tuple[str, ...]:
-    """The command that runs the tests without the network: `unshare --net` (as root), else
-    `unshare --map-root-user --net` (where unprivileged user namespaces are allowed), else
-    none, with a warning: then the tests run with the machine's network."""
-    unshare = shutil.which("unshare")
-    for options in _NAMESPACES if unshare else ():
-        command = (str(unshare), *options)
-        try:
-            probe = subprocess.run(
-                [*command, sys.executable, "-I", "-c", ""], capture_output=True, timeout=30, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            return command
-    log.warning("no network namespace can be made here (unshare): tests run with the machine's network")
-    return ()
-
-
-def sandbox_mode() -> str:
-    """How test runs are cut off from the network, in words (recorded with results)."""
-    prefix = sandbox_prefix()
-    return _NAMESPACES[prefix[1:]] if prefix else "none (no network namespace permitted)"
-
-
-@dataclass(frozen=True)
-class TestRun:
-    __test__ = False
-
-    passed: bool
-    seconds: float
-    shadowed: bool = True
-    executed: frozenset[int] = frozenset()
-
-
-def run_tests(
-    source_path: Path,
-    module: str,
-    tests: str,
-    text: str,
-    *,
-    trace: bool = False,
-    timeout: float = TEST_TIMEOUT_S,
-) -> TestRun:
-    """Run `tests` with `module` (the file `source_path`) replaced by `text`, sandboxed."""
-    with tempfile.TemporaryDirectory(prefix="inkling-tested-") as scratch:
-        shadow = Path(scratch) / "shadow"
-        parts = module.split(".")
-        if len(parts) > 1 or source_path.name == "__init__.py":
-            package = _stdlib() / parts[0]
-            shutil.copytree(package, shadow / parts[0], ignore=shutil.ignore_patterns("__pycache__"))
-            relative = source_path.relative_to(_stdlib())
-            (shadow / relative).write_text(text, encoding="utf-8")
-        else:
-            shadow.mkdir()
-            (shadow / source_path.name).write_text(text, encoding="utf-8")
-        work, temporary = Path(scratch) / "work", Path(scratch) / "tmp"
-        work.mkdir()
-        temporary.mkdir()
-        trace_out = str(Path(scratch) / "executed.json") if trace else ""
-        harness = ["-I", "-c", _HARNESS, str(shadow), module, tests, trace_out]
-        prefix = sandbox_prefix()
-        command = (
-            [*prefix, sys.executable, "-I", "-c", _LOOPBACK_UP, *harness]
-            if prefix
-            else [sys.executable, *harness]
-        )
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(temporary)}
-        started = time.monotonic()
-        returncode = _run_in_own_group(command, work, env, timeout)
-        seconds = time.monotonic() - started
-        if returncode is None:
-            return TestRun(False, seconds)
-        if returncode == NOT_SHADOWED:
-            return TestRun(False, seconds, shadowed=False)
-        executed: frozenset[int] = frozenset()
-        if trace and Path(trace_out).is_file():
-            executed = frozenset(json.loads(Path(trace_out).read_text()))
-        return TestRun(returncode == 0, seconds, executed=executed)
-
-
-def _run_in_own_group(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> int | None:
-    """The exit status, or None past `timeout`. Then, or when the run ends, whatever is left
-    of its process group is killed: no process a test started outlives the run. The group's
-    leader is reaped only after that, so that its id cannot name another group meanwhile."""
-    process = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout
-    ended = None
-    while ended is None and time.monotonic() < deadline:
-        ended = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if ended is None:
-            time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    returncode = process.wait()
-    return returncode if ended is not None else None
 
 
 def passes(hole: TestedHole, line: str) -> bool:

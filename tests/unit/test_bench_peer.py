@@ -14,9 +14,9 @@ from lsp_server.evaluation.tested_holes import (
     _function_body_lines,
     module_and_tests,
     passes,
-    run_tests,
 )
 from lsp_server.holes import Hole, HoleKind
+from lsp_server.stdlib_tests import run_tests
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 

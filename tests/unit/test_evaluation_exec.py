@@ -22,10 +22,8 @@ from lsp_server.evaluation.runners import Answer
 from lsp_server.evaluation.tasks import make_task, parse_clean
 from lsp_server.evaluation.tested_holes import (
     TestedHole,
-    TestRun,
     choose_holes,
     exec_selection,
-    sandbox_prefix,
     split_sources,
 )
 from lsp_server.evaluation.tested_holes import (
@@ -34,6 +32,7 @@ from lsp_server.evaluation.tested_holes import (
 from lsp_server.holes import Hole, HoleKind
 from lsp_server.holes.tokens import block_holes
 from lsp_server.languages import language_for_id
+from lsp_server.stdlib_tests import _LOOPBACK_UP, TestRun, sandbox_prefix
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 LINE, BLOCK = HoleKind.LINE, HoleKind.BLOCK
@@ -275,7 +274,7 @@ def test_tests_run_in_a_network_namespace_with_only_a_loopback() -> None:
         "socket.create_connection(server.getsockname(), timeout=5).close()\n"
         "print(sorted(name for _, name in socket.if_nameindex()))\n"
     )
-    command = [*sandbox_prefix(), sys.executable, "-I", "-c", tested_holes._LOOPBACK_UP, "-I", "-c", probe]
+    command = [*sandbox_prefix(), sys.executable, "-I", "-c", _LOOPBACK_UP, "-I", "-c", probe]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['lo']"
