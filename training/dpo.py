@@ -45,6 +45,8 @@ class DpoConfig:
     base: str = ""
     """Empty: the base the adapter was trained on."""
     reference: Literal["sft", "base"] = "sft"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """As SFT's: bf16 compute where the GPU or CPU has it in hardware (`training.base.use_bf16`)."""
     resume: bool = False
     threads: int = 0
     accelerate_config: str = ""
@@ -87,7 +89,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     from transformers.trainer_utils import get_last_checkpoint
 
     from training.adapter import check_same_base, is_prefix_last, read_metadata, write_metadata
-    from training.base import base_info, load_model, load_tokenizer, resolve_base
+    from training.base import base_info, load_model, load_tokenizer, resolve_base, use_bf16
     from training.sft import expose_output_bias
     from training.token_rows import apply_rows_sparsely
     from training.tokens import fim_vocab
@@ -115,7 +117,7 @@ def train_dpo(config: DpoConfig) -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     decided = {
         "output_dir": str(output / "checkpoints"),
-        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "bf16": use_bf16(config.precision),
         "fp16": False,
         "use_cpu": not cuda,
     }

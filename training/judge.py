@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lsp_server import syntax
-from lsp_server.context import build_context, stop_cut
+from lsp_server.context import CompletionContext, build_context, stop_cut
 from lsp_server.languages import language_for_id
 
 
@@ -84,8 +84,7 @@ def repeats_suffix(sample: str, middle: str, suffix: str) -> bool:
     return following in sample_lines and following not in middle_lines
 
 
-def runs_past(sample: str, middle: str, prefix: str, suffix: str, language: str) -> bool:
-    """The server would cut the sample before its end, and would not cut the truth."""
+def _context(prefix: str, suffix: str, language: str) -> CompletionContext:
     spec = language_for_id(language)
     text = prefix + suffix
     tree = None
@@ -94,13 +93,25 @@ def runs_past(sample: str, middle: str, prefix: str, suffix: str, language: str)
             tree = syntax.parse(spec, text.encode("utf-8", "surrogatepass"))
         except syntax.GrammarError:
             tree = None
-    context = build_context(text, len(prefix), spec, tree)
+    return build_context(text, len(prefix), spec, tree)
+
+
+def runs_past(sample: str, middle: str, prefix: str, suffix: str, language: str) -> bool:
+    """The server would cut the sample before its end, and would not cut the truth."""
+    context = _context(prefix, suffix, language)
 
     def cut_off(candidate: str) -> bool:
         cut = stop_cut(context, candidate + "\n")
         return cut is not None and bool(candidate[cut:].strip())
 
     return cut_off(sample) and not cut_off(middle)
+
+
+def as_served(sample: str, prefix: str, suffix: str, language: str) -> str:
+    """The sample cut where the server's stop rules would end it (the end of the line or of the
+    block): what a user would have been shown, for a model that does not stop by itself."""
+    cut = stop_cut(_context(prefix, suffix, language), sample + "\n")
+    return (sample if cut is None else sample[:cut]).rstrip()
 
 
 def judge(sample: str, prefix: str, middle: str, suffix: str, language: str) -> Verdict:

@@ -65,6 +65,13 @@ class PairsConfig:
     tests: TestsConfig = field(default_factory=TestsConfig)
     seed: int = 7
     threads: int = 0
+    tested_holes: str = ""
+    """A selection `inkling eval --track exec --split dev` wrote: sample on those holes instead of
+    the dataset's, through llama.cpp, and judge the samples by running their tests
+    (`training.tested_pairs`); `dataset` is then not read."""
+    model_path: str = ""
+    """With `tested_holes`: the GGUF that samples, the adapter's model as the server runs it
+    (empty: the model the server would load)."""
 
 
 class _TestRunner:
@@ -169,6 +176,12 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     from training.sft import dataset_dir
     from training.tokens import encode_example, encode_text, fim_vocab
 
+    if config.tested_holes:
+        from training.tested_pairs import make_tested_pairs
+
+        if not (config.adapter and config.output):
+            raise ConfigError("pairs: adapter and output are required")
+        return make_tested_pairs(config)
     if not (config.adapter and config.dataset and config.output):
         raise ConfigError("pairs: adapter, dataset and output are required")
     if config.threads:

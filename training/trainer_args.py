@@ -63,8 +63,8 @@ once, before training (see `training.dpo`)."""
 
 REFUSED = {
     "output_dir": "set from `output` (checkpoints go to <output>/checkpoints)",
-    "bf16": "set from `precision` (sft) or the device (dpo)",
-    "fp16": "set from `precision` (sft) or the device (dpo)",
+    "bf16": "set from `precision`",
+    "fp16": "set from `precision`",
     "use_cpu": "set from the device (CUDA when torch has it)",
     "completion_only_loss": "always on: the loss covers the completion only",
     "batch_size": "now trl's per_device_train_batch_size (and per_device_eval_batch_size)",
