@@ -63,7 +63,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--kinds",
         default=None,
-        help="hole kinds (comma-separated; default line,midline,block,span; exec: line,block, its only ones)",
+        help="hole kinds (comma-separated; default line,midline,block,span; also comment_code; "
+        "exec: line,block, its only ones)",
     )
     parser.add_argument(
         "--split", default="dev", choices=["dev", "test", "both"], help="dev (tuning) or test"

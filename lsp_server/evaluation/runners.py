@@ -210,7 +210,7 @@ class BaselineRunner:
     def run(self, task: Task) -> Answer:
         clear_cache(self.engine)
         model = self.engine.model
-        block = task.kind is HoleKind.BLOCK
+        block = task.kind in (HoleKind.BLOCK, HoleKind.COMMENT_CODE)
         max_tokens = self.settings.max_tokens_block if block else self.settings.max_tokens_inline
         started = time.perf_counter()
         room = max(1, min(self.settings.prefix_tokens, model.n_ctx - max_tokens - 8))

@@ -11,6 +11,10 @@ training, `lsp_server.holes.HoleKind`):
 * block   - the statements of a function, loop or branch body (tree-sitter
             query per language); the cursor is on the first body line after
             its indentation, as an editor leaves it after Enter on the opener.
+* comment_code - a function body written after its documentation (a
+            docstring, or a comment on the line above the function), cut as a
+            block is: the path of "write the comment, press Enter". Not in the
+            default kinds (`--kinds comment_code`).
 * span    - a random run of whole tokens, up to three lines, from any token
             start: the cursor may sit in front of code that stays (which the
             server may decline to complete; that counts as an empty answer).
@@ -38,11 +42,12 @@ from lsp_server.errors import InklingError
 from lsp_server.evaluation.metrics import repeats_suffix
 from lsp_server.holes import Hole, HoleKind
 from lsp_server.holes.parsed import ParsedFile, parse_text
-from lsp_server.holes.tokens import block_holes, line_holes, midline_holes, span_holes
+from lsp_server.holes.tokens import block_holes, comment_code_holes, line_holes, midline_holes, span_holes
 from lsp_server.languages import lsp_language_id_for_path
 
 __all__ = [
     "ALL_KINDS",
+    "DEFAULT_KINDS",
     "HOLE_FINDERS",
     "HoleKind",
     "Task",
@@ -54,13 +59,15 @@ __all__ = [
 """HoleKind (a Task's kind) is the shared vocabulary's, re-exported for the evaluation's modules."""
 
 _WORD = re.compile(r"\w")
-ALL_KINDS = (HoleKind.LINE, HoleKind.MIDLINE, HoleKind.BLOCK, HoleKind.SPAN)
+DEFAULT_KINDS = (HoleKind.LINE, HoleKind.MIDLINE, HoleKind.BLOCK, HoleKind.SPAN)
+ALL_KINDS = (*DEFAULT_KINDS, HoleKind.COMMENT_CODE)
 """The kinds cut from single files; crossfile holes come from whole repositories (crossfile.py)."""
 HOLE_FINDERS: dict[HoleKind, Callable[[ParsedFile], list[Hole]]] = {
     HoleKind.LINE: line_holes,
     HoleKind.MIDLINE: midline_holes,
     HoleKind.BLOCK: block_holes,
     HoleKind.SPAN: span_holes,
+    HoleKind.COMMENT_CODE: comment_code_holes,
 }
 
 
@@ -205,7 +212,7 @@ def _round_robin(lists: Sequence[Sequence[SourceFile]]) -> Iterable[SourceFile]:
 def build_tasks(
     corpora: Sequence[Corpus],
     *,
-    kinds: Sequence[HoleKind] = ALL_KINDS,
+    kinds: Sequence[HoleKind] = DEFAULT_KINDS,
     splits: Sequence[Split] = ("dev",),
     per_group: int = 50,
     seed: int = 0,

@@ -134,6 +134,19 @@ def find_spans(
     return spans
 
 
+def documented_bodies(file: ParsedFile, max_lines: int, max_chars: int) -> list[Hole]:
+    """comment_code holes of a parsed file alone (`find_spans` collects them with the rest)."""
+    holes = []
+    for node in _walk(file.tree.root_node):
+        if node.has_error or node.type not in file.spec.definition_kinds:
+            continue
+        if "function" in node.type or "method" in node.type:
+            hole = _documented_body(file, node, max_lines, max_chars)
+            if hole is not None:
+                holes.append(hole)
+    return sorted(holes, key=lambda hole: hole.start)
+
+
 def _walk(root: syntax.Node) -> Iterator[syntax.Node]:
     stack = [root]
     while stack:
@@ -227,12 +240,12 @@ def _documented_body(file: ParsedFile, node: syntax.Node, max_lines: int, max_ch
         ):
             after_docstring = _line_end(text, file.char(first.end_byte)) + 1
             if after_docstring < block.end and text[after_docstring : block.end].strip():
-                return Hole(after_docstring, block.end, HoleKind.COMMENT_CODE)
+                return Hole(after_docstring, block.end, HoleKind.COMMENT_CODE, "after-docstring")
     previous = node.prev_named_sibling
     if previous is not None and previous.type in spec.comment_kinds:
         gap = text[file.char(previous.end_byte) : file.char(node.start_byte)]
         if gap.count("\n") == 1 and not gap.strip():
-            return Hole(block.start, block.end, HoleKind.COMMENT_CODE)
+            return Hole(block.start, block.end, HoleKind.COMMENT_CODE, "after-comment")
     return None
 
 

@@ -12,6 +12,7 @@ import re
 
 from lsp_server import syntax
 from lsp_server.holes import Hole, HoleKind
+from lsp_server.holes.nodes import documented_bodies
 from lsp_server.holes.parsed import ParsedFile
 
 _WORD = re.compile(r"\w")
@@ -153,6 +154,21 @@ def block_holes(file: ParsedFile) -> list[Hole]:
     return sorted(holes, key=lambda h: h.start)
 
 
+def comment_code_holes(file: ParsedFile) -> list[Hole]:
+    """Function bodies written after their documentation (a docstring, or a comment on the line
+    above the function: `nodes.documented_bodies`), as block holes are cut: the cursor on the
+    first statement's line after its indentation, where an editor leaves it after Enter at the
+    end of the docstring or of the opening line."""
+    holes = []
+    for documented in documented_bodies(file, MAX_BLOCK_LINES, MAX_BLOCK_CHARS):
+        first_line = file.line_of(documented.start)
+        last_line = file.line_of(max(documented.start, documented.end - 1))
+        hole = _lines_hole(file, first_line, last_line)
+        if hole is not None:
+            holes.append(Hole(hole[0], hole[1], HoleKind.COMMENT_CODE, documented.detail))
+    return holes
+
+
 def _body_hole(file: ParsedFile, start: int, end: int) -> tuple[int, int] | None:
     """The body's statements from the first one's code to the last one's line end.
 
@@ -171,6 +187,13 @@ def _body_hole(file: ParsedFile, start: int, end: int) -> tuple[int, int] | None
         if text[file.line_starts[close_line] : end - 1].strip():
             return None  # code before `}` on its line
         first_line, last_line = open_line + 1, close_line - 1
+    return _lines_hole(file, first_line, last_line)
+
+
+def _lines_hole(file: ParsedFile, first_line: int, last_line: int) -> tuple[int, int] | None:
+    """Lines `first_line`..`last_line` without the blank ones at either end, from the first
+    one's code to the last one's end, if short enough for a block."""
+    text = file.text
     while (
         first_line <= last_line and not text[file.line_starts[first_line] : file.line_end(first_line)].strip()
     ):

@@ -13,7 +13,7 @@ from lsp_server.context import Mode, build_context
 from lsp_server.corpora import split_of
 from lsp_server.evaluation.corpus import directory_corpora
 from lsp_server.evaluation.metrics import repeats_suffix
-from lsp_server.evaluation.tasks import ALL_KINDS, HoleKind, Task, build_tasks
+from lsp_server.evaluation.tasks import DEFAULT_KINDS, HoleKind, Task, build_tasks
 from lsp_server.languages import language_for_id
 
 SOURCES = {
@@ -152,7 +152,7 @@ def test_every_task_is_the_original_file_with_one_stretch_removed(tasks: list[Ta
 def test_all_languages_and_kinds_are_covered_and_broken_files_skipped(tasks: list[Task]) -> None:
     kinds = Counter((task.language, task.kind) for task in tasks)
     for language in ("python", "go", "javascript", "typescript", "c"):
-        for kind in ALL_KINDS:  # crossfile holes come from crossfile.py
+        for kind in DEFAULT_KINDS:  # crossfile holes come from crossfile.py
             assert kinds[(language, kind)] > 0, (language, kind)
     assert not [task for task in tasks if task.path.endswith("broken.py")]
 
@@ -188,6 +188,44 @@ def test_block_holes_leave_an_indented_empty_line_that_the_server_sees_as_a_bloc
         tree = syntax.parse(language, task.text.encode())
         context = build_context(task.text, task.offset, language, tree)
         assert context.mode is Mode.BLOCK, (task.id, context.reason)
+
+
+DOCUMENTED = '''import os
+
+
+def home(user):
+    """The user's home directory."""
+    base = os.path.expanduser("~" + user)
+    return os.path.realpath(base)
+
+
+def names(folder):
+    return sorted(entry.name for entry in os.scandir(folder) if not entry.name.startswith("."))
+'''
+
+
+def test_comment_code_holes_are_bodies_after_their_documentation_in_block_mode(
+    corpus_dir: Path, tmp_path: Path
+) -> None:
+    """The path of "write the docstring (or the comment), press Enter": the server's syntax
+    rules see an empty body there and write a block."""
+    (tmp_path / "documented.py").write_text(DOCUMENTED)
+    (tmp_path / "sum.go").write_text(SOURCES["sum.go"])
+    corpora = directory_corpora(tmp_path, ["python", "go"])
+    tasks = build_tasks(corpora, kinds=[HoleKind.COMMENT_CODE], splits=("dev", "test"), per_file=10)
+    by_detail = {(task.language, task.detail): task for task in tasks}
+    docstring = by_detail[("python", "after-docstring")]
+    assert docstring.expected == 'base = os.path.expanduser("~" + user)\n    return os.path.realpath(base)'
+    comment = by_detail[("go", "after-comment")]
+    assert comment.expected.startswith("total := 0") and comment.expected.endswith("return total")
+    for task in (docstring, comment):
+        cursor_line = task.text[task.offset - task.column : task.text.find("\n", task.offset)]
+        assert task.column > 0 and not cursor_line.strip()
+        language = language_for_id(task.language)
+        assert language is not None
+        context = build_context(task.text, task.offset, language, syntax.parse(language, task.text.encode()))
+        assert context.mode is Mode.BLOCK, (task.id, context.reason)
+    assert all(task.detail in ("after-docstring", "after-comment") for task in tasks)
 
 
 def test_spans_are_whole_tokens_over_at_most_three_lines(tasks: list[Task]) -> None:
