@@ -257,10 +257,6 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
             }
         )
 
-    output = Path(expand_path(config.output))
-    output.mkdir(parents=True, exist_ok=True)
-    if pairs:
-        datasets.Dataset.from_list(pairs).save_to_disk(str(output / "pairs"))
     seconds = time.monotonic() - started
     report = {
         "adapter": str(adapter),
@@ -274,7 +270,21 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "seconds_per_hole": round(seconds / max(1, holes), 2),
     }
-    (output / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return save_pairs(config.output, pairs, report, f"{holes} holes (no sample was judged bad)")
+
+
+def save_pairs(
+    output: str, pairs: list[dict[str, Any]], report: dict[str, Any], made_from: str
+) -> dict[str, Any]:
+    """`<output>/pairs` (the dataset DPO reads) and `pairs_report.json`; with no pair, the
+    report is still written and the run fails, saying what the pairs were to be made from."""
+    import datasets
+
+    directory = Path(expand_path(output))
+    directory.mkdir(parents=True, exist_ok=True)
+    if pairs:
+        datasets.Dataset.from_list(pairs).save_to_disk(str(directory / "pairs"))
+    (directory / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if not pairs:
-        raise ConfigError(f"pairs: no pair could be made from {holes} holes (no sample was judged bad)")
+        raise ConfigError(f"pairs: no pair could be made from {made_from}")
     return report

@@ -28,15 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from itertools import zip_longest
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 
 from training.config import ConfigError, expand_path
 from training.judge import Verdict, as_served, judge
-
-if TYPE_CHECKING:
-    from training.pairs import PairsConfig
+from training.pairs import PairsConfig, save_pairs
 
 LANGUAGE = "python"
 SOURCE_PREFIX = "python-stdlib/"
@@ -168,8 +166,6 @@ def pairs_of_hole(row: dict[str, Any], verdicts: list[Verdict]) -> list[dict[str
 
 
 def make_tested_pairs(config: PairsConfig) -> dict[str, Any]:
-    import datasets
-
     from lsp_server.models import resolve_model
     from training.adapter import is_prefix_last, read_metadata
     from training.base import load_tokenizer, resolve_base
@@ -221,10 +217,6 @@ def make_tested_pairs(config: PairsConfig) -> dict[str, Any]:
         pairs.extend(made)
 
     judges.shutdown()
-    output = Path(expand_path(config.output))
-    output.mkdir(parents=True, exist_ok=True)
-    if pairs:
-        datasets.Dataset.from_list(pairs).save_to_disk(str(output / "pairs"))
     seconds = time.monotonic() - started
     report = {
         "adapter": str(adapter),
@@ -240,7 +232,4 @@ def make_tested_pairs(config: PairsConfig) -> dict[str, Any]:
         "seconds": round(seconds, 1),
         "seconds_per_hole": round(seconds / max(1, holes), 2),
     }
-    (output / "pairs_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if not pairs:
-        raise ConfigError(f"pairs: no pair could be made from {holes} tested holes (no sample failed)")
-    return report
+    return save_pairs(config.output, pairs, report, f"{holes} tested holes (no sample failed)")
