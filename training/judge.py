@@ -109,7 +109,7 @@ def runs_past(sample: str, middle: str, prefix: str, suffix: str, language: str)
 
 def as_served(sample: str, prefix: str, suffix: str, language: str) -> str:
     """The sample cut where the server's stop rules would end it (the end of the line or of the
-    block): what a user would have been shown, for a model that does not stop by itself."""
+    block): what a user would have been shown."""
     cut = stop_cut(_context(prefix, suffix, language), sample + "\n")
     return (sample if cut is None else sample[:cut]).rstrip()
 

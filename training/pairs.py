@@ -150,20 +150,36 @@ def _sample(
     return samples
 
 
+def chosen_middle(row: dict[str, Any], verdicts: list[Verdict]) -> tuple[str, str]:
+    """(text, source) of a hole's chosen side: the first good sample (`sample` when it matches
+    the truth, `tests` when the tests passed it), else the true middle (`truth`)."""
+    good = next((v for v in verdicts if v.good), None)
+    if good is None:
+        return row["middle"], "truth"
+    return good.text, "tests" if good.tests_pass and not good.matches else "sample"
+
+
+def sampling_prompt(
+    tokenizer: Any, vocab: Any, row: dict[str, Any], config: PairsConfig
+) -> tuple[list[int], int] | None:
+    """The hole's prompt as SFT tokenizes it and how many tokens a sample may take (twice the
+    truth's and some), or None when the hole does not fit `max_length`."""
+    from training.tokens import encode_example
+
+    encoded = encode_example(tokenizer, vocab, row, config.max_length)
+    if encoded is None:
+        return None
+    prompt, truth = encoded
+    return prompt, min(config.max_new_tokens, 2 * len(truth) + 16)
+
+
 def choose_pair(row: dict[str, Any], verdicts: list[Verdict]) -> tuple[str, str, str, list[str]] | None:
     """(chosen, chosen source, rejected, rejected reasons), or None when no sample is bad."""
     rejected = next((v for v in verdicts if v.bad), None)
     if rejected is None:
         return None
-    good = next((v for v in verdicts if v.good), None)
-    if good is not None:
-        return (
-            good.text,
-            "tests" if good.tests_pass and not good.matches else "sample",
-            rejected.text,
-            rejected.reasons,
-        )
-    return row["middle"], "truth", rejected.text, rejected.reasons
+    chosen, source = chosen_middle(row, verdicts)
+    return chosen, source, rejected.text, rejected.reasons
 
 
 def make_pairs(config: PairsConfig) -> dict[str, Any]:
@@ -174,7 +190,7 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     from training.adapter import check_same_base, is_prefix_last, read_metadata
     from training.base import base_info, load_model, load_tokenizer, resolve_base
     from training.sft import dataset_dir
-    from training.tokens import encode_example, encode_text, fim_vocab
+    from training.tokens import encode_text, fim_vocab
 
     if config.tested_holes:
         from training.tested_pairs import make_tested_pairs
@@ -220,12 +236,11 @@ def make_pairs(config: PairsConfig) -> dict[str, Any]:
     holes = 0
     for index in tqdm(candidates[: config.holes], desc="sampling holes"):
         row = rows[index]
-        encoded = encode_example(tokenizer, vocab, row, config.max_length)
-        if encoded is None:
+        sampling = sampling_prompt(tokenizer, vocab, row, config)
+        if sampling is None:
             continue
-        prompt, truth = encoded
+        prompt, max_new = sampling
         holes += 1
-        max_new = min(config.max_new_tokens, 2 * len(truth) + 16)
         verdicts = []
         for ids in _sample(model, prompt, stop_ids, config, max_new):
             text = tokenizer.decode(ids, skip_special_tokens=False)

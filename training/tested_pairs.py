@@ -5,8 +5,9 @@ exec --split dev`): line and block holes in standard-library functions that
 CPython's own tests run and notice. Never the test split, which stays held out
 for measuring. The model the server serves (a GGUF, through llama.cpp as the
 server runs it: seconds a hole where transformers on 2 cores takes tens)
-samples a few middles for the prompt SFT trains on; each is cut where the
-server's stop rules would cut it (the model seldom stops by itself: the server
+samples a few middles for the prompt SFT trains on, with the LoRA file the
+model file names applied as the server applies it; each is cut where the
+server's stop rules would cut it (what a user would have been shown; the server
 decides where a line or a block ends), judged by the server's rules
 (`training.judge`) and then, unless it is the true middle or already bad, by
 running the module's tests with it in place
@@ -34,16 +35,17 @@ from tqdm import tqdm
 
 from training.config import ConfigError, expand_path
 from training.judge import Verdict, as_served, judge
-from training.pairs import PairsConfig, save_pairs
+from training.pairs import PairsConfig, chosen_middle, sampling_prompt, save_pairs
 
 LANGUAGE = "python"
 SOURCE_PREFIX = "python-stdlib/"
 """Dataset paths of the standard library's files (`training.data` names sources this way)."""
 
 
-def load_tested_holes(path: Path, count: int, seed: int) -> list[dict[str, Any]]:
+def load_tested_holes(path: Path, count: int, seed: int, order: str = "spm") -> list[dict[str, Any]]:
     """Up to `count` holes of the selection at `path`, kinds taking turns in a seeded order,
-    as training rows (prefix, middle, suffix and what the tests need)."""
+    as training rows (prefix, middle, suffix and what the tests need) laid out in `order`, the
+    adapter's serving order."""
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -72,7 +74,7 @@ def load_tested_holes(path: Path, count: int, seed: int) -> list[dict[str, Any]]
                 "language": LANGUAGE,
                 "kind": "fim",
                 "hole": record["kind"],
-                "order": "spm",
+                "order": order,
                 "prefix": original[:start],
                 "middle": record["expected"],
                 "suffix": original[end:],
@@ -94,10 +96,19 @@ class LlamaSampler:
     def __init__(self, model_path: Path, tokenizer: Any, context: int, threads: int, seed: int) -> None:
         from llama_cpp import Llama
 
+        from lsp_server.llama_model import LlamaModel
         from training.tokens import encode_text
 
+        # The server applies the LoRA file a model file names on top of its quantized weights
+        # (`LlamaModel.declared_lora`): without it this would sample another model.
+        declared = LlamaModel(model_path, n_ctx=64, n_threads=1, n_batch=8, vocab_only=True)
+        try:
+            self.lora = declared.declared_lora()
+        finally:
+            declared.close()
         self.model = Llama(
             model_path=str(model_path),
+            lora_path=str(self.lora) if self.lora else None,
             n_ctx=context,
             n_threads=threads or None,
             seed=seed,
@@ -146,8 +157,7 @@ def judge_with_tests(row: dict[str, Any], text: str, timeout: float) -> Verdict:
 
 def pairs_of_hole(row: dict[str, Any], verdicts: list[Verdict]) -> list[dict[str, Any]]:
     """One pair per distinct failing sample, all against the hole's chosen middle."""
-    good = next((v for v in verdicts if v.good), None)
-    chosen, source = (good.text, "sample" if good.matches else "tests") if good else (row["middle"], "truth")
+    chosen, source = chosen_middle(row, verdicts)
     pairs, seen = [], {" ".join(chosen.split())}
     for verdict in verdicts:
         key = " ".join(verdict.text.split())
@@ -169,16 +179,17 @@ def make_tested_pairs(config: PairsConfig) -> dict[str, Any]:
     from lsp_server.models import resolve_model
     from training.adapter import is_prefix_last, read_metadata
     from training.base import load_tokenizer, resolve_base
-    from training.tokens import encode_example, fim_vocab
+    from training.tokens import fim_vocab
 
     started = time.monotonic()
     adapter = Path(expand_path(config.adapter))
     metadata = read_metadata(adapter)
     tokenizer = load_tokenizer(resolve_base(config.base or metadata["base"]["path"]))
-    vocab = fim_vocab(tokenizer, metadata.get("fim_format", "psm"), prefix_last=is_prefix_last(metadata))
+    fim_format = metadata.get("fim_format", "psm")
+    vocab = fim_vocab(tokenizer, fim_format, prefix_last=is_prefix_last(metadata))
     stop_ids = {vocab.stop_id, *(i for i in (vocab.eos_id,) if i is not None)}
     model_path = resolve_model(expand_path(config.model_path) if config.model_path else "").path
-    rows = load_tested_holes(Path(expand_path(config.tested_holes)), config.holes, config.seed)
+    rows = load_tested_holes(Path(expand_path(config.tested_holes)), config.holes, config.seed, fim_format)
     sampler = LlamaSampler(
         model_path, tokenizer, config.max_length + config.max_new_tokens, config.threads, config.seed
     )
@@ -189,12 +200,11 @@ def make_tested_pairs(config: PairsConfig) -> dict[str, Any]:
     holes = passing_holes = 0
     judges = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
     for row in tqdm(rows, desc="sampling tested holes", unit="hole"):
-        encoded = encode_example(tokenizer, vocab, row, config.max_length)
-        if encoded is None:
+        sampling = sampling_prompt(tokenizer, vocab, row, config)
+        if sampling is None:
             continue
-        prompt, truth = encoded
+        prompt, max_new = sampling
         holes += 1
-        max_new = min(config.max_new_tokens, 2 * len(truth) + 16)
         # Each sample as the server would show it (cut by its stop rules); the same text twice
         # runs the tests once, and a hole's texts are tested side by side (one core each).
         samples = sampler.sample(
